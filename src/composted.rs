@@ -1,0 +1,146 @@
+//! Whether a profile's organization has ended ("was composted"), and by which rule.
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use yaml_serde::Value;
+
+/// What a note says that bears on composting, kept so the judgement can be made again on
+/// another day without re-reading the note.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signals {
+    /// The `end` property, trimmed (`2023`, `2023-05-01`, `present`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// The `status` property, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Whether `tags` holds `composted` (or `#composted`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tagged: bool,
+    /// Whether the body says the organization was composted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub body: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+const WORD: &str = "composted";
+
+impl Signals {
+    /// Whether the note says nothing about composting.
+    pub fn is_empty(&self) -> bool {
+        *self == Signals::default()
+    }
+
+    /// Reads `end`, `status` and `tags` from parsed frontmatter.
+    pub fn from_properties(value: &Value) -> Signals {
+        let text = |key: &str| match value.get(key) {
+            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty());
+        let is_tag = |s: &str| s.trim().trim_start_matches('#').eq_ignore_ascii_case(WORD);
+        let tagged = match value.get("tags") {
+            Some(Value::Sequence(items)) => items.iter().any(|t| t.as_str().is_some_and(is_tag)),
+            Some(Value::String(s)) => s.split([',', ' ']).any(is_tag),
+            _ => false,
+        };
+        let status = text("status").or_else(|| {
+            // `composted: true` says the same thing as `status: composted`.
+            matches!(value.get(WORD), Some(Value::Bool(true))).then(|| WORD.to_string())
+        });
+        Signals {
+            end: text("end"),
+            status,
+            tagged,
+            body: false,
+        }
+    }
+
+    /// Whether the body states it: "was composted", "has been composted", "is composted".
+    /// "compost power-over culture" (a profile's mission) does not count.
+    pub fn body_says_composted(body: &str) -> bool {
+        let lower = body.to_lowercase();
+        ["was ", "is ", "been ", "were ", "got "]
+            .iter()
+            .any(|verb| lower.contains(&format!("{verb}{WORD}")))
+    }
+
+    /// The rule by which the organization counts as ended on `today`, if any.
+    pub fn judge(&self, today: Date) -> Option<String> {
+        if let Some(end) = &self.end
+            && let Some(date) = end_date(end)
+            && date <= today
+        {
+            return Some(format!("end: {end} is in the past"));
+        }
+        if let Some(status) = &self.status
+            && status.eq_ignore_ascii_case(WORD)
+        {
+            return Some(format!("status: {status}"));
+        }
+        if self.tagged {
+            return Some("tagged composted".to_string());
+        }
+        if self.body {
+            return Some("the note says it was composted".to_string());
+        }
+        None
+    }
+}
+
+/// The first day of an `end` value: a year (`2023`) or a date (`2023-05-01`). A year counts
+/// once it has begun: an organization that ended "in 2026" has ended by late 2026.
+fn end_date(end: &str) -> Option<Date> {
+    let end = end.trim();
+    if end.len() == 4 && end.bytes().all(|b| b.is_ascii_digit()) {
+        return Date::new(end.parse().ok()?, 1, 1).ok();
+    }
+    end.get(..10)?.parse::<Date>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn signals(yaml: &str) -> Signals {
+        Signals::from_properties(&yaml_serde::from_str(yaml).unwrap())
+    }
+
+    const TODAY: Date = date(2026, 11, 27);
+
+    #[test]
+    fn an_end_year_in_the_past_means_composted() {
+        let reason = signals("end: \"2023\"").judge(TODAY).unwrap();
+        assert_eq!(reason, "end: 2023 is in the past");
+        assert!(signals("end: 2023").judge(TODAY).is_some());
+        assert!(signals("end: 2024-03-01").judge(TODAY).is_some());
+    }
+
+    #[test]
+    fn present_empty_null_and_future_ends_are_not_composted() {
+        for yaml in ["end: present", "end: \"present \"", "end: \"\"", "end:", "end: 2031", "end: 2027-01-01", "x: 1"] {
+            assert_eq!(signals(yaml).judge(TODAY), None, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn status_tags_and_flag_say_composted() {
+        assert_eq!(signals("status: Composted").judge(TODAY).unwrap(), "status: Composted");
+        assert_eq!(signals("tags: [org, composted]").judge(TODAY).unwrap(), "tagged composted");
+        assert_eq!(signals("tags: \"#composted\"").judge(TODAY).unwrap(), "tagged composted");
+        assert_eq!(signals("composted: true").judge(TODAY).unwrap(), "status: composted");
+    }
+
+    #[test]
+    fn the_body_can_say_it() {
+        assert!(Signals::body_says_composted("Ouishare was composted in 2023. "));
+        assert!(Signals::body_says_composted("It has been Composted."));
+        assert!(!Signals::body_says_composted("supporting people to compost power-over culture"));
+    }
+}

@@ -1,0 +1,15 @@
+//! vaultkeep keeps an Obsidian vault alive: it records every version of every note and asset in
+//! a content-addressed archive, and preserves the websites the notes reference.
+//!
+//! The binary (`src/main.rs`) is a thin layer over this library. Modules follow the data flow
+//! of `shared/docs/design.md`: [`vault`] walks the files, [`note`] and [`links`] read them,
+//! [`store`] keeps objects and records, [`scan`] ties them together.
+
+#![forbid(unsafe_code)]
+
+pub mod composted;
+pub mod digest;
+pub mod links;
+pub mod note;
+pub mod fsutil;
+pub mod store;

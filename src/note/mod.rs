@@ -1,0 +1,76 @@
+//! Reading one note: its frontmatter, its links and the signs that its organization has ended.
+//! Pure functions over the note's text.
+
+mod frontmatter;
+
+use serde::{Deserialize, Serialize};
+
+pub use frontmatter::{Frontmatter, YamlError, locate, parse as parse_yaml};
+
+use crate::composted::Signals;
+use crate::links::{LineIndex, Link, body_links, property_links};
+
+/// What vaultkeep knows about a note after reading it once. Derived only from the note's bytes,
+/// so it can be cached by content address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteFacts {
+    /// Every link, in frontmatter first, then body order.
+    pub links: Vec<Link>,
+    /// Invalid frontmatter, if any (the body's links are still read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yaml_error: Option<YamlError>,
+    /// What the note says about the organization having ended.
+    #[serde(default, skip_serializing_if = "Signals::is_empty")]
+    pub signals: Signals,
+}
+
+/// Reads a note's text.
+pub fn read_note(text: &str) -> NoteFacts {
+    let lines = LineIndex::new(text);
+    let mut facts = NoteFacts::default();
+    let body_start = match locate(text) {
+        Some(fm) => {
+            match parse_yaml(text, &fm) {
+                Ok(value) => {
+                    facts.links = property_links(text, &fm, &value, &lines);
+                    facts.signals = Signals::from_properties(&value);
+                }
+                Err(e) => facts.yaml_error = Some(e),
+            }
+            fm.block.end
+        }
+        None => 0,
+    };
+    facts.links.extend(body_links(text, body_start, &lines));
+    facts.signals.body = Signals::body_says_composted(&text[body_start..]);
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::links::LinkKind;
+
+    #[test]
+    fn invalid_frontmatter_still_yields_body_links() {
+        let text = "---\ncreated: {{date}}\n---\n[[Other]] https://x.org\n";
+        let facts = read_note(text);
+        assert_eq!(facts.yaml_error.as_ref().unwrap().line, 2);
+        let kinds: Vec<_> = facts.links.iter().map(|l| l.kind).collect();
+        assert_eq!(kinds, vec![LinkKind::Wikilink, LinkKind::BareUrl]);
+    }
+
+    #[test]
+    fn frontmatter_links_come_before_body_links() {
+        let text = "---\nurl: https://a.org\n---\nhttps://b.org\n";
+        let targets: Vec<_> = read_note(text).links.into_iter().map(|l| l.target).collect();
+        assert_eq!(targets, vec!["https://a.org", "https://b.org"]);
+    }
+
+    #[test]
+    fn a_note_without_frontmatter_is_all_body() {
+        let facts = read_note("[[a]]\n");
+        assert_eq!(facts.links.len(), 1);
+        assert_eq!(facts.yaml_error, None);
+    }
+}

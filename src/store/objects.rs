@@ -1,0 +1,204 @@
+//! Content-addressed objects: `objects/<first two hex>/<64 hex>`, written once, read-only.
+//!
+//! A new object goes to a temp file in its fan-out folder and is renamed into place, so a
+//! reader never sees half an object. Durability comes in batches ([`Objects::sync`]): one
+//! `syncfs` for many objects instead of an fsync each (design.md, "The archive").
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Digest, HASH_BUFFER};
+
+/// Prefix of temp files, in the object folders and beside records.
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
+
+/// The object folder of an archive.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    dir: PathBuf,
+}
+
+impl Objects {
+    pub(crate) fn new(dir: PathBuf) -> Objects {
+        Objects { dir }
+    }
+
+    /// Creates the 256 fan-out folders once, so a put never has to.
+    pub(crate) fn create_layout(&self) -> io::Result<()> {
+        for i in 0..=255u8 {
+            fs::create_dir_all(self.dir.join(format!("{i:02x}")))?;
+        }
+        Ok(())
+    }
+
+    /// Where the object with this digest lives.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the archive holds this object.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).exists()
+    }
+
+    /// Stores bytes whose digest the caller computed. Returns whether they were new.
+    pub fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<bool> {
+        let target = self.path(digest);
+        if target.exists() {
+            return Ok(false);
+        }
+        let mut tmp = self.temp_in(&target)?;
+        tmp.write_all(bytes)?;
+        finish(tmp, &target)?;
+        Ok(true)
+    }
+
+    /// Stores everything `reader` yields, hashing it on the way: the object's name is the
+    /// digest of exactly the bytes written, even if the source changes meanwhile.
+    /// Returns the digest, the size and whether the object was new.
+    pub fn put_reader(&self, mut reader: impl Read) -> io::Result<(Digest, u64, bool)> {
+        let staging = self.dir.join("00");
+        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&staging)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; HASH_BUFFER];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        let digest = Digest::from_hasher(hasher);
+        let target = self.path(&digest);
+        if target.exists() {
+            return Ok((digest, size, false));
+        }
+        finish(tmp, &target)?;
+        Ok((digest, size, true))
+    }
+
+    /// Opens an object for reading.
+    pub fn open(&self, digest: &Digest) -> io::Result<File> {
+        File::open(self.path(digest))
+    }
+
+    /// Makes every object written so far durable (one `syncfs` of the archive's file system).
+    pub fn sync(&self) -> io::Result<()> {
+        let dir = File::open(&self.dir)?;
+        rustix::fs::syncfs(&dir).map_err(io::Error::from)
+    }
+
+    /// Every file under the object folders: objects, temp files and strays, for verify and gc.
+    pub fn entries(&self) -> io::Result<Vec<ObjectEntry>> {
+        let mut out = Vec::new();
+        for fan in fs::read_dir(&self.dir)? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                out.push(ObjectEntry::Stray(fan.path()));
+                continue;
+            }
+            for entry in fs::read_dir(fan.path())? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                out.push(if name.starts_with(TEMP_PREFIX) {
+                    ObjectEntry::Temp(path)
+                } else {
+                    match name.parse::<Digest>() {
+                        Ok(d) if d.to_hex()[..2] == *fan.file_name().to_string_lossy() => ObjectEntry::Object(d, path),
+                        _ => ObjectEntry::Stray(path),
+                    }
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn temp_in(&self, target: &Path) -> io::Result<tempfile::NamedTempFile> {
+        let dir = target.parent().unwrap_or(&self.dir);
+        tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)
+    }
+}
+
+/// One file found under `objects/`.
+#[derive(Debug, Clone)]
+pub enum ObjectEntry {
+    /// A properly named object.
+    Object(Digest, PathBuf),
+    /// A temp file left by an interrupted write.
+    Temp(PathBuf),
+    /// Anything else.
+    Stray(PathBuf),
+}
+
+/// Marks the object read-only and renames it into place.
+fn finish(tmp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
+    let mut perms = tmp.as_file().metadata()?.permissions();
+    perms.set_readonly(true);
+    tmp.as_file().set_permissions(perms)?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects() -> (tempfile::TempDir, Objects) {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::new(dir.path().join("objects"));
+        objects.create_layout().unwrap();
+        (dir, objects)
+    }
+
+    #[test]
+    fn an_object_is_named_by_its_digest_and_stored_once() {
+        let (_dir, o) = objects();
+        let d = Digest::of(b"hello");
+        assert!(o.put(&d, b"hello").unwrap());
+        assert!(!o.put(&d, b"hello").unwrap());
+        assert_eq!(fs::read(o.path(&d)).unwrap(), b"hello");
+        assert!(o.path(&d).ends_with(format!("{}/{}", &d.to_hex()[..2], d.to_hex())));
+    }
+
+    #[test]
+    fn streamed_objects_hash_what_they_write() {
+        let (_dir, o) = objects();
+        let data = vec![42u8; 300_000];
+        let (d, size, new) = o.put_reader(&data[..]).unwrap();
+        assert_eq!((d, size, new), (Digest::of(&data), 300_000, true));
+        assert!(!o.put_reader(&data[..]).unwrap().2);
+        let temps = o.entries().unwrap().into_iter().filter(|e| matches!(e, ObjectEntry::Temp(_))).count();
+        assert_eq!(temps, 0);
+    }
+
+    #[test]
+    fn entries_tell_objects_from_temp_files() {
+        let (dir, o) = objects();
+        let d = Digest::of(b"x");
+        o.put(&d, b"x").unwrap();
+        fs::write(dir.path().join("objects/ab/.tmp-123"), b"partial").unwrap();
+        fs::write(dir.path().join("objects/ab/junk"), b"?").unwrap();
+        let mut kinds: Vec<&str> = o
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                ObjectEntry::Object(..) => "object",
+                ObjectEntry::Temp(_) => "temp",
+                ObjectEntry::Stray(_) => "stray",
+            })
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, vec!["object", "stray", "temp"]);
+    }
+}
