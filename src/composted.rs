@@ -20,6 +20,9 @@ pub struct Signals {
     /// Whether the body says the organization was composted.
     #[serde(default, skip_serializing_if = "is_false")]
     pub body: bool,
+    /// Whether the frontmatter names a website (`url`): the mark of a profile.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub has_url: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -36,13 +39,15 @@ impl Signals {
 
     /// Reads `end`, `status` and `tags` from parsed frontmatter.
     pub fn from_properties(value: &Value) -> Signals {
-        let text = |key: &str| match value.get(key) {
-            Some(Value::String(s)) => Some(s.trim().to_string()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::Bool(b)) => Some(b.to_string()),
-            _ => None,
-        }
-        .filter(|s| !s.is_empty());
+        let text = |key: &str| {
+            match value.get(key) {
+                Some(Value::String(s)) => Some(s.trim().to_string()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::Bool(b)) => Some(b.to_string()),
+                _ => None,
+            }
+            .filter(|s| !s.is_empty())
+        };
         let is_tag = |s: &str| s.trim().trim_start_matches('#').eq_ignore_ascii_case(WORD);
         let tagged = match value.get("tags") {
             Some(Value::Sequence(items)) => items.iter().any(|t| t.as_str().is_some_and(is_tag)),
@@ -58,6 +63,11 @@ impl Signals {
             status,
             tagged,
             body: false,
+            has_url: match value.get("url") {
+                Some(Value::String(s)) => !s.trim().is_empty(),
+                Some(Value::Mapping(_)) => true,
+                _ => false,
+            },
         }
     }
 
@@ -70,9 +80,19 @@ impl Signals {
             .any(|verb| lower.contains(&format!("{verb}{WORD}")))
     }
 
-    /// The rule by which the organization counts as ended on `today`, if any.
-    pub fn judge(&self, today: Date) -> Option<String> {
-        if let Some(end) = &self.end
+    /// The rule by which the organization of the note at `path` counts as ended on `today`.
+    /// A past `end` counts only on a profile (a note with a `url`, or in a `profiles`
+    /// folder): a trip note's `end` is just the day it ended. Saying "composted" counts on
+    /// any note.
+    pub fn judge(&self, path: &str, today: Date) -> Option<String> {
+        let profile = self.has_url
+            || path
+                .split('/')
+                .rev()
+                .skip(1)
+                .any(|dir| dir.eq_ignore_ascii_case("profiles"));
+        if profile
+            && let Some(end) = &self.end
             && let Some(date) = end_date(end)
             && date <= today
         {
@@ -112,35 +132,80 @@ mod tests {
         Signals::from_properties(&yaml_serde::from_str(yaml).unwrap())
     }
 
+    /// A note in a `profiles` folder.
+    const PROFILE: &str = "ecosystem/profiles/X.md";
+
     const TODAY: Date = date(2026, 11, 27);
 
     #[test]
     fn an_end_year_in_the_past_means_composted() {
-        let reason = signals("end: \"2023\"").judge(TODAY).unwrap();
+        let reason = signals("end: \"2023\"").judge(PROFILE, TODAY).unwrap();
         assert_eq!(reason, "end: 2023 is in the past");
-        assert!(signals("end: 2023").judge(TODAY).is_some());
-        assert!(signals("end: 2024-03-01").judge(TODAY).is_some());
+        assert!(signals("end: 2023").judge(PROFILE, TODAY).is_some());
+        assert!(signals("end: 2024-03-01").judge(PROFILE, TODAY).is_some());
     }
 
     #[test]
     fn present_empty_null_and_future_ends_are_not_composted() {
-        for yaml in ["end: present", "end: \"present \"", "end: \"\"", "end:", "end: 2031", "end: 2027-01-01", "x: 1"] {
-            assert_eq!(signals(yaml).judge(TODAY), None, "{yaml}");
+        for yaml in [
+            "end: present",
+            "end: \"present \"",
+            "end: \"\"",
+            "end:",
+            "end: 2031",
+            "end: 2027-01-01",
+            "x: 1",
+        ] {
+            assert_eq!(signals(yaml).judge(PROFILE, TODAY), None, "{yaml}");
         }
     }
 
     #[test]
     fn status_tags_and_flag_say_composted() {
-        assert_eq!(signals("status: Composted").judge(TODAY).unwrap(), "status: Composted");
-        assert_eq!(signals("tags: [org, composted]").judge(TODAY).unwrap(), "tagged composted");
-        assert_eq!(signals("tags: \"#composted\"").judge(TODAY).unwrap(), "tagged composted");
-        assert_eq!(signals("composted: true").judge(TODAY).unwrap(), "status: composted");
+        assert_eq!(
+            signals("status: Composted").judge(PROFILE, TODAY).unwrap(),
+            "status: Composted"
+        );
+        assert_eq!(
+            signals("tags: [org, composted]")
+                .judge(PROFILE, TODAY)
+                .unwrap(),
+            "tagged composted"
+        );
+        assert_eq!(
+            signals("tags: \"#composted\"")
+                .judge(PROFILE, TODAY)
+                .unwrap(),
+            "tagged composted"
+        );
+        assert_eq!(
+            signals("composted: true").judge(PROFILE, TODAY).unwrap(),
+            "status: composted"
+        );
+    }
+
+    #[test]
+    fn a_past_end_counts_only_on_a_profile() {
+        let trip = signals("start: 2023-09-12\nend: 2023-09-30");
+        assert_eq!(trip.judge("Notes/2023 Japan Trip.md", TODAY), None);
+        assert!(trip.judge("atlas/profiles/Trip.md", TODAY).is_some());
+        let with_url = signals("url: https://x.org\nend: 2020");
+        assert!(with_url.judge("anywhere/X.md", TODAY).is_some());
+        assert!(
+            signals("status: composted")
+                .judge("Notes/x.md", TODAY)
+                .is_some()
+        );
     }
 
     #[test]
     fn the_body_can_say_it() {
-        assert!(Signals::body_says_composted("Ouishare was composted in 2023. "));
+        assert!(Signals::body_says_composted(
+            "Ouishare was composted in 2023. "
+        ));
         assert!(Signals::body_says_composted("It has been Composted."));
-        assert!(!Signals::body_says_composted("supporting people to compost power-over culture"));
+        assert!(!Signals::body_says_composted(
+            "supporting people to compost power-over culture"
+        ));
     }
 }

@@ -7,9 +7,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod composted;
+pub mod config;
 pub mod digest;
+pub mod fsutil;
+pub mod history;
 pub mod links;
 pub mod note;
-pub mod fsutil;
+pub mod report;
+pub mod scan;
 pub mod store;
+pub mod upkeep;
+pub mod vault;

@@ -6,7 +6,7 @@ use std::ops::Range;
 use linkify::{LinkFinder, LinkKind as UrlKind};
 use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
 
-use super::{Link, LineIndex, LinkKind, is_web_url, parse_wikilink};
+use super::{LineIndex, Link, LinkKind, is_web_url, parse_wikilink};
 
 /// Every link of the body, which starts at `body_start` in `text` (after the frontmatter).
 /// Ranges and lines refer to the whole `text`.
@@ -26,7 +26,11 @@ pub fn body_links(text: &str, body_start: usize, lines: &LineIndex) -> Vec<Link>
 
     for (event, range) in Parser::new_ext(body, options).into_offset_iter() {
         match event {
-            Event::Start(Tag::Link { link_type, dest_url, .. }) => {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                ..
+            }) => {
                 inside_link += 1;
                 let raw = &body[range.clone()];
                 let link = match link_type {
@@ -37,7 +41,11 @@ pub fn body_links(text: &str, body_start: usize, lines: &LineIndex) -> Vec<Link>
                 };
                 links.extend(link.map(|l| place(l, range, body_start, lines)));
             }
-            Event::Start(Tag::Image { link_type, dest_url, .. }) => {
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                ..
+            }) => {
                 inside_link += 1;
                 let raw = &body[range.clone()];
                 let link = match link_type {
@@ -74,7 +82,12 @@ pub fn body_links(text: &str, body_start: usize, lines: &LineIndex) -> Vec<Link>
                 continue;
             }
             let range = text_range.start + found.start()..text_range.start + found.end();
-            links.push(place(plain(LinkKind::BareUrl, found.as_str(), found.as_str()), range, body_start, lines));
+            links.push(place(
+                plain(LinkKind::BareUrl, found.as_str(), found.as_str()),
+                range,
+                body_start,
+                lines,
+            ));
         }
     }
 
@@ -111,7 +124,11 @@ fn comment_ranges(body: &str, code: &[Range<usize>]) -> Vec<Range<usize>> {
 fn wiki(raw: &str) -> Option<Link> {
     let parts = parse_wikilink(raw)?;
     Some(Link {
-        kind: if parts.embed { LinkKind::Embed } else { LinkKind::Wikilink },
+        kind: if parts.embed {
+            LinkKind::Embed
+        } else {
+            LinkKind::Wikilink
+        },
         raw: raw.to_string(),
         target: parts.target,
         subpath: parts.subpath,
@@ -165,14 +182,20 @@ mod tests {
     }
 
     fn kinds_and_targets(text: &str) -> Vec<(LinkKind, String)> {
-        links(text).into_iter().map(|l| (l.kind, l.target)).collect()
+        links(text)
+            .into_iter()
+            .map(|l| (l.kind, l.target))
+            .collect()
     }
 
     #[test]
     fn every_kind_of_body_link_is_found_with_its_place() {
         let text = "# T\n[[Note]] ![[pic.png|300]]\n[md](other.md) ![alt](img/a.png)\n<https://auto.link/x> and https://bare.org/a_b.\n";
         let found = links(text);
-        let got: Vec<_> = found.iter().map(|l| (l.kind, l.target.as_str(), l.line)).collect();
+        let got: Vec<_> = found
+            .iter()
+            .map(|l| (l.kind, l.target.as_str(), l.line))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -198,23 +221,35 @@ mod tests {
     #[test]
     fn links_in_obsidian_comments_are_not_links() {
         let text = "a %% [[hidden]] https://x.org %% [[shown]]\n%%\n[[block hidden]]\n%%\n";
-        assert_eq!(kinds_and_targets(text), vec![(LinkKind::Wikilink, "shown".into())]);
+        assert_eq!(
+            kinds_and_targets(text),
+            vec![(LinkKind::Wikilink, "shown".into())]
+        );
     }
 
     #[test]
     fn an_unclosed_comment_runs_to_the_end_of_the_note() {
-        assert_eq!(kinds_and_targets("[[a]] %% [[b]]\n[[c]]"), vec![(LinkKind::Wikilink, "a".into())]);
+        assert_eq!(
+            kinds_and_targets("[[a]] %% [[b]]\n[[c]]"),
+            vec![(LinkKind::Wikilink, "a".into())]
+        );
     }
 
     #[test]
     fn percent_signs_in_code_do_not_open_a_comment() {
-        assert_eq!(kinds_and_targets("`%%` [[a]] `%%`"), vec![(LinkKind::Wikilink, "a".into())]);
+        assert_eq!(
+            kinds_and_targets("`%%` [[a]] `%%`"),
+            vec![(LinkKind::Wikilink, "a".into())]
+        );
     }
 
     #[test]
     fn markdown_link_fragment_is_a_subpath_but_a_url_keeps_it() {
         let l = &links("[x](Note%20name.md#Part)")[0];
-        assert_eq!((l.target.as_str(), l.subpath.as_deref()), ("Note%20name.md", Some("Part")));
+        assert_eq!(
+            (l.target.as_str(), l.subpath.as_deref()),
+            ("Note%20name.md", Some("Part"))
+        );
         let l = &links("[x](https://x.org/a#frag)")[0];
         assert_eq!(l.target, "https://x.org/a#frag");
     }

@@ -190,14 +190,23 @@ mod tests {
     fn web_urls_are_external_in_any_syntax() {
         for kind in LinkKind::ALL {
             let l = link(kind, "HTTPS://Example.org/x");
-            assert_eq!(l.destination(), Destination::External("HTTPS://Example.org/x"));
+            assert_eq!(
+                l.destination(),
+                Destination::External("HTTPS://Example.org/x")
+            );
         }
     }
 
     #[test]
     fn other_schemes_are_neither_files_nor_pages() {
-        assert_eq!(link(LinkKind::Markdown, "mailto:a@b.c").destination(), Destination::Other);
-        assert_eq!(link(LinkKind::Markdown, "file:///tmp/x.html").destination(), Destination::Other);
+        assert_eq!(
+            link(LinkKind::Markdown, "mailto:a@b.c").destination(),
+            Destination::Other
+        );
+        assert_eq!(
+            link(LinkKind::Markdown, "file:///tmp/x.html").destination(),
+            Destination::Other
+        );
         assert_eq!(
             link(LinkKind::Markdown, "C:/notes/x.md").destination(),
             Destination::Internal("C:/notes/x.md")

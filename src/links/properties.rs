@@ -58,7 +58,11 @@ impl Walker<'_> {
                 let Some(close) = trimmed[open..].find("]]").map(|i| open + i + 2) else {
                     break;
                 };
-                let start = if open > 0 && trimmed.as_bytes()[open - 1] == b'!' { open - 1 } else { open };
+                let start = if open > 0 && trimmed.as_bytes()[open - 1] == b'!' {
+                    open - 1
+                } else {
+                    open
+                };
                 let raw = &trimmed[start..close];
                 if let Some(parts) = parse_wikilink(raw) {
                     self.push(Link {
@@ -75,7 +79,9 @@ impl Walker<'_> {
                 }
                 from = close;
             }
-        } else if (is_web_url(trimmed) || is_vault_path(trimmed)) && !trimmed.contains(char::is_whitespace) {
+        } else if (is_web_url(trimmed) || is_vault_path(trimmed))
+            && !trimmed.contains(char::is_whitespace)
+        {
             let range = self.locate(trimmed).map_or(0..0, |b| b..b + trimmed.len());
             self.push(Link {
                 kind: LinkKind::Frontmatter,
@@ -97,7 +103,11 @@ impl Walker<'_> {
         let found = self.text[self.cursor..yaml_end]
             .find(needle)
             .map(|i| self.cursor + i)
-            .or_else(|| self.text[self.fm.yaml.clone()].find(needle).map(|i| self.fm.yaml.start + i));
+            .or_else(|| {
+                self.text[self.fm.yaml.clone()]
+                    .find(needle)
+                    .map(|i| self.fm.yaml.start + i)
+            });
         if let Some(at) = found {
             self.cursor = self.cursor.max(at + needle.len());
         }
@@ -166,7 +176,10 @@ mod tests {
     #[test]
     fn values_in_lists_and_maps_are_found() {
         let text = "---\ncategories:\n  - \"[[People]]\"\n  - \"[[Authors]]\"\nlogo:\n  url: https://caia.global/l.jpg\n  cached_new: /img/l.jpg\n---\n";
-        let got: Vec<_> = links(text).into_iter().map(|l| (l.property.unwrap(), l.target)).collect();
+        let got: Vec<_> = links(text)
+            .into_iter()
+            .map(|l| (l.property.unwrap(), l.target))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -188,7 +201,8 @@ mod tests {
 
     #[test]
     fn plain_words_numbers_and_slashes_are_not_links() {
-        let text = "---\nend: present\nsize: 21-50\nx: 1074\nsplit: a/b\nroot: /\ndir: /assets/\n---\n";
+        let text =
+            "---\nend: present\nsize: 21-50\nx: 1074\nsplit: a/b\nroot: /\ndir: /assets/\n---\n";
         assert!(links(text).is_empty());
     }
 
@@ -196,6 +210,12 @@ mod tests {
     fn two_wikilinks_in_one_value() {
         let text = "---\nrelated: \"[[A]] and ![[B.png|200]]\"\n---\n";
         let got: Vec<_> = links(text).into_iter().map(|l| (l.raw, l.size)).collect();
-        assert_eq!(got, vec![("[[A]]".into(), None), ("![[B.png|200]]".into(), Some("200".into()))]);
+        assert_eq!(
+            got,
+            vec![
+                ("[[A]]".into(), None),
+                ("![[B.png|200]]".into(), Some("200".into()))
+            ]
+        );
     }
 }

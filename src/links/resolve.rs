@@ -22,7 +22,10 @@ pub enum Resolution {
     /// One file (vault-relative path).
     Found { path: String },
     /// Several files share the name; Obsidian picks the one nearest the vault root.
-    Ambiguous { path: String, candidates: Vec<String> },
+    Ambiguous {
+        path: String,
+        candidates: Vec<String>,
+    },
     /// A heading or block of the note itself.
     SameNote,
     /// No file of that name.
@@ -63,7 +66,9 @@ impl FileIndex {
         if target.is_empty() {
             return Resolution::SameNote;
         }
-        let decoded = percent_decode_str(target).decode_utf8().unwrap_or(Cow::Borrowed(target));
+        let decoded = percent_decode_str(target)
+            .decode_utf8()
+            .unwrap_or(Cow::Borrowed(target));
         let mut forms = vec![target];
         if decoded != target {
             forms.push(&decoded);
@@ -76,7 +81,11 @@ impl FileIndex {
                 found => return found,
             }
         }
-        if outside { Resolution::OutsideVault } else { Resolution::Missing }
+        if outside {
+            Resolution::OutsideVault
+        } else {
+            Resolution::Missing
+        }
     }
 
     fn resolve_form(&self, note: &str, target: &str) -> Resolution {
@@ -126,7 +135,10 @@ impl FileIndex {
         let lower = suffix.to_lowercase();
         let name = lower.rsplit('/').next().unwrap_or(&lower);
         let mut hits: Vec<&String> = Vec::new();
-        for (candidate_name, tail) in [(name.to_string(), lower.clone()), (format!("{name}.md"), format!("{lower}.md"))] {
+        for (candidate_name, tail) in [
+            (name.to_string(), lower.clone()),
+            (format!("{name}.md"), format!("{lower}.md")),
+        ] {
             let Some(paths) = self.by_name.get(&candidate_name) else {
                 continue;
             };
@@ -205,20 +217,38 @@ mod tests {
 
     #[test]
     fn relative_paths_climb_from_the_note_folder() {
-        assert_eq!(path(vault().resolve(NOTE, "../../../assets/report.pdf")), "assets/report.pdf");
+        assert_eq!(
+            path(vault().resolve(NOTE, "../../../assets/report.pdf")),
+            "assets/report.pdf"
+        );
     }
 
     #[test]
     fn vault_absolute_paths_with_or_without_slash() {
-        assert_eq!(path(vault().resolve(NOTE, "/assets/ouishare-logo.png")), "assets/ouishare-logo.png");
-        assert_eq!(path(vault().resolve(NOTE, "assets/ouishare-logo.png")), "assets/ouishare-logo.png");
+        assert_eq!(
+            path(vault().resolve(NOTE, "/assets/ouishare-logo.png")),
+            "assets/ouishare-logo.png"
+        );
+        assert_eq!(
+            path(vault().resolve(NOTE, "assets/ouishare-logo.png")),
+            "assets/ouishare-logo.png"
+        );
     }
 
     #[test]
     fn a_bare_name_without_extension_is_a_note_found_anywhere() {
-        assert_eq!(path(vault().resolve("x.md", "Kevin Kelly")), "People/Kevin Kelly.md");
-        assert_eq!(path(vault().resolve("x.md", "kevin kelly")), "People/Kevin Kelly.md");
-        assert_eq!(path(vault().resolve("x.md", "Impact Hub")), "ecosystem/cohere/profiles/Impact Hub.md");
+        assert_eq!(
+            path(vault().resolve("x.md", "Kevin Kelly")),
+            "People/Kevin Kelly.md"
+        );
+        assert_eq!(
+            path(vault().resolve("x.md", "kevin kelly")),
+            "People/Kevin Kelly.md"
+        );
+        assert_eq!(
+            path(vault().resolve("x.md", "Impact Hub")),
+            "ecosystem/cohere/profiles/Impact Hub.md"
+        );
     }
 
     #[test]
@@ -230,33 +260,60 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(path(vault().resolve("x.md", "Old/Idea")), "Archive/Old/Idea.md");
+        assert_eq!(
+            path(vault().resolve("x.md", "Old/Idea")),
+            "Archive/Old/Idea.md"
+        );
     }
 
     #[test]
     fn a_note_in_the_same_folder_wins_over_the_name_rule() {
-        assert_eq!(path(vault().resolve("Archive/Old/Other.md", "Idea")), "Archive/Old/Idea.md");
+        assert_eq!(
+            path(vault().resolve("Archive/Old/Other.md", "Idea")),
+            "Archive/Old/Idea.md"
+        );
     }
 
     #[test]
     fn spaces_percent_encoding_ampersands_and_hashes_in_names() {
         let v = vault();
-        assert_eq!(path(v.resolve(NOTE, "Impact%20Hub.md")), "ecosystem/cohere/profiles/Impact Hub.md");
-        assert_eq!(path(v.resolve("x.md", "Tom & Jerry")), "Notes/Tom & Jerry.md");
-        assert_eq!(path(v.resolve("x.md", "Notes/%23hash%20note.md")), "Notes/#hash note.md");
+        assert_eq!(
+            path(v.resolve(NOTE, "Impact%20Hub.md")),
+            "ecosystem/cohere/profiles/Impact Hub.md"
+        );
+        assert_eq!(
+            path(v.resolve("x.md", "Tom & Jerry")),
+            "Notes/Tom & Jerry.md"
+        );
+        assert_eq!(
+            path(v.resolve("x.md", "Notes/%23hash%20note.md")),
+            "Notes/#hash note.md"
+        );
         assert_eq!(path(v.resolve("x.md", "v1.2 plan")), "Notes/v1.2 plan.md");
     }
 
     #[test]
     fn a_target_outside_the_vault_is_reported_not_read() {
-        assert_eq!(vault().resolve(NOTE, "../../../../etc/passwd"), Resolution::OutsideVault);
-        assert_eq!(vault().resolve("x.md", "/../secret.md"), Resolution::OutsideVault);
-        assert_eq!(vault().resolve("x.md", "a/../../secret.md"), Resolution::OutsideVault);
+        assert_eq!(
+            vault().resolve(NOTE, "../../../../etc/passwd"),
+            Resolution::OutsideVault
+        );
+        assert_eq!(
+            vault().resolve("x.md", "/../secret.md"),
+            Resolution::OutsideVault
+        );
+        assert_eq!(
+            vault().resolve("x.md", "a/../../secret.md"),
+            Resolution::OutsideVault
+        );
     }
 
     #[test]
     fn missing_and_same_note() {
-        assert_eq!(vault().resolve(NOTE, "../../../assets/ouishare-homepage.png"), Resolution::Missing);
+        assert_eq!(
+            vault().resolve(NOTE, "../../../assets/ouishare-homepage.png"),
+            Resolution::Missing
+        );
         assert_eq!(vault().resolve(NOTE, ""), Resolution::SameNote);
     }
 

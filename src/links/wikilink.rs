@@ -26,7 +26,10 @@ pub fn parse_wikilink(raw: &str) -> Option<WikiParts> {
     let (link, display) = match inner.find('|') {
         Some(i) => {
             let before = &inner[..i];
-            (before.strip_suffix('\\').unwrap_or(before), Some(&inner[i + 1..]))
+            (
+                before.strip_suffix('\\').unwrap_or(before),
+                Some(&inner[i + 1..]),
+            )
         }
         None => (inner, None),
     };
@@ -52,7 +55,8 @@ pub fn parse_wikilink(raw: &str) -> Option<WikiParts> {
 /// `300` or `300x200`.
 fn is_size(s: &str) -> bool {
     let mut parts = s.splitn(2, 'x');
-    let digits = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let w = parts.next();
     let h = parts.next();
     digits(w) && (h.is_none() || digits(h))
@@ -76,7 +80,10 @@ mod tests {
     #[test]
     fn heading_and_block_are_subpaths() {
         let p = parts("[[Note#Part#Sub|x]]");
-        assert_eq!((p.target.as_str(), p.subpath.as_deref()), ("Note", Some("Part#Sub")));
+        assert_eq!(
+            (p.target.as_str(), p.subpath.as_deref()),
+            ("Note", Some("Part#Sub"))
+        );
         let p = parts("[[2023-01-01#^37066d]]");
         assert_eq!(p.subpath.as_deref(), Some("^37066d"));
     }
@@ -91,7 +98,10 @@ mod tests {
     #[test]
     fn image_embed_pipe_is_a_size() {
         assert_eq!(parts("![[pic.png|300]]").size.as_deref(), Some("300"));
-        assert_eq!(parts("![[pic.png|300x200]]").size.as_deref(), Some("300x200"));
+        assert_eq!(
+            parts("![[pic.png|300x200]]").size.as_deref(),
+            Some("300x200")
+        );
         let p = parts("![[../../../assets/report.pdf|report]]");
         assert_eq!(p.target, "../../../assets/report.pdf");
         assert_eq!((p.alias.as_deref(), p.size), (Some("report"), None));
@@ -102,15 +112,24 @@ mod tests {
     #[test]
     fn escaped_pipe_in_a_table_separates_the_alias() {
         let p = parts(r"[[Tab\|alias]]");
-        assert_eq!((p.target.as_str(), p.alias.as_deref()), ("Tab", Some("alias")));
+        assert_eq!(
+            (p.target.as_str(), p.alias.as_deref()),
+            ("Tab", Some("alias"))
+        );
         let p = parts(r"![[pic.png\|100]]");
-        assert_eq!((p.target.as_str(), p.size.as_deref()), ("pic.png", Some("100")));
+        assert_eq!(
+            (p.target.as_str(), p.size.as_deref()),
+            ("pic.png", Some("100"))
+        );
     }
 
     #[test]
     fn stray_spaces_are_trimmed() {
         let p = parts("[[ Note |  alias ]]");
-        assert_eq!((p.target.as_str(), p.alias.as_deref()), ("Note", Some("alias")));
+        assert_eq!(
+            (p.target.as_str(), p.alias.as_deref()),
+            ("Note", Some("alias"))
+        );
     }
 
     #[test]

@@ -78,7 +78,9 @@ fn complex_key(value: &yaml_serde::Value, property: Option<&str>) -> Option<Stri
     use yaml_serde::Value;
     match value {
         Value::Mapping(map) => map.iter().find_map(|(k, v)| {
-            let name = property.map(str::to_string).or_else(|| k.as_str().map(str::to_string));
+            let name = property
+                .map(str::to_string)
+                .or_else(|| k.as_str().map(str::to_string));
             match k {
                 Value::Mapping(_) | Value::Sequence(_) => Some(name.unwrap_or_default()),
                 _ => complex_key(v, name.as_deref()),
@@ -107,7 +109,9 @@ fn strip_location(message: &str) -> String {
 }
 
 fn is_fence(line: &str) -> bool {
-    line.trim_end_matches(['\n', '\r']).trim_end_matches([' ', '\t']) == "---"
+    line.trim_end_matches(['\n', '\r'])
+        .trim_end_matches([' ', '\t'])
+        == "---"
 }
 
 /// Byte ranges of lines, each including its line end.

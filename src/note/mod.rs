@@ -22,6 +22,52 @@ pub struct NoteFacts {
     /// What the note says about the organization having ended.
     #[serde(default, skip_serializing_if = "Signals::is_empty")]
     pub signals: Signals,
+    /// Why the note could not be read as text at all (binary, invalid UTF-8, too large).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+}
+
+/// Reads a note's bytes: text is read with [`read_note`]; binary content, invalid UTF-8 and
+/// notes over `max_bytes` are not, and say why.
+pub fn read_note_bytes(bytes: &[u8], max_bytes: u64) -> NoteFacts {
+    let unreadable = |why: String| NoteFacts {
+        unreadable: Some(why),
+        ..NoteFacts::default()
+    };
+    if bytes.len() as u64 > max_bytes {
+        return too_large(bytes.len() as u64, max_bytes);
+    }
+    if bytes[..bytes.len().min(8192)].contains(&0) {
+        return unreadable(
+            "binary content (NUL bytes) in a .md file; recorded, but not read as a note".into(),
+        );
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => read_note(text),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            unreadable(format!(
+                "invalid UTF-8 at line {line} (byte {}); recorded, but not read as a note",
+                e.valid_up_to()
+            ))
+        }
+    }
+}
+
+/// The facts of a note too large to read as text.
+pub fn too_large(size: u64, max_bytes: u64) -> NoteFacts {
+    NoteFacts {
+        unreadable: Some(format!(
+            "note is {}, over the {} limit for reading links (`max_note_bytes`); recorded, but not read",
+            crate::fsutil::human_bytes(size),
+            crate::fsutil::human_bytes(max_bytes)
+        )),
+        ..NoteFacts::default()
+    }
 }
 
 /// Reads a note's text.
@@ -63,8 +109,33 @@ mod tests {
     #[test]
     fn frontmatter_links_come_before_body_links() {
         let text = "---\nurl: https://a.org\n---\nhttps://b.org\n";
-        let targets: Vec<_> = read_note(text).links.into_iter().map(|l| l.target).collect();
+        let targets: Vec<_> = read_note(text)
+            .links
+            .into_iter()
+            .map(|l| l.target)
+            .collect();
         assert_eq!(targets, vec!["https://a.org", "https://b.org"]);
+    }
+
+    #[test]
+    fn binary_invalid_utf8_and_huge_notes_say_why_they_were_not_read() {
+        assert!(
+            read_note_bytes(b"\x89PNG\r\n\x1a\n\0\0", 100)
+                .unreadable
+                .unwrap()
+                .contains("binary")
+        );
+        let why = read_note_bytes(b"ok\nbad \xff here", 100)
+            .unreadable
+            .unwrap();
+        assert!(why.contains("invalid UTF-8 at line 2"), "{why}");
+        assert!(
+            read_note_bytes(&[b'a'; 101], 100)
+                .unreadable
+                .unwrap()
+                .contains("over the 100 B limit")
+        );
+        assert_eq!(read_note_bytes(b"[[a]]", 100).links.len(), 1);
     }
 
     #[test]

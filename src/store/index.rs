@@ -87,7 +87,9 @@ impl Index {
         };
         let log_len = fs::metadata(log.path()).map(|m| m.len()).unwrap_or(0);
         if log_len < index.log_end {
-            tracing::warn!("version log is shorter than the scan index says; rebuilding the index from the log");
+            tracing::warn!(
+                "version log is shorter than the scan index says; rebuilding the index from the log"
+            );
             index = Index::default();
         }
         let newer = log
@@ -102,7 +104,8 @@ impl Index {
     }
 
     pub(super) fn save(&self, path: &Path) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(self).map_err(|e| Error::io("encode", path)(io::Error::other(e)))?;
+        let bytes =
+            serde_json::to_vec(self).map_err(|e| Error::io("encode", path)(io::Error::other(e)))?;
         write_atomic(path, &bytes).map_err(Error::io("write", path))
     }
 
@@ -110,10 +113,14 @@ impl Index {
     pub fn apply(&mut self, record: &VersionRecord) {
         match record.event {
             Event::Created | Event::Modified => {
-                self.files.insert(record.path.clone(), Entry::from_record(record));
+                self.files
+                    .insert(record.path.clone(), Entry::from_record(record));
             }
             Event::Renamed => {
-                let moved = record.from.as_ref().and_then(|from| self.files.remove(from));
+                let moved = record
+                    .from
+                    .as_ref()
+                    .and_then(|from| self.files.remove(from));
                 let entry = match moved {
                     Some(e) if e.sha256 == record.sha256 => e,
                     _ => Entry::from_record(record),
@@ -148,7 +155,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = Journal::new(dir.path().join("versions.jsonl"));
         let path = dir.path().join("index.json");
-        log.append(&[record(Event::Created, "a.md", None, b"a")]).unwrap();
+        log.append(&[record(Event::Created, "a.md", None, b"a")])
+            .unwrap();
         let index = Index::load(&path, &log).unwrap();
         index.save(&path).unwrap();
         // A crash after appending these, before the index was saved:
@@ -170,7 +178,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = Journal::new(dir.path().join("versions.jsonl"));
         let path = dir.path().join("index.json");
-        log.append(&[record(Event::Created, "a.md", None, b"a")]).unwrap();
+        log.append(&[record(Event::Created, "a.md", None, b"a")])
+            .unwrap();
         fs::write(&path, b"{ not json").unwrap();
         let index = Index::load(&path, &log).unwrap();
         assert_eq!(index.files["a.md"].mtime_ns, 0);

@@ -43,7 +43,11 @@ impl Journal {
 
     /// Appends records as whole lines and makes them durable. Returns the new length.
     pub fn append<T: Serialize>(&self, records: &[T]) -> io::Result<u64> {
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&self.path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
         cut_torn_tail(&mut file, &self.path)?;
         if records.is_empty() {
             return file.metadata().map(|m| m.len());
@@ -65,7 +69,11 @@ impl Journal {
 
     /// Reads the records after byte `offset`, which must be a line start; `first_line` is the
     /// number of lines before it.
-    pub fn read_from<T: DeserializeOwned>(&self, offset: u64, first_line: usize) -> io::Result<Records<T>> {
+    pub fn read_from<T: DeserializeOwned>(
+        &self,
+        offset: u64,
+        first_line: usize,
+    ) -> io::Result<Records<T>> {
         let mut out = Records {
             records: Vec::new(),
             end: offset,
@@ -165,7 +173,10 @@ mod tests {
         let read = j.read::<R>().unwrap();
         assert_eq!((read.records.len(), read.torn_tail), (1, 5));
         j.append(&[R { n: 2 }]).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n"
+        );
     }
 
     #[test]
@@ -181,6 +192,12 @@ mod tests {
     #[test]
     fn a_missing_journal_is_empty() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Journal::new(dir.path().join("none")).read::<R>().unwrap().records.is_empty());
+        assert!(
+            Journal::new(dir.path().join("none"))
+                .read::<R>()
+                .unwrap()
+                .records
+                .is_empty()
+        );
     }
 }

@@ -31,7 +31,11 @@ impl fmt::Display for LockHolder {
         if self.pid == 0 {
             return f.write_str("another vaultkeep process");
         }
-        write!(f, "`vaultkeep {}` (pid {}, since {})", self.command, self.pid, self.since)
+        write!(
+            f,
+            "`vaultkeep {}` (pid {}, since {})",
+            self.command, self.pid, self.since
+        )
     }
 }
 
@@ -57,13 +61,19 @@ impl Lock {
         let holder = LockHolder {
             pid: std::process::id(),
             command: command.to_string(),
-            since: jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_default().to_string(),
+            since: jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_default()
+                .to_string(),
         };
         let body = serde_json::to_vec(&holder).map_err(|e| Failure::Io(io::Error::other(e)))?;
         file.set_len(0).map_err(Failure::Io)?;
         file.seek(SeekFrom::Start(0)).map_err(Failure::Io)?;
         file.write_all(&body).map_err(Failure::Io)?;
-        Ok(Lock { _file: file, holder })
+        Ok(Lock {
+            _file: file,
+            holder,
+        })
     }
 
     /// Who holds the lock at `path` now, if anyone (for `vaultkeep status`).
@@ -82,7 +92,9 @@ impl Lock {
 
 fn read_holder(file: &mut File) -> LockHolder {
     let mut body = String::new();
-    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut body));
+    let _ = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut body));
     serde_json::from_str(&body).unwrap_or_default()
 }
 

@@ -30,7 +30,6 @@ pub use index::{Entry, Index};
 pub use journal::{Journal, Records};
 pub use lock::{Lock, LockHolder};
 pub use objects::{ObjectEntry, Objects};
-pub(crate) use objects::TEMP_PREFIX;
 
 /// Why the archive could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +61,11 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error + use<> {
         let path = path.to_path_buf();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     }
 }
 

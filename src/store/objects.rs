@@ -62,7 +62,9 @@ impl Objects {
     /// Returns the digest, the size and whether the object was new.
     pub fn put_reader(&self, mut reader: impl Read) -> io::Result<(Digest, u64, bool)> {
         let staging = self.dir.join("00");
-        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&staging)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&staging)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; HASH_BUFFER];
         let mut size = 0u64;
@@ -114,7 +116,9 @@ impl Objects {
                     ObjectEntry::Temp(path)
                 } else {
                     match name.parse::<Digest>() {
-                        Ok(d) if d.to_hex()[..2] == *fan.file_name().to_string_lossy() => ObjectEntry::Object(d, path),
+                        Ok(d) if d.to_hex()[..2] == *fan.file_name().to_string_lossy() => {
+                            ObjectEntry::Object(d, path)
+                        }
                         _ => ObjectEntry::Stray(path),
                     }
                 });
@@ -125,7 +129,9 @@ impl Objects {
 
     fn temp_in(&self, target: &Path) -> io::Result<tempfile::NamedTempFile> {
         let dir = target.parent().unwrap_or(&self.dir);
-        tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)
     }
 }
 
@@ -167,7 +173,10 @@ mod tests {
         assert!(o.put(&d, b"hello").unwrap());
         assert!(!o.put(&d, b"hello").unwrap());
         assert_eq!(fs::read(o.path(&d)).unwrap(), b"hello");
-        assert!(o.path(&d).ends_with(format!("{}/{}", &d.to_hex()[..2], d.to_hex())));
+        assert!(
+            o.path(&d)
+                .ends_with(format!("{}/{}", &d.to_hex()[..2], d.to_hex()))
+        );
     }
 
     #[test]
@@ -177,7 +186,12 @@ mod tests {
         let (d, size, new) = o.put_reader(&data[..]).unwrap();
         assert_eq!((d, size, new), (Digest::of(&data), 300_000, true));
         assert!(!o.put_reader(&data[..]).unwrap().2);
-        let temps = o.entries().unwrap().into_iter().filter(|e| matches!(e, ObjectEntry::Temp(_))).count();
+        let temps = o
+            .entries()
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e, ObjectEntry::Temp(_)))
+            .count();
         assert_eq!(temps, 0);
     }
 

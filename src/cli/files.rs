@@ -1,0 +1,174 @@
+//! `scan`, `history`, `recover`: the vault's files and their versions.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::output::{self, Exit};
+use super::{Context, HistoryArgs, RecoverArgs, ScanArgs};
+use crate::fsutil::human_bytes;
+use crate::history::{self, Destination, RecoverError};
+use crate::scan::{ScanOptions, ScanReport, scan as scan_vault};
+use crate::store::Store;
+
+/// The scan options the config and terminal call for.
+pub(crate) fn scan_options(ctx: &Context) -> ScanOptions {
+    let mut options = ScanOptions {
+        progress: ctx.interactive,
+        ..ScanOptions::default()
+    };
+    if let Some(max) = ctx.config.scan.max_note_bytes {
+        options.max_note_bytes = max;
+    }
+    options
+}
+
+pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
+    if !ctx.vault.is_dir() {
+        anyhow::bail!(crate::scan::Error::NoVault(ctx.vault.clone()));
+    }
+    let (store, _lock) = Store::open_for_writing(&ctx.archive, "scan")?;
+    let (report, _) = scan_vault(&ctx.vault, &store, &scan_options(ctx))?;
+    if args.json {
+        output::json(&report)?;
+    } else {
+        print_scan(&ctx.vault, &report);
+    }
+    Ok(Exit::failed_if(!report.problems.is_empty()))
+}
+
+fn print_scan(vault: &Path, r: &ScanReport) {
+    let links: usize = r.links.values().sum();
+    println!(
+        "Scanned {}: {} notes, {} assets, {} links",
+        vault.display(),
+        r.notes,
+        r.assets,
+        links
+    );
+    if r.recorded == 0 {
+        println!("Nothing new to record.");
+    } else {
+        let events: Vec<String> = r.events.iter().map(|(e, n)| format!("{n} {e}")).collect();
+        println!(
+            "Recorded {} new versions ({}), {} of new objects.",
+            r.recorded,
+            events.join(", "),
+            human_bytes(r.new_bytes)
+        );
+    }
+    println!("External URLs: {}", r.urls.len());
+    output::list(
+        "Unresolved links",
+        r.unresolved
+            .iter()
+            .map(|u| format!("{}:{}  {} ({})", u.note, u.line, u.target, u.reason)),
+        10,
+    );
+    output::list(
+        "Ambiguous links",
+        r.ambiguous.iter().map(|a| {
+            format!(
+                "{}:{}  {} → {} ({} candidates)",
+                a.note,
+                a.line,
+                a.target,
+                a.resolved,
+                a.candidates.len()
+            )
+        }),
+        5,
+    );
+    output::list(
+        "Composted profiles",
+        r.composted
+            .iter()
+            .map(|c| format!("{} ({})", c.note, c.reason)),
+        20,
+    );
+    output::list(
+        "Problems",
+        r.problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message)),
+        20,
+    );
+}
+
+pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let path = vault_relative(&args.path);
+    let versions = history::history(&store.read_versions()?, &path);
+    if args.json {
+        output::json(&serde_json::json!({ "path": path, "versions": versions }))?;
+    } else if versions.is_empty() {
+        eprintln!("vaultkeep: no recorded versions of {path}");
+    } else {
+        for v in &versions {
+            let moved = v
+                .from
+                .as_ref()
+                .map(|f| format!(" from {f}"))
+                .unwrap_or_default();
+            println!(
+                "{:>3}  {}  {:<8}  {}  {:>9}  {}{}",
+                v.version,
+                v.time.round(jiff::Unit::Second).unwrap_or(v.time),
+                v.event.name(),
+                v.sha256.short(),
+                human_bytes(v.size),
+                v.path,
+                moved
+            );
+        }
+    }
+    Ok(Exit::failed_if(versions.is_empty()))
+}
+
+pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let path = vault_relative(&args.path);
+    let default_out = ctx.vault.join(&path);
+    let to = match &args.output {
+        Some(p) if p.as_os_str() == "-" => Destination::Stdout,
+        Some(p) => Destination::File {
+            path: p,
+            force: args.force,
+        },
+        None => Destination::File {
+            path: &default_out,
+            force: args.force,
+        },
+    };
+    let shown = match &to {
+        Destination::Stdout => None,
+        Destination::File { path, .. } => Some(path.display().to_string()),
+    };
+    match history::recover(&store, &path, args.version, to) {
+        Ok(v) => {
+            if let Some(out) = shown {
+                eprintln!(
+                    "Recovered version {} of {path} ({}, {}) to {out}",
+                    v.version,
+                    v.event.name(),
+                    v.time
+                );
+            }
+            Ok(Exit::Success)
+        }
+        Err(
+            e @ (RecoverError::NoHistory(_)
+            | RecoverError::NoSuchVersion { .. }
+            | RecoverError::Exists(_)),
+        ) => {
+            eprintln!("vaultkeep: {e}");
+            Ok(Exit::Partial)
+        }
+        Err(e) => Err(e).context(format!("cannot recover {path}")),
+    }
+}
+
+/// Accepts `vault/x.md`-style or `./x.md` paths by trimming, and `\` separators.
+fn vault_relative(path: &str) -> String {
+    path.trim_start_matches("./").replace('\\', "/")
+}

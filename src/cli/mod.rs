@@ -1,0 +1,190 @@
+//! The command line: arguments (clap), dispatch, and how results are shown. Each command's
+//! work is a library call; this layer parses, prints and maps outcomes to exit codes.
+
+mod archive;
+mod files;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+pub use output::Exit;
+
+/// vaultkeep keeps an Obsidian vault alive: every version of every note and asset in a
+/// content-addressed archive, and offline copies of the websites the notes reference.
+#[derive(Debug, Parser)]
+#[command(name = "vaultkeep", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The vault folder [default: ./vault, or `vault` in the config file]
+    #[arg(long, global = true, value_name = "DIR", env = "VAULTKEEP_VAULT")]
+    pub vault: Option<PathBuf>,
+    /// The archive folder [default: ./archive, or `archive` in the config file]
+    #[arg(long, global = true, value_name = "DIR", env = "VAULTKEEP_ARCHIVE")]
+    pub archive: Option<PathBuf>,
+    /// Config file [default: ./vaultkeep.toml if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 all done; 1 finished, but some items failed (listed); \
+2 could not run (bad arguments, missing vault, archive locked or unreadable).";
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record new versions of notes and assets, and report links, composted profiles and problems
+    #[command(
+        long_about = "One pass over the vault: every note and asset whose content is new is stored in \
+the archive (sha256-addressed) and a version is recorded (created, modified, renamed, deleted). Unchanged \
+files are recognised by size, mtime and inode and not read again. Reports notes, assets, links by kind, \
+external URLs, unresolved and ambiguous links, composted profiles and files that could not be read."
+    )]
+    Scan(ScanArgs),
+    /// List the recorded versions of one vault file, deleted files included
+    History(HistoryArgs),
+    /// Bring a recorded version of a vault file back
+    Recover(RecoverArgs),
+    /// Work on the archive itself
+    Archive {
+        /// What to do with the archive.
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
+}
+
+/// `vaultkeep scan`
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Print one JSON object instead of the summary
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vaultkeep history`
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The file, relative to the vault (e.g. `ecosystem/cohere/profiles/Ouishare.md`)
+    pub path: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vaultkeep recover`
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The file, relative to the vault
+    pub path: String,
+    /// Which version (see `history`) [default: the newest]
+    #[arg(long, value_name = "V")]
+    pub version: Option<usize>,
+    /// Write here instead of the vault path (`-` for standard output)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing, different file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `vaultkeep archive ...`
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Re-hash every object and check every reference; exit 1 on any damage
+    Verify {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove objects nothing references, and stale temp files
+    Gc {
+        /// Show what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Paths and settings every command works with.
+pub struct Context {
+    /// The vault folder.
+    pub vault: PathBuf,
+    /// The archive folder.
+    pub archive: PathBuf,
+    /// The loaded configuration.
+    pub config: Config,
+    /// Whether stderr is a terminal (progress bars).
+    pub interactive: bool,
+}
+
+impl Context {
+    fn new(cli: &Cli) -> anyhow::Result<Context> {
+        let config = Config::load(cli.config.as_deref())?;
+        let vault = cli
+            .vault
+            .clone()
+            .or_else(|| config.vault.clone())
+            .unwrap_or_else(|| "vault".into());
+        let archive = cli
+            .archive
+            .clone()
+            .or_else(|| config.archive.clone())
+            .unwrap_or_else(|| "archive".into());
+        Ok(Context {
+            vault,
+            archive,
+            config,
+            interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !cli.quiet,
+        })
+    }
+}
+
+/// Runs a parsed command line and returns the process's exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let outcome = Context::new(&cli).and_then(|ctx| match &cli.command {
+        Command::Scan(args) => files::scan(&ctx, args),
+        Command::History(args) => files::history(&ctx, args),
+        Command::Recover(args) => files::recover(&ctx, args),
+        Command::Archive { command } => archive::run(&ctx, command),
+    });
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("vaultkeep: {e:#}");
+            Exit::CannotRun.into()
+        }
+    }
+}
+
+/// Sets up `tracing` on stderr: warnings by default, `-v` info, `-vv` debug, `-q` errors;
+/// `RUST_LOG` wins.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("vaultkeep={default},warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,49 @@
+//! What each note says, cached by content address in `cache/notes.json`, so an unchanged note
+//! is not parsed again. Derived data: a missing or unreadable cache only costs time.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::fsutil::write_atomic;
+use crate::note::NoteFacts;
+
+/// Bumped whenever [`NoteFacts`] or the way notes are read changes, so old caches are dropped.
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    notes: HashMap<Digest, NoteFacts>,
+}
+
+pub(super) fn path(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("notes.json")
+}
+
+pub(super) fn load(cache_dir: &Path) -> HashMap<Digest, NoteFacts> {
+    let Ok(bytes) = fs::read(path(cache_dir)) else {
+        return HashMap::new();
+    };
+    match serde_json::from_slice::<CacheFile>(&bytes) {
+        Ok(c) if c.format == FORMAT => c.notes,
+        _ => HashMap::new(),
+    }
+}
+
+pub(super) fn save(
+    cache_dir: &Path,
+    notes: HashMap<Digest, NoteFacts>,
+) -> std::io::Result<HashMap<Digest, NoteFacts>> {
+    fs::create_dir_all(cache_dir)?;
+    let file = CacheFile {
+        format: FORMAT,
+        notes,
+    };
+    let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+    write_atomic(&path(cache_dir), &bytes)?;
+    Ok(file.notes)
+}

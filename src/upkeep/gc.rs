@@ -1,0 +1,87 @@
+//! `vaultkeep archive gc`: remove objects nothing references and stale temp files.
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::references;
+use crate::store::{self, ObjectEntry, Store};
+
+/// Temp files younger than this may belong to a write in progress elsewhere; they stay.
+pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
+
+/// What gc removed (or, with `--dry-run`, would remove).
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Unreferenced objects.
+    pub objects: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Stale temp files.
+    pub temp_files: usize,
+    /// Paths removed, relative to the archive.
+    pub removed: Vec<String>,
+}
+
+/// Removes what nothing references. The caller holds the archive's lock, so no writer can be
+/// between storing an object and recording it.
+pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
+    let refs = references(store)?;
+    if !refs.problems.is_empty() {
+        // A record we cannot read might reference objects: removing anything could lose data.
+        return Err(store::Error::Io {
+            action: "collect garbage in",
+            path: store.root().to_path_buf(),
+            source: std::io::Error::other(
+                "some records are unreadable; run `vaultkeep archive verify` first",
+            ),
+        });
+    }
+    let mut report = GcReport {
+        dry_run,
+        ..GcReport::default()
+    };
+    let now = SystemTime::now();
+    let entries = store
+        .objects()
+        .entries()
+        .map_err(store::Error::io("list the objects of", store.root()))?;
+    for entry in entries {
+        let (path, is_object) = match entry {
+            ObjectEntry::Object(d, path) if !refs.objects.contains(&d) => (path, true),
+            ObjectEntry::Temp(path) => {
+                let age = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .unwrap_or_default();
+                if age < TEMP_GRACE {
+                    continue;
+                }
+                (path, false)
+            }
+            _ => continue,
+        };
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if !dry_run {
+            fs::remove_file(&path).map_err(store::Error::io("remove", &path))?;
+        }
+        if is_object {
+            report.objects += 1;
+            report.bytes += size;
+        } else {
+            report.temp_files += 1;
+        }
+        report.removed.push(
+            path.strip_prefix(store.root())
+                .unwrap_or(&path)
+                .display()
+                .to_string(),
+        );
+    }
+    report.removed.sort();
+    Ok(report)
+}

@@ -1,0 +1,60 @@
+//! Looking after the archive itself: `archive verify` and `archive gc`.
+
+mod gc;
+mod verify;
+
+use std::collections::HashSet;
+
+use crate::digest::Digest;
+use crate::report::Problem;
+use crate::store::{self, Store, VersionRecord};
+
+pub use gc::{GcReport, gc};
+pub use verify::{VerifyReport, verify};
+
+/// Every object the archive's records point at, with problems found while reading them.
+pub(crate) struct References {
+    pub(crate) objects: HashSet<Digest>,
+    /// `(record file and line, digest)` for each reference, to say who is missing what.
+    pub(crate) sites: Vec<(String, Digest)>,
+    pub(crate) problems: Vec<Problem>,
+    pub(crate) warnings: Vec<Problem>,
+    pub(crate) records: usize,
+}
+
+/// Reads every record file of the archive.
+pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
+    let mut refs = References {
+        objects: HashSet::new(),
+        sites: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        records: 0,
+    };
+    let journal = store.versions();
+    let read = journal
+        .read::<VersionRecord>()
+        .map_err(store::Error::io("read", journal.path()))?;
+    let name = "versions.jsonl";
+    for (line, message) in read.bad {
+        refs.problems.push(Problem::new(
+            format!("{name}:{line}"),
+            format!("not a version record: {message}"),
+        ));
+    }
+    if read.torn_tail > 0 {
+        refs.warnings.push(Problem::new(
+            name,
+            format!(
+                "{} bytes of an interrupted write after the last record; the next writer cuts them",
+                read.torn_tail
+            ),
+        ));
+    }
+    refs.records += read.records.len();
+    for (line, r) in read.records {
+        refs.objects.insert(r.sha256);
+        refs.sites.push((format!("{name}:{line}"), r.sha256));
+    }
+    Ok(refs)
+}
