@@ -1,1 +1,10 @@
+//! Integration tests: the real binary on temp copies of real vaults (and, for snapshots, real
+//! HTTP servers on 127.0.0.1). One test binary, so linking happens once.
 
+mod common;
+
+mod bad_input;
+mod crash;
+mod history;
+mod scan;
+mod upkeep;

@@ -45,8 +45,19 @@ pub enum Error {
         /// Who holds it.
         holder: LockHolder,
     },
+    /// The archive's disk is full. Objects are written before the records that point at
+    /// them, so nothing of the interrupted work is recorded and the archive stays consistent.
+    #[error(
+        "the archive's disk is full (while trying to {action} {path}); nothing from this run was recorded and the archive is consistent: free some space and run again"
+    )]
+    Full {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
     /// A file of the archive could not be read or written.
-    #[error("{action} {path}: {source}")]
+    #[error("cannot {action} {path}: {source}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -61,10 +72,15 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error + use<> {
         let path = path.to_path_buf();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
+        move |source| match source.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                Error::Full { action, path }
+            }
+            _ => Error::Io {
+                action,
+                path,
+                source,
+            },
         }
     }
 }

@@ -1,0 +1,209 @@
+//! Bad input gets one clear message naming the file, and the run goes on.
+
+use std::fs;
+use std::process::Command;
+
+use crate::common::{Sandbox, stderr};
+
+fn problem_for<'a>(report: &'a serde_json::Value, path: &str) -> &'a str {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == path)
+        .unwrap_or_else(|| panic!("no problem reported for {path}: {}", report["problems"]))["message"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn broken_notes_are_named_recorded_and_the_rest_is_read() {
+    let s = Sandbox::empty();
+    s.write("good.md", "[[other]] https://example.org/page\n");
+    s.write("other.md", "---\ntitle: other\n---\n");
+    s.write("bad-yaml.md", "---\ntitle: [unclosed\n---\n[[good]]\n");
+    s.write("latin1.md", b"caf\xe9 [[good]]\n");
+    s.write("image.md", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+    s.write("huge.md", vec![b'a'; 30 * 1024 * 1024]);
+    let (r, code) = s.scan();
+    assert_eq!(code, 1, "problems make the exit code 1");
+    assert!(problem_for(&r, "bad-yaml.md").contains("invalid YAML frontmatter at line"));
+    assert!(problem_for(&r, "latin1.md").contains("invalid UTF-8 at line 1"));
+    assert!(problem_for(&r, "image.md").contains("binary"));
+    assert!(problem_for(&r, "huge.md").contains("30.0 MiB"));
+    assert_eq!(r["problems"].as_array().unwrap().len(), 4);
+    // Every file, broken or not, is recorded: nothing is lost.
+    assert_eq!(r["recorded"], 6);
+    // The good notes' links, and the body of the note with bad YAML, are still read.
+    assert_eq!(r["urls"][0], "https://example.org/page");
+    assert_eq!(r["links"]["wikilink"], 2);
+    // The huge note can be recovered byte for byte.
+    let out = s.run(&["recover", "huge.md", "--output", "-"]);
+    assert_eq!(out.stdout.len(), 30 * 1024 * 1024);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_out_of_the_vault_and_loops_are_reported_not_followed() {
+    use std::os::unix::fs::symlink;
+    let s = Sandbox::empty();
+    s.write("a.md", "[[b]]");
+    let secret = s.dir.path().join("secret.md");
+    fs::write(&secret, "outside").unwrap();
+    symlink(&secret, s.vault.join("escape.md")).unwrap();
+    fs::create_dir(s.vault.join("sub")).unwrap();
+    symlink(&s.vault, s.vault.join("sub/loop")).unwrap();
+    symlink(s.vault.join("x"), s.vault.join("y")).unwrap();
+    symlink(s.vault.join("y"), s.vault.join("x")).unwrap();
+    let (r, code) = s.scan();
+    assert_eq!(code, 1);
+    assert!(problem_for(&r, "escape.md").contains("outside the vault"));
+    assert!(problem_for(&r, "x").contains("broken or loops"));
+    assert_eq!(r["notes"], 1);
+    let versions = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    assert!(
+        !versions.contains("escape.md"),
+        "the outside file was not recorded"
+    );
+}
+
+#[test]
+fn a_link_that_climbs_out_of_the_vault_is_reported_never_read() {
+    let s = Sandbox::empty();
+    fs::write(s.dir.path().join("outside.png"), "not yours").unwrap();
+    s.write("note.md", "![[../outside.png]] [x](../../etc/passwd)\n");
+    let (r, _) = s.scan();
+    let reasons: Vec<_> = r["unresolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, vec!["outside the vault", "outside the vault"]);
+    assert_eq!(r["assets"], 0);
+}
+
+#[test]
+fn an_unreadable_file_is_named_and_keeps_its_last_version() {
+    if unsafe_is_root() {
+        eprintln!("skipped: running as root, which reads any file whatever its permissions");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::empty();
+    s.write("a.md", "first");
+    s.write("b.md", "b");
+    s.scan();
+    s.write("a.md", "second");
+    fs::set_permissions(s.vault.join("a.md"), fs::Permissions::from_mode(0o000)).unwrap();
+    let (r, code) = s.scan();
+    assert_eq!(code, 1);
+    assert!(problem_for(&r, "a.md").contains("cannot read"));
+    assert_eq!(r["events"].get("deleted"), None, "not taken for deleted");
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn files_vanishing_during_a_scan_are_named_and_the_archive_stays_consistent() {
+    let s = Sandbox::empty();
+    for i in 0..3000 {
+        s.write(&format!("n/{i:04}.md"), format!("note {i} [[{}]]\n", i + 1));
+    }
+    let child = s
+        .cmd(&["scan", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Delete files from the end of the walk order while the scan runs.
+    for i in (0..3000).rev().step_by(3) {
+        let _ = fs::remove_file(s.vault.join(format!("n/{i:04}.md")));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in r["problems"].as_array().unwrap() {
+        assert!(p["message"].as_str().unwrap().contains("vanished"), "{p}");
+    }
+    assert_eq!(s.run(&["archive", "verify"]).status.code(), Some(0));
+    let (again, code) = s.scan();
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["notes"], 2000);
+    let (third, _) = s.scan();
+    assert_eq!(third["recorded"], 0);
+}
+
+/// A small file system for the archive, mounted for the test (needs root; skipped otherwise).
+struct TinyDisk {
+    path: std::path::PathBuf,
+}
+
+impl TinyDisk {
+    fn mount(path: &std::path::Path, size: &str) -> Option<TinyDisk> {
+        fs::create_dir_all(path).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| TinyDisk {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_scan_with_a_clear_error_and_a_consistent_archive() {
+    let s = Sandbox::empty();
+    let Some(_disk) = TinyDisk::mount(&s.archive, "2m") else {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    };
+    s.write("small.md", "[[big]]");
+    let scan = s.run(&["scan"]);
+    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+    // 3 MiB of new, incompressible content cannot fit on a 2 MiB disk.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let noise: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    s.write("big.png", &noise);
+    let out = s.run(&["scan"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("disk is full") && err.contains("big.png"),
+        "{err}"
+    );
+    let verify = s.run(&["archive", "verify"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // Once the big file is gone, scans work again and record only what fits.
+    fs::remove_file(s.vault.join("big.png")).unwrap();
+    s.write("small.md", "[[big]] edited");
+    let (r, code) = s.scan();
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["events"]["modified"], 1);
+}

@@ -1,0 +1,163 @@
+//! Helpers for tests that run the real binary on temp copies of real data.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The project's shared material (`../shared`, or `$VAULTKEEP_SHARED`).
+pub fn shared(rel: &str) -> PathBuf {
+    let base = std::env::var_os("VAULTKEEP_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = base.join(rel);
+    assert!(
+        path.exists(),
+        "test data missing: {} (set VAULTKEEP_SHARED)",
+        path.display()
+    );
+    path
+}
+
+/// Copies a folder (dot-folders included), making the copy writable.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+            let mut perms = fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
+
+/// A temp folder with a vault and an archive beside it.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub vault: PathBuf,
+    pub archive: PathBuf,
+}
+
+impl Sandbox {
+    /// An empty vault.
+    pub fn empty() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        let archive = dir.path().join("archive");
+        fs::create_dir_all(&vault).unwrap();
+        Sandbox {
+            dir,
+            vault,
+            archive,
+        }
+    }
+
+    /// A copy of `shared/data/vaults/<name>`.
+    pub fn with_shared_vault(name: &str) -> Sandbox {
+        let s = Sandbox::empty();
+        copy_dir(&shared(&format!("data/vaults/{name}")), &s.vault);
+        s
+    }
+
+    /// A copy of the project's sample vault.
+    pub fn with_sample_vault() -> Sandbox {
+        let s = Sandbox::empty();
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("vault"),
+            &s.vault,
+        );
+        s
+    }
+
+    /// Writes a vault file, creating folders.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) {
+        let path = self.vault.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    /// The binary, pointed at this vault and archive, run from the sandbox folder.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vaultkeep"));
+        c.arg("--vault")
+            .arg(&self.vault)
+            .arg("--archive")
+            .arg(&self.archive);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs the binary.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs the binary with `--json` and parses stdout; returns the JSON and the exit code.
+    pub fn json(&self, args: &[&str]) -> (Value, i32) {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.run(&args);
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (value, out.status.code().unwrap_or(-1))
+    }
+
+    /// `scan --json`.
+    pub fn scan(&self) -> (Value, i32) {
+        self.json(&["scan"])
+    }
+}
+
+/// Strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Content files of a folder as Obsidian sees them: no dot-files or dot-folders.
+/// Returns (notes, assets). Computed here, independently of the binary.
+pub fn count_content(dir: &Path) -> (usize, usize) {
+    let mut notes = 0;
+    let mut assets = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            let (n, a) = count_content(&entry.path());
+            notes += n;
+            assets += a;
+        } else if name.ends_with(".md") {
+            notes += 1;
+        } else {
+            assets += 1;
+        }
+    }
+    (notes, assets)
+}
+
+/// Exit code and stderr of a run, for messages.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

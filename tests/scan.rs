@@ -1,0 +1,295 @@
+//! `vaultkeep scan` on the shared vaults, with facts established independently of vaultkeep.
+
+use crate::common::{Sandbox, count_content, shared, strings};
+
+#[test]
+fn every_shared_vault_is_counted_as_obsidian_sees_it() {
+    for name in ["cohere", "kepano", "dendron"] {
+        let s = Sandbox::with_shared_vault(name);
+        let (notes, assets) = count_content(&shared(&format!("data/vaults/{name}")));
+        let (report, _) = s.scan();
+        assert_eq!(report["notes"], notes, "{name}");
+        assert_eq!(report["assets"], assets, "{name}");
+        assert_eq!(
+            report["recorded"],
+            notes + assets,
+            "{name}: every file is a new version"
+        );
+    }
+}
+
+#[test]
+fn cohere_has_one_composted_profile_and_the_ouishare_links() {
+    let s = Sandbox::with_shared_vault("cohere");
+    let (r, code) = s.scan();
+    assert_eq!(code, 0);
+    let composted = r["composted"].as_array().unwrap();
+    assert_eq!(composted.len(), 1, "{composted:?}");
+    assert_eq!(
+        composted[0]["note"],
+        "content/ecosystem/cohere/profiles/Ouishare.md"
+    );
+    assert_eq!(composted[0]["reason"], "end: 2023 is in the past");
+    let urls = strings(&r["urls"]);
+    for url in [
+        "https://www.ouishare.net",
+        "https://www.ouishare.net/mission",
+        "https://handbook.ouishare.net/",
+    ] {
+        assert!(urls.contains(&url.to_string()), "{url} missing");
+    }
+    let mut sorted = urls.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(urls, sorted, "urls are distinct and sorted");
+    // The images and PDFs the profiles embed are missing from this vault ("as after a bad sync").
+    let unresolved = r["unresolved"].as_array().unwrap();
+    let ouishare: Vec<_> = unresolved
+        .iter()
+        .filter(|u| u["note"] == "content/ecosystem/cohere/profiles/Ouishare.md")
+        .map(|u| (u["target"].as_str().unwrap(), u["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        ouishare,
+        vec![
+            ("../../../assets/ouishare-homepage.png", 18),
+            ("../../../assets/ouishare-logo.png", 19),
+            ("../../../assets/ouishare-political-commitment.pdf", 61),
+        ]
+    );
+}
+
+#[test]
+fn the_earlier_ouishare_version_links_the_logo_that_exists() {
+    // `_history/content/...` sits one level deeper than `content/`, so its
+    // `../../../assets/ouishare-logo.svg` resolves to `_history/content/assets/...` (missing),
+    // while the `content/` profile's png is missing too: both reported, nothing read outside.
+    let s = Sandbox::with_shared_vault("cohere");
+    let (r, _) = s.scan();
+    let targets: Vec<_> = r["unresolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["note"].as_str().unwrap().starts_with("_history/"))
+        .map(|u| u["target"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        targets.contains(&"../../../assets/ouishare-logo.svg".to_string()),
+        "{targets:?}"
+    );
+}
+
+#[test]
+fn kepano_templates_with_placeholders_are_reported_and_their_body_links_still_read() {
+    let s = Sandbox::with_shared_vault("kepano");
+    let (r, code) = s.scan();
+    assert_eq!(code, 1, "problems make the exit code 1");
+    let problems = r["problems"].as_array().unwrap();
+    // PyYAML rejects exactly these 28 templates: their `{{date}}` placeholders parse as mapping keys.
+    assert_eq!(problems.len(), 28, "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["path"].as_str().unwrap().starts_with("Templates/"))
+    );
+    let book = problems
+        .iter()
+        .find(|p| p["path"] == "Templates/Book Template.md")
+        .unwrap();
+    assert!(
+        book["message"].as_str().unwrap().contains("line 13"),
+        "{book}"
+    );
+    // Its body embeds `![[Books.base#...]]`-style views; they are still found and resolved.
+    assert!(r["links"]["embed"].as_u64().unwrap() > 0);
+    let unresolved_daily = r["unresolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["target"] == "Daily.base");
+    assert!(
+        !unresolved_daily,
+        "`![[Daily.base]]` resolves by name to Templates/Bases/Daily.base"
+    );
+}
+
+#[test]
+fn kepano_frontmatter_wikilinks_in_lists_are_links() {
+    let s = Sandbox::with_shared_vault("kepano");
+    let (r, _) = s.scan();
+    // "Notes/2023 Japan Trip.md" lists `loc: ["[[Kyoto]]", "[[Japan]]"]`: Kyoto exists, Japan does not.
+    let trip: Vec<_> = r["unresolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["note"] == "Notes/2023 Japan Trip.md")
+        .map(|u| u["target"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(trip, vec!["Japan"]);
+    // A trip's `end` date is not an organization's end.
+    assert!(
+        r["composted"].as_array().unwrap().is_empty(),
+        "{}",
+        r["composted"]
+    );
+}
+
+#[test]
+fn dendron_links_are_counted_by_kind() {
+    let s = Sandbox::with_shared_vault("dendron");
+    let (r, _) = s.scan();
+    let links = &r["links"];
+    for kind in [
+        "wikilink",
+        "embed",
+        "markdown",
+        "image",
+        "autolink",
+        "bare_url",
+        "frontmatter",
+    ] {
+        assert!(links[kind].is_u64(), "{kind} missing from {links}");
+    }
+    assert!(links["wikilink"].as_u64().unwrap() > 1000);
+    assert!(links["markdown"].as_u64().unwrap() > 100);
+    let urls = strings(&r["urls"]);
+    assert!(
+        urls.iter()
+            .all(|u| u.starts_with("http://") || u.starts_with("https://"))
+    );
+    // `[[Create New Vault|dendron://...]]`: by Obsidian's rule the target is the first part.
+    let unresolved = r["unresolved"].as_array().unwrap();
+    assert!(
+        unresolved
+            .iter()
+            .any(|u| u["note"] == "dendron.tutorial.vaults.md" && u["target"] == "Create New Vault")
+    );
+}
+
+#[test]
+fn the_sample_vault_shows_its_one_broken_embed_and_ouishare_composted() {
+    let s = Sandbox::with_sample_vault();
+    let (r, code) = s.scan();
+    assert_eq!(code, 0, "{r}");
+    let broken: Vec<_> = r["unresolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["target"].as_str().unwrap().ends_with(".pdf"))
+        .map(|u| u["note"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(broken, vec!["ecosystem/cohere/profiles/Ulex_Project.md"]);
+    assert_eq!(
+        r["composted"][0]["note"],
+        "ecosystem/cohere/profiles/Ouishare.md"
+    );
+    assert_eq!(r["composted"].as_array().unwrap().len(), 1);
+    let urls = strings(&r["urls"]);
+    assert!(urls.contains(&"https://handbook.ouishare.net/".to_string()));
+}
+
+#[test]
+fn an_unchanged_rescan_records_nothing() {
+    let s = Sandbox::with_shared_vault("cohere");
+    let (first, _) = s.scan();
+    assert!(first["recorded"].as_u64().unwrap() > 0);
+    let (second, _) = s.scan();
+    assert_eq!(second["recorded"], 0);
+    assert_eq!(second["new_bytes"], 0);
+    assert_eq!(second["urls"], first["urls"]);
+    assert_eq!(second["unresolved"], first["unresolved"]);
+}
+
+#[test]
+fn a_rescan_after_deleting_the_index_rehashes_but_records_nothing() {
+    let s = Sandbox::with_shared_vault("cohere");
+    s.scan();
+    std::fs::remove_file(s.archive.join("index.json")).unwrap();
+    std::fs::remove_dir_all(s.archive.join("cache")).unwrap();
+    let (r, _) = s.scan();
+    assert_eq!(r["recorded"], 0);
+    assert_eq!(r["composted"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn edits_renames_and_deletions_are_recorded_as_such() {
+    let s = Sandbox::with_shared_vault("cohere");
+    s.scan();
+    let profiles = s.vault.join("ecosystem/cohere/profiles");
+    std::fs::write(
+        profiles.join("Catalist.md"),
+        "---\ntitle: Catalist\n---\nrewritten\n",
+    )
+    .unwrap();
+    std::fs::rename(
+        profiles.join("Naia_Trust.md"),
+        s.vault.join("Naia_Trust.md"),
+    )
+    .unwrap();
+    std::fs::remove_file(profiles.join("Terra_Meera.md")).unwrap();
+    s.write("new/Note.md", "[[Catalist]]");
+    let (r, _) = s.scan();
+    assert_eq!(r["recorded"], 4);
+    assert_eq!(r["events"]["modified"], 1);
+    assert_eq!(r["events"]["renamed"], 1);
+    assert_eq!(r["events"]["deleted"], 1);
+    assert_eq!(r["events"]["created"], 1);
+}
+
+#[test]
+fn dot_folders_and_an_archive_inside_the_vault_are_not_content() {
+    let mut s = Sandbox::empty();
+    s.archive = s.vault.join("_archive");
+    s.write("a.md", "x");
+    s.write(".obsidian/workspace.json", "{}");
+    s.write(".trash/old.md", "old");
+    let (r, _) = s.scan();
+    assert_eq!(
+        (r["notes"].as_u64(), r["assets"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+    let (again, _) = s.scan();
+    assert_eq!(
+        again["recorded"], 0,
+        "the archive's own files are not recorded"
+    );
+    assert_eq!(again["assets"], 0);
+}
+
+#[test]
+fn a_missing_vault_cannot_run() {
+    let s = Sandbox::empty();
+    let out = s
+        .cmd(&["scan"])
+        .arg("--vault")
+        .arg(s.dir.path().join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::common::stderr(&out).contains("no vault at"));
+}
+
+#[test]
+fn a_locked_archive_cannot_run_and_names_the_holder() {
+    let s = Sandbox::with_shared_vault("cohere");
+    s.scan();
+    // Hold the lock as another process would.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.archive.join("lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    std::fs::write(
+        s.archive.join("lock"),
+        r#"{"pid":4242,"command":"watch","since":"2026-11-27T10:00:00Z"}"#,
+    )
+    .unwrap();
+    let out = s.run(&["scan"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::common::stderr(&out);
+    assert!(
+        err.contains("pid 4242") && err.contains("vaultkeep watch"),
+        "{err}"
+    );
+}
