@@ -5,10 +5,29 @@ use std::io::{self, Read};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256};
+use aws_lc_rs::digest::{Context, SHA256};
 
-/// Read buffer for streaming hashes: 64 KiB stays inside L2, where SHA-NI is fastest.
+/// Read buffer for streaming hashes: 64 KiB stays inside L2, where hashing is fastest.
 pub(crate) const HASH_BUFFER: usize = 64 * 1024;
+
+/// An incremental sha256 (assembly code paths: SHA-NI or AVX2, picked at run time).
+pub(crate) struct Hasher(Context);
+
+impl Hasher {
+    pub(crate) fn new() -> Hasher {
+        Hasher(Context::new(&SHA256))
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub(crate) fn finish(self) -> Digest {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        Digest(out)
+    }
+}
 
 /// The sha256 of some bytes: the name of an object in the archive.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,12 +36,14 @@ pub struct Digest([u8; 32]);
 impl Digest {
     /// Hashes bytes held in memory.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(Sha256::digest(bytes).into())
+        let mut h = Hasher::new();
+        h.update(bytes);
+        h.finish()
     }
 
     /// Hashes everything a reader yields.
     pub fn of_reader(mut reader: impl Read) -> io::Result<Digest> {
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new();
         let mut buf = vec![0u8; HASH_BUFFER];
         loop {
             match reader.read(&mut buf) {
@@ -32,12 +53,17 @@ impl Digest {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Digest(hasher.finalize().into()))
+        Ok(hasher.finish())
     }
 
-    /// Wraps a finished hasher.
-    pub(crate) fn from_hasher(hasher: Sha256) -> Digest {
-        Digest(hasher.finalize().into())
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A digest from its raw 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
     }
 
     /// The 64 hex digits.

@@ -4,9 +4,11 @@
 //! (design.md, "Words"), nor is the archive when it lives inside the vault.
 
 use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use walkdir::WalkDir;
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, openat, statat};
 
 use crate::report::Problem;
 
@@ -34,15 +36,63 @@ impl FileKind {
     }
 }
 
+/// What a stat says about a file: enough to tell whether it changed (git's index keeps the
+/// same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i128,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl Stat {
+    /// From a std metadata (follows what the caller followed).
+    pub fn of(meta: &fs::Metadata) -> Stat {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Stat {
+                size: meta.len(),
+                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+                ino: meta.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let mtime_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            Stat {
+                size: meta.len(),
+                mtime_ns,
+                ino: 0,
+            }
+        }
+    }
+
+    fn of_raw(st: &rustix::fs::Stat) -> Stat {
+        Stat {
+            size: st.st_size as u64,
+            mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+            ino: st.st_ino as u64,
+        }
+    }
+}
+
 /// A content file of the vault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultFile {
     /// Path relative to the vault, with `/` separators.
     pub path: String,
-    /// Path on disk.
-    pub abs: PathBuf,
     /// Note or asset.
     pub kind: FileKind,
+    /// What the walk's stat said.
+    pub stat: Stat,
 }
 
 /// The content files of a vault and what could not be walked.
@@ -59,106 +109,153 @@ pub fn is_content_path(path: &str) -> bool {
     !path.split('/').any(|part| part.starts_with('.'))
 }
 
-/// Lists the content files of `vault`, skipping `exclude` (the archive, when it is inside).
+/// Lists and stats the content files of `vault`, skipping `exclude` (the archive, when it is
+/// inside). Folders are read in parallel, and each file is stat'ed relative to its folder's
+/// descriptor, which is what makes an unchanged rescan cheap.
 pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
-    let mut out = Listing::default();
     let root = fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
-    // Excluded folders as the walk spells them (under `vault`), so they are pruned, not read.
-    let excluded: Vec<PathBuf> = exclude
+    let excluded: Vec<String> = exclude
         .iter()
         .filter_map(|x| fs::canonicalize(x).ok())
-        .filter_map(|x| x.strip_prefix(&root).ok().map(|rel| vault.join(rel)))
+        .filter_map(|x| x.strip_prefix(&root).ok().and_then(|rel| rel.to_str()).map(|r| r.replace('\\', "/")))
+        .filter(|rel| !rel.is_empty())
         .collect();
-    let walker = WalkDir::new(vault)
-        .follow_links(false)
-        .into_iter()
-        .filter_entry(|e| {
-            e.depth() == 0
-                || !(e.file_name().to_string_lossy().starts_with('.')
-                    || excluded.iter().any(|x| e.path() == x))
-        });
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let path = e.path().map(|p| relative(vault, p)).unwrap_or_default();
-                out.problems.push(Problem::new(
-                    path,
-                    format!("cannot read: {}", io_message(&e)),
-                ));
-                continue;
-            }
-        };
-        if entry.depth() == 0 {
-            continue;
-        }
-        let abs = entry.path();
-        if entry.file_type().is_dir() {
-            continue;
-        }
-        let Some(rel) = abs.strip_prefix(vault).ok().and_then(|r| r.to_str()) else {
-            out.problems.push(Problem::new(
-                abs.to_string_lossy(),
-                "the file name is not valid UTF-8; skipped",
-            ));
-            continue;
-        };
-        let path = rel.replace(std::path::MAIN_SEPARATOR, "/");
-        let file_type = entry.file_type();
-        if file_type.is_symlink() {
-            match symlink_target(abs, &root) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(message) => {
-                    out.problems.push(Problem::new(path, message));
-                    continue;
-                }
-            }
-        } else if !file_type.is_file() {
-            out.problems.push(Problem::new(
-                path,
-                "not a regular file (a pipe, socket or device); skipped",
-            ));
-            continue;
-        }
-        out.files.push(VaultFile {
-            kind: FileKind::of(&path),
-            path,
-            abs: abs.to_path_buf(),
-        });
-    }
+    let walk = Walk {
+        vault,
+        root: &root,
+        excluded: &excluded,
+    };
+    let mut out = match open_dir(CWD, vault) {
+        Ok(fd) => walk.dir(&fd, ""),
+        Err(e) => Listing {
+            files: Vec::new(),
+            problems: vec![Problem::new("", format!("cannot read the vault folder: {e}"))],
+        },
+    };
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
+    out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
 
-/// Whether a symlink is followed: only to a regular file inside the vault. A link to a folder
-/// inside the vault is skipped (its files are listed under their own path, and loops are
-/// impossible); anything else is reported.
-fn symlink_target(link: &Path, root: &Path) -> Result<bool, String> {
-    let target = fs::canonicalize(link)
-        .map_err(|e| format!("symlink is broken or loops ({e}); not followed"))?;
-    if !target.starts_with(root) {
-        return Err(format!(
-            "symlink points outside the vault ({}); not followed",
-            target.display()
-        ));
-    }
-    Ok(target.is_file())
+struct Walk<'a> {
+    vault: &'a Path,
+    root: &'a Path,
+    excluded: &'a [String],
 }
 
-fn relative(vault: &Path, p: &Path) -> String {
-    p.strip_prefix(vault)
-        .unwrap_or(p)
-        .to_string_lossy()
-        .replace(std::path::MAIN_SEPARATOR, "/")
+impl Walk<'_> {
+    /// Lists the folder open as `fd`, at vault-relative `rel` (empty for the root).
+    fn dir(&self, fd: &OwnedFd, rel: &str) -> Listing {
+        let mut out = Listing::default();
+        let join = |name: &str| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let entries = match Dir::read_from(fd) {
+            Ok(d) => d,
+            Err(e) => {
+                out.problems.push(Problem::new(rel, format!("cannot read the folder: {e}")));
+                return out;
+            }
+        };
+        let mut subdirs = Vec::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    out.problems.push(Problem::new(rel, format!("cannot read the folder: {e}")));
+                    break;
+                }
+            };
+            let raw = entry.file_name();
+            let bytes = raw.to_bytes();
+            if bytes.first() == Some(&b'.') {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(bytes) else {
+                out.problems.push(Problem::new(
+                    join(&String::from_utf8_lossy(bytes)),
+                    "the file name is not valid UTF-8; skipped",
+                ));
+                continue;
+            };
+            let path = join(name);
+            let mut file_type = entry.file_type();
+            let mut stat = None;
+            if file_type == FileType::Unknown || file_type == FileType::RegularFile {
+                match statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => {
+                        file_type = FileType::from_raw_mode(st.st_mode);
+                        stat = Some(Stat::of_raw(&st));
+                    }
+                    Err(rustix::io::Errno::NOENT) => {
+                        out.problems.push(Problem::new(path, "vanished during the scan"));
+                        continue;
+                    }
+                    Err(e) => {
+                        out.problems.push(Problem::new(path, format!("cannot read: {e}")));
+                        continue;
+                    }
+                }
+            }
+            match file_type {
+                FileType::Directory => {
+                    if !self.excluded.contains(&path) {
+                        subdirs.push(path);
+                    }
+                }
+                FileType::RegularFile => out.files.push(self.file(path, stat.unwrap_or_default())),
+                FileType::Symlink => match self.symlink(&path) {
+                    Ok(Some(stat)) => out.files.push(self.file(path, stat)),
+                    Ok(None) => {}
+                    Err(message) => out.problems.push(Problem::new(path, message)),
+                },
+                _ => out.problems.push(Problem::new(path, "not a regular file (a pipe, socket or device); skipped")),
+            }
+        }
+        let nested: Vec<Listing> = subdirs
+            .par_iter()
+            .map(|sub| {
+                let name = sub.rsplit('/').next().unwrap_or(sub);
+                match open_dir(fd, Path::new(name)) {
+                    Ok(child) => self.dir(&child, sub),
+                    Err(e) => Listing {
+                        files: Vec::new(),
+                        problems: vec![Problem::new(sub.clone(), format!("cannot read the folder: {e}"))],
+                    },
+                }
+            })
+            .collect();
+        for n in nested {
+            out.files.extend(n.files);
+            out.problems.extend(n.problems);
+        }
+        out
+    }
+
+    fn file(&self, path: String, stat: Stat) -> VaultFile {
+        VaultFile {
+            kind: FileKind::of(&path),
+            path,
+            stat,
+        }
+    }
+
+    /// A symlink is followed only to a regular file inside the vault. A link to a folder inside
+    /// the vault is skipped (its files are listed under their own path, so loops cannot
+    /// happen); anything else is reported.
+    fn symlink(&self, path: &str) -> Result<Option<Stat>, String> {
+        let link = self.vault.join(path);
+        let target = fs::canonicalize(&link).map_err(|e| format!("symlink is broken or loops ({e}); not followed"))?;
+        if !target.starts_with(self.root) {
+            return Err(format!("symlink points outside the vault ({}); not followed", target.display()));
+        }
+        match fs::metadata(&target) {
+            Ok(m) if m.is_file() => Ok(Some(Stat::of(&m))),
+            _ => Ok(None),
+        }
+    }
 }
 
-fn io_message(e: &walkdir::Error) -> String {
-    if e.loop_ancestor().is_some() {
-        return "symlink loop".to_string();
-    }
-    e.io_error()
-        .map_or_else(|| e.to_string(), |io| io.to_string())
+fn open_dir<Fd: AsFd>(at: Fd, path: &Path) -> std::io::Result<OwnedFd> {
+    openat(at, path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
 }
 
 #[cfg(test)]

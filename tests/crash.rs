@@ -55,7 +55,7 @@ fn scans_killed_at_random_moments_leave_a_verifiable_archive() {
             }
         } else {
             // Forget the index, so every file is read and hashed again.
-            let _ = fs::remove_file(s.archive.join("index.json"));
+            let _ = fs::remove_file(s.archive.join("index"));
         }
         let mut child = s
             .cmd(&["scan", "-q"])

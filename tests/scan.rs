@@ -204,7 +204,7 @@ fn an_unchanged_rescan_records_nothing() {
 fn a_rescan_after_deleting_the_index_rehashes_but_records_nothing() {
     let s = Sandbox::with_shared_vault("cohere");
     s.scan();
-    std::fs::remove_file(s.archive.join("index.json")).unwrap();
+    std::fs::remove_file(s.archive.join("index")).unwrap();
     std::fs::remove_dir_all(s.archive.join("cache")).unwrap();
     let (r, _) = s.scan();
     assert_eq!(r["recorded"], 0);

@@ -1,6 +1,6 @@
 //! `vaultkeep archive ...`: verify and gc.
 
-use super::output::{self, Exit};
+use super::output::{self, Exit, say};
 use super::{ArchiveCommand, Context};
 use crate::fsutil::human_bytes;
 use crate::store::Store;
@@ -19,31 +19,19 @@ fn verify(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
     if json {
         output::json(&report)?;
     } else {
-        println!(
+        say!(
             "Verified {} objects ({}) and {} records in {}.",
             report.objects,
             human_bytes(report.bytes),
             report.records,
             ctx.archive.display()
         );
-        output::list(
-            "Problems",
-            report
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.path, p.message)),
-            50,
-        );
-        output::list(
-            "Warnings",
-            report
-                .warnings
-                .iter()
-                .map(|p| format!("{}: {}", p.path, p.message)),
-            10,
-        );
+        let problems = report.problems.iter().take(50).map(|p| format!("{}: {}", p.path, p.message));
+        output::list("Problems", report.problems.len(), problems);
+        let warnings = report.warnings.iter().take(10).map(|p| format!("{}: {}", p.path, p.message));
+        output::list("Warnings", report.warnings.len(), warnings);
         if report.problems.is_empty() {
-            println!("No damage found.");
+            say!("No damage found.");
         }
     }
     Ok(Exit::failed_if(!report.problems.is_empty()))
@@ -57,14 +45,14 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
         output::json(&report)?;
     } else {
         let verb = if dry_run { "Would remove" } else { "Removed" };
-        println!(
+        say!(
             "{verb} {} unreferenced objects ({}) and {} stale temp files.",
             report.objects,
             human_bytes(report.bytes),
             report.temp_files
         );
         if dry_run {
-            output::list("Would remove", report.removed.iter(), 50);
+            output::list("Would remove", report.removed.len(), report.removed.iter().take(50));
         }
     }
     Ok(Exit::Success)

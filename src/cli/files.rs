@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::output::{self, Exit};
+use super::output::{self, Exit, say};
 use super::{Context, HistoryArgs, RecoverArgs, ScanArgs};
 use crate::fsutil::human_bytes;
 use crate::history::{self, Destination, RecoverError};
@@ -28,71 +28,44 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
         anyhow::bail!(crate::scan::Error::NoVault(ctx.vault.clone()));
     }
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "scan")?;
-    let (report, _) = scan_vault(&ctx.vault, &store, &scan_options(ctx))?;
+    let scan = scan_vault(&ctx.vault, &store, &scan_options(ctx))?;
+    let report = if args.json { scan.report()? } else { scan.brief()? };
+    tracing::debug!("reported");
     if args.json {
         output::json(&report)?;
     } else {
         print_scan(&ctx.vault, &report);
     }
-    Ok(Exit::failed_if(!report.problems.is_empty()))
+    Ok(Exit::failed_if(report.totals.problems > 0))
 }
 
 fn print_scan(vault: &Path, r: &ScanReport) {
     let links: usize = r.links.values().sum();
-    println!(
-        "Scanned {}: {} notes, {} assets, {} links",
-        vault.display(),
-        r.notes,
-        r.assets,
-        links
-    );
+    say!("Scanned {}: {} notes, {} assets, {} links", vault.display(), r.notes, r.assets, links);
     if r.recorded == 0 {
-        println!("Nothing new to record.");
+        say!("Nothing new to record.");
     } else {
         let events: Vec<String> = r.events.iter().map(|(e, n)| format!("{n} {e}")).collect();
-        println!(
+        say!(
             "Recorded {} new versions ({}), {} of new objects.",
             r.recorded,
             events.join(", "),
             human_bytes(r.new_bytes)
         );
     }
-    println!("External URLs: {}", r.urls.len());
-    output::list(
-        "Unresolved links",
-        r.unresolved
-            .iter()
-            .map(|u| format!("{}:{}  {} ({})", u.note, u.line, u.target, u.reason)),
-        10,
-    );
-    output::list(
-        "Ambiguous links",
-        r.ambiguous.iter().map(|a| {
-            format!(
-                "{}:{}  {} → {} ({} candidates)",
-                a.note,
-                a.line,
-                a.target,
-                a.resolved,
-                a.candidates.len()
-            )
-        }),
-        5,
-    );
-    output::list(
-        "Composted profiles",
-        r.composted
-            .iter()
-            .map(|c| format!("{} ({})", c.note, c.reason)),
-        20,
-    );
-    output::list(
-        "Problems",
-        r.problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.message)),
-        20,
-    );
+    let t = &r.totals;
+    say!("External URLs: {}", t.urls);
+    let unresolved = r.unresolved.iter().map(|u| format!("{}:{}  {} ({})", u.note, u.line, u.target, u.reason));
+    output::list("Unresolved links", t.unresolved, unresolved);
+    let ambiguous = r.ambiguous.iter().map(|a| {
+        let n = a.candidates.len();
+        format!("{}:{}  {} → {} ({n} candidates)", a.note, a.line, a.target, a.resolved)
+    });
+    output::list("Ambiguous links", t.ambiguous, ambiguous);
+    let composted = r.composted.iter().map(|c| format!("{} ({})", c.note, c.reason));
+    output::list("Composted profiles", t.composted, composted);
+    let problems = r.problems.iter().map(|p| format!("{}: {}", p.path, p.message));
+    output::list("Problems", t.problems, problems);
 }
 
 pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit> {
@@ -110,7 +83,7 @@ pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit>
                 .as_ref()
                 .map(|f| format!(" from {f}"))
                 .unwrap_or_default();
-            println!(
+            say!(
                 "{:>3}  {}  {:<8}  {}  {:>9}  {}{}",
                 v.version,
                 v.time.round(jiff::Unit::Second).unwrap_or(v.time),

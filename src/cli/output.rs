@@ -36,25 +36,46 @@ impl From<Exit> for ExitCode {
 /// Prints one JSON document on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
+    write_line(format_args!("{text}"));
     Ok(())
 }
 
-/// Prints a heading and up to `limit` items, then how many were left out.
-pub(crate) fn list<I, T>(heading: &str, items: I, limit: usize)
+/// Prints a line on stdout. A closed pipe (`vaultkeep scan | head`) ends the program quietly,
+/// as it would for any Unix filter.
+pub(crate) fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("vaultkeep: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// `println!` through [`write_line`].
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::output::write_line(format_args!($($arg)*)) };
+}
+pub(crate) use say;
+
+/// Prints a heading with the list's full length and the items given (the first few).
+pub(crate) fn list<I, T>(heading: &str, total: usize, items: I)
 where
-    I: ExactSizeIterator<Item = T>,
+    I: Iterator<Item = T>,
     T: Display,
 {
-    let total = items.len();
     if total == 0 {
         return;
     }
-    println!("{heading} ({total}):");
-    for item in items.take(limit) {
-        println!("  {item}");
+    say!("{heading} ({total}):");
+    let mut shown = 0;
+    for item in items {
+        say!("  {item}");
+        shown += 1;
     }
-    if total > limit {
-        println!("  … and {} more (--json lists them all)", total - limit);
+    if total > shown {
+        say!("  … and {} more (--json lists them all)", total - shown);
     }
 }

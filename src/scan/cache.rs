@@ -8,16 +8,22 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_derived;
 use crate::note::NoteFacts;
 
 /// Bumped whenever [`NoteFacts`] or the way notes are read changes, so old caches are dropped.
-const FORMAT: u32 = 1;
+pub(super) const FORMAT: u32 = 1;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CacheFile {
     format: u32,
     notes: HashMap<Digest, NoteFacts>,
+}
+
+#[derive(Serialize)]
+struct CacheRef<'a> {
+    format: u32,
+    notes: &'a HashMap<Digest, NoteFacts>,
 }
 
 pub(super) fn path(cache_dir: &Path) -> PathBuf {
@@ -34,16 +40,8 @@ pub(super) fn load(cache_dir: &Path) -> HashMap<Digest, NoteFacts> {
     }
 }
 
-pub(super) fn save(
-    cache_dir: &Path,
-    notes: HashMap<Digest, NoteFacts>,
-) -> std::io::Result<HashMap<Digest, NoteFacts>> {
+pub(super) fn save(cache_dir: &Path, notes: &HashMap<Digest, NoteFacts>) -> std::io::Result<()> {
     fs::create_dir_all(cache_dir)?;
-    let file = CacheFile {
-        format: FORMAT,
-        notes,
-    };
-    let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-    write_atomic(&path(cache_dir), &bytes)?;
-    Ok(file.notes)
+    let bytes = serde_json::to_vec(&CacheRef { format: FORMAT, notes }).map_err(std::io::Error::other)?;
+    write_derived(&path(cache_dir), &bytes)
 }

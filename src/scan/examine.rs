@@ -1,15 +1,14 @@
-//! One vault file during a scan: stat it, and read, hash and store it only if it changed.
+//! One vault file during a scan: read, hash and store it only if its stat data changed.
 
-use std::collections::HashMap;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::time::UNIX_EPOCH;
+use std::path::Path;
 
 use crate::digest::Digest;
 use crate::note::{NoteFacts, read_note_bytes, too_large};
 use crate::report::Problem;
 use crate::store::{self, Entry, Objects};
-use crate::vault::{FileKind, VaultFile};
+use crate::vault::{FileKind, Stat, VaultFile};
 
 /// Files up to this size are read into memory once; larger ones are streamed into the archive.
 const READ_WHOLE: u64 = 16 * 1024 * 1024;
@@ -19,8 +18,8 @@ pub(super) enum Outcome {
     /// The file was seen: its current content address and stat data.
     Seen {
         entry: Entry,
-        /// Facts read now (the note changed, or the cache did not have them).
-        facts: Option<NoteFacts>,
+        /// Facts of a note read now (boxed: most outcomes have none, and stay small).
+        facts: Option<Box<NoteFacts>>,
         /// Bytes of new objects written.
         new_bytes: u64,
     },
@@ -28,31 +27,25 @@ pub(super) enum Outcome {
     Failed(Problem),
 }
 
-/// Looks at `file`, whose previous state was `previous`. Entries modified at or after
-/// `racy_after_ns` are re-hashed even if their stat data match. Errors are the archive's:
-/// they stop the scan; the vault's errors are per-file [`Outcome::Failed`].
+/// Looks at `file`, whose previous state was `previous`. An entry modified at or after
+/// `racy_after_ns` is read again even if its stat data match (it may have changed again in
+/// the same clock tick). Errors are the archive's and stop the scan; the vault's errors are
+/// per-file [`Outcome::Failed`].
 pub(super) fn examine(
+    vault: &Path,
     file: &VaultFile,
     previous: Option<&Entry>,
     racy_after_ns: i128,
     objects: &Objects,
-    known: &HashMap<Digest, NoteFacts>,
     max_note_bytes: u64,
 ) -> Result<Outcome, store::Error> {
-    let failed = |e: io::Error| Ok(Outcome::Failed(Problem::new(&file.path, describe(&e))));
-    let meta = match fs::metadata(&file.abs) {
-        Ok(m) => m,
-        Err(e) => return failed(e),
-    };
-    let stat = stat_of(&meta);
-    let is_note = file.kind == FileKind::Note;
+    let stat = file.stat;
     if let Some(prev) = previous
         && prev.size == stat.size
         && prev.mtime_ns == stat.mtime_ns
         && prev.ino == stat.ino
         && prev.mtime_ns != 0
         && prev.mtime_ns < racy_after_ns
-        && (!is_note || known.contains_key(&prev.sha256))
     {
         return Ok(Outcome::Seen {
             entry: *prev,
@@ -60,44 +53,37 @@ pub(super) fn examine(
             new_bytes: 0,
         });
     }
-
+    let failed = |e: io::Error| Ok(Outcome::Failed(Problem::new(&file.path, describe(&e))));
+    let abs = vault.join(&file.path);
+    let is_note = file.kind == FileKind::Note;
     let whole = stat.size <= READ_WHOLE && (!is_note || stat.size <= max_note_bytes);
     let (digest, size, new, facts) = if whole {
-        let bytes = match fs::read(&file.abs) {
+        let bytes = match read_whole(&abs, stat.size) {
             Ok(b) => b,
             Err(e) => return failed(e),
         };
         let digest = Digest::of(&bytes);
         let new = objects
             .put(&digest, &bytes)
-            .map_err(store::Error::io("write an object for", &file.abs))?;
-        let facts = (is_note && !known.contains_key(&digest))
-            .then(|| read_note_bytes(&bytes, max_note_bytes));
+            .map_err(store::Error::io("write an object for", &abs))?;
+        let facts = is_note.then(|| Box::new(read_note_bytes(&bytes, max_note_bytes)));
         (digest, bytes.len() as u64, new, facts)
     } else {
-        let source = match File::open(&file.abs) {
+        let source = match File::open(&abs) {
             Ok(f) => f,
             Err(e) => return failed(e),
         };
-        let mut tracked = Tracked {
-            inner: source,
-            error: false,
-        };
+        let mut tracked = Tracked { inner: source, error: false };
         match objects.put_reader(&mut tracked) {
-            Ok((digest, size, new)) => (
-                digest,
-                size,
-                new,
-                is_note.then(|| too_large(size, max_note_bytes)),
-            ),
+            Ok((digest, size, new)) => (digest, size, new, is_note.then(|| Box::new(too_large(size, max_note_bytes)))),
             Err(e) if tracked.error => return failed(e),
-            Err(e) => return Err(store::Error::io("write an object for", &file.abs)(e)),
+            Err(e) => return Err(store::Error::io("write an object for", &abs)(e)),
         }
     };
 
     // If the file changed while we read it, what we stored is one of its states; forget the
-    // stat data so the next scan looks again.
-    let after = fs::metadata(&file.abs).map(|m| stat_of(&m)).ok();
+    // stat data so the next scan reads it again.
+    let after = fs::metadata(&abs).map(|m| Stat::of(&m)).ok();
     let settled = after.is_some_and(|a| a.size == size && a.mtime_ns == stat.mtime_ns);
     Ok(Outcome::Seen {
         entry: Entry {
@@ -111,40 +97,21 @@ pub(super) fn examine(
     })
 }
 
-struct Stat {
-    size: u64,
-    mtime_ns: i128,
-    ino: u64,
-}
-
-fn stat_of(meta: &Metadata) -> Stat {
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i128);
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(meta);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Stat {
-        size: meta.len(),
-        mtime_ns,
-        ino,
-    }
+/// Reads a whole file, sized by the walk's stat (one read call for most files).
+fn read_whole(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// A vault read error, for a person.
 fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => {
-            "vanished during the scan; it will be recorded as deleted next time if it stays gone"
-                .into()
+            "vanished during the scan; it will be recorded as deleted next time if it stays gone".into()
         }
-        io::ErrorKind::PermissionDenied => {
-            format!("cannot read ({e}); its last recorded version is kept")
-        }
-        _ => format!("cannot read: {e}"),
+        _ => format!("cannot read ({e}); its last recorded version is kept"),
     }
 }
 

@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::links::FileIndex;
 use crate::note::NoteFacts;
+use crate::report::Problem;
 use crate::store::{self, Entry, Event, Index, Store, VersionRecord};
 use crate::vault::{self, FileKind};
 
-pub use summary::{Ambiguous, Composted, ScanReport, Unresolved};
+pub use summary::{Ambiguous, Composted, ScanReport, Summary, Totals, Unresolved};
 
 use examine::{Outcome, examine};
 
@@ -84,13 +85,10 @@ pub struct VaultView {
 impl VaultView {
     /// Notes with what they say.
     pub fn notes(&self) -> impl Iterator<Item = (&str, &NoteFacts)> {
-        self.files
-            .iter()
-            .filter(|f| f.kind == FileKind::Note)
-            .filter_map(|f| {
-                let facts = self.facts.get(f.sha256.as_ref()?)?;
-                Some((f.path.as_str(), facts))
-            })
+        self.files.iter().filter(|f| f.kind == FileKind::Note).filter_map(|f| {
+            let facts = self.facts.get(f.sha256.as_ref()?)?;
+            Some((f.path.as_str(), facts))
+        })
     }
 
     /// What one note says, by vault-relative path.
@@ -99,74 +97,99 @@ impl VaultView {
     }
 }
 
-/// Scans `vault_dir` into `store` (whose lock the caller holds).
-pub fn scan(
-    vault_dir: &Path,
-    store: &Store,
-    options: &ScanOptions,
-) -> Result<(ScanReport, VaultView), Error> {
+/// One finished pass over the vault: what it recorded, and the means to read what the notes
+/// say ([`Scan::view`]) and to report ([`Scan::report`]).
+pub struct Scan {
+    /// Every content file, sorted by path.
+    pub files: Vec<ScannedFile>,
+    /// The version records this pass wrote.
+    pub records: Vec<VersionRecord>,
+    /// Bytes of new objects stored.
+    pub new_bytes: u64,
+    /// Files and folders that could not be read.
+    pub problems: Vec<Problem>,
+    /// Notes read during this pass, until [`Scan::view`] takes them.
+    fresh: std::sync::Mutex<HashMap<Digest, NoteFacts>>,
+    key: summary::Key,
+    store: Store,
+    options: ScanOptions,
+}
+
+/// Scans `vault_dir` into `store` (whose lock the caller holds): records every new version.
+pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Scan, Error> {
     if !vault_dir.is_dir() {
         return Err(Error::NoVault(vault_dir.to_path_buf()));
     }
     let started = Timestamp::now();
-    let listing = vault::list(vault_dir, &[store.root().to_path_buf()]);
-    let mut index = store.load_index()?;
-    let cache_dir = store.cache_dir();
-    let mut known = cache::load(&cache_dir);
+    let clock = std::time::Instant::now();
+    // Walking the vault and reading the index are independent: do both at once.
+    let (listing, index) = rayon::join(|| vault::list(vault_dir, &[store.root().to_path_buf()]), || store.load_index());
+    let mut index = index?;
+    tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
     let racy_after = index.scan_started_ns;
 
     let bar = progress_bar(options.progress, listing.files.len() as u64);
-    let outcomes: Vec<Outcome> = listing
+    let outcomes: Vec<(Option<Entry>, Outcome)> = listing
         .files
         .par_iter()
         .map(|file| {
+            let previous = index.files.get(&file.path).copied();
             let outcome = examine(
+                vault_dir,
                 file,
-                index.files.get(&file.path),
+                previous.as_ref(),
                 racy_after,
                 store.objects(),
-                &known,
                 options.max_note_bytes,
             );
-            bar.inc(1);
-            outcome
+            if options.progress {
+                bar.inc(1);
+            }
+            outcome.map(|o| (previous, o))
         })
         .collect::<Result<_, _>>()?;
     bar.finish_and_clear();
+    tracing::debug!(elapsed = ?clock.elapsed(), "examined every file");
 
     let mut problems = listing.problems;
-    let mut present: HashMap<&str, Entry> = HashMap::with_capacity(outcomes.len());
-    let mut unreadable: Vec<&str> = Vec::new();
+    let mut files = Vec::with_capacity(outcomes.len());
+    let mut changed: Vec<(usize, Entry)> = Vec::new();
     let mut new_bytes = 0;
-    let mut cache_changed = false;
-    for (file, outcome) in listing.files.iter().zip(outcomes) {
-        match outcome {
-            Outcome::Seen {
-                entry,
-                facts,
-                new_bytes: n,
-            } => {
-                present.insert(&file.path, entry);
+    let mut fresh = HashMap::new();
+    let mut still_recorded = 0;
+    for (file, (previous, outcome)) in listing.files.into_iter().zip(outcomes) {
+        still_recorded += usize::from(previous.is_some());
+        let sha256 = match outcome {
+            Outcome::Seen { entry, facts, new_bytes: n } => {
                 new_bytes += n;
                 if let Some(f) = facts {
-                    known.insert(entry.sha256, f);
-                    cache_changed = true;
+                    fresh.insert(entry.sha256, *f);
                 }
+                if previous != Some(entry) {
+                    changed.push((files.len(), entry));
+                }
+                Some(entry.sha256)
             }
             Outcome::Failed(p) => {
                 problems.push(p);
-                unreadable.push(&file.path);
+                previous.map(|e| e.sha256)
             }
-        }
+        };
+        files.push(ScannedFile {
+            path: file.path,
+            kind: file.kind,
+            sha256,
+        });
     }
-
-    let records = changes(&index, &present, &unreadable, started);
+    let records = changes(&index, &files, &changed, vanished(&index, &files, still_recorded), started);
     if new_bytes > 0 {
         store
             .objects()
             .sync()
             .map_err(store::Error::io("sync the objects of", store.root()))?;
+        tracing::debug!(elapsed = ?clock.elapsed(), "made the new objects durable");
     }
+    let index_changed = !records.is_empty() || !changed.is_empty();
     if !records.is_empty() {
         let journal = store.versions();
         index.log_end = journal
@@ -177,70 +200,183 @@ pub fn scan(
             index.apply(r);
         }
     }
-    let mut index_changed = !records.is_empty();
-    for (path, entry) in &present {
-        let slot = index.files.get_mut(*path);
-        if let Some(slot) = slot
-            && slot != entry
-        {
+    for (i, entry) in &changed {
+        if let Some(slot) = index.files.get_mut(&files[*i].path) {
             *slot = *entry;
-            index_changed = true;
         }
     }
     if index_changed || index.scan_started_ns == 0 {
         index.scan_started_ns = started.as_nanosecond();
         store.save_index(&index)?;
     }
-
-    let files: Vec<ScannedFile> = listing
-        .files
-        .iter()
-        .map(|f| ScannedFile {
-            path: f.path.clone(),
-            kind: f.kind,
-            sha256: present
-                .get(f.path.as_str())
-                .or_else(|| index.files.get(&f.path))
-                .map(|e| e.sha256),
-        })
-        .collect();
-    // Keep the cache to what the vault holds now, so it does not grow forever.
-    let live: std::collections::HashSet<Digest> = files.iter().filter_map(|f| f.sha256).collect();
-    let before = known.len();
-    known.retain(|d, _| live.contains(d));
-    if cache_changed || known.len() != before {
-        known = match cache::save(&cache_dir, known) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!("cannot save the note cache in {}: {e}", cache_dir.display());
-                HashMap::new()
-            }
-        };
-    }
-
-    let view = VaultView {
-        index: FileIndex::new(files.iter().map(|f| f.path.clone())),
-        files,
-        facts: known,
-    };
-    let mut report = summary::summarize(&view, options.today);
-    report.recorded = records.len();
-    for r in &records {
-        *report.events.entry(r.event.name().to_string()).or_default() += 1;
-    }
-    report.new_bytes = new_bytes;
-    problems.append(&mut report.problems);
+    tracing::debug!(elapsed = ?clock.elapsed(), records = records.len(), "recorded");
     problems.sort_by(|a, b| a.path.cmp(&b.path));
-    report.problems = problems;
-    Ok((report, view))
+    Ok(Scan {
+        key: summary::Key::new(index.log_end, &files, options.today),
+        files,
+        records,
+        new_bytes,
+        problems,
+        fresh: std::sync::Mutex::new(fresh),
+        store: store.clone(),
+        options: options.clone(),
+    })
 }
 
-/// The version records that bring the recorded state (`index`) to what is on disk now.
-/// A file that vanished while another with the same content appeared was renamed.
+/// Recorded files that are no longer listed, sorted by path; `still_recorded` of the listed
+/// files are in the index. A listed file that could not be read is not among them: it is
+/// still there.
+fn vanished<'a>(index: &'a Index, files: &[ScannedFile], still_recorded: usize) -> Vec<(&'a String, &'a Entry)> {
+    if still_recorded == index.files.len() {
+        return Vec::new();
+    }
+    let listed: rustc_hash::FxHashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut gone: Vec<_> = index.files.iter().filter(|(p, _)| !listed.contains(p.as_str())).collect();
+    gone.sort_by(|a, b| a.0.cmp(b.0));
+    gone
+}
+
+impl Scan {
+    /// What every note says, read from the note cache, from this pass, or (for notes the
+    /// cache lacks) from the archive's copy. Keeps the cache to the vault's current notes.
+    pub fn view(&self) -> Result<VaultView, store::Error> {
+        let (view, dirty) = self.build_view()?;
+        if dirty {
+            self.save_facts(&view.facts);
+        }
+        Ok(view)
+    }
+
+    /// The view, and whether the note cache needs saving.
+    fn build_view(&self) -> Result<(VaultView, bool), store::Error> {
+        let cache_dir = self.store.cache_dir();
+        let (mut facts, fresh) = rayon::join(
+            || cache::load(&cache_dir),
+            || std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|e| e.into_inner())),
+        );
+        let mut dirty = !fresh.is_empty();
+        facts.extend(fresh);
+        let missing: std::collections::HashSet<Digest> = self
+            .files
+            .iter()
+            .filter(|f| f.kind == FileKind::Note)
+            .filter_map(|f| f.sha256)
+            .filter(|d| !facts.contains_key(d))
+            .collect();
+        let read: Vec<(Digest, NoteFacts)> = missing
+            .par_iter()
+            .map(|d| {
+                let path = self.store.objects().path(d);
+                let bytes = std::fs::read(&path).map_err(store::Error::io("read", &path))?;
+                Ok((*d, crate::note::read_note_bytes(&bytes, self.options.max_note_bytes)))
+            })
+            .collect::<Result<_, store::Error>>()?;
+        dirty |= !read.is_empty();
+        facts.extend(read);
+        let live: std::collections::HashSet<Digest> = self.files.iter().filter_map(|f| f.sha256).collect();
+        let before = facts.len();
+        facts.retain(|d, _| live.contains(d));
+        dirty |= facts.len() != before;
+        let view = VaultView {
+            index: FileIndex::new(self.files.iter().map(|f| f.path.clone())),
+            files: self.files.clone(),
+            facts,
+        };
+        Ok((view, dirty))
+    }
+
+    /// Saves the note cache; a failure only costs time next run.
+    fn save_facts(&self, facts: &HashMap<Digest, NoteFacts>) {
+        let dir = self.store.cache_dir();
+        if let Err(e) = cache::save(&dir, facts) {
+            tracing::warn!("cannot save the note cache in {}: {e}", dir.display());
+        }
+    }
+
+    /// The full report. The summary of links and profiles is reused from the last scan when
+    /// the vault is as it was then (same records, same files, same day).
+    pub fn report(&self) -> Result<ScanReport, store::Error> {
+        let summary = match summary::load_full(&self.store.cache_dir(), &self.key) {
+            Some(s) => s,
+            None => self.summarize()?,
+        };
+        Ok(self.complete(summary, None))
+    }
+
+    /// The report with each list cut to its first few items, and the full counts: what a
+    /// person reads. Cheap when the vault has not changed.
+    pub fn brief(&self) -> Result<ScanReport, store::Error> {
+        let (summary, totals) = match summary::load_brief(&self.store.cache_dir(), &self.key) {
+            Some(b) => b,
+            None => {
+                let full = self.summarize()?;
+                let totals = full.totals();
+                (full.brief(), totals)
+            }
+        };
+        Ok(self.complete(summary, Some(totals)))
+    }
+
+    fn summarize(&self) -> Result<Summary, store::Error> {
+        let clock = std::time::Instant::now();
+        let (view, dirty) = self.build_view()?;
+        tracing::debug!(elapsed = ?clock.elapsed(), "read what the notes say");
+        // Saving the note cache and summarizing only read the view: do both at once.
+        let ((), summary) = rayon::join(
+            || {
+                if dirty {
+                    self.save_facts(&view.facts);
+                    tracing::debug!(elapsed = ?clock.elapsed(), "saved the note cache");
+                }
+            },
+            || {
+                let s = summary::summarize(&view, self.options.today);
+                tracing::debug!(elapsed = ?clock.elapsed(), "summary computed");
+                s
+            },
+        );
+        tracing::debug!(elapsed = ?clock.elapsed(), "summarized");
+        summary::save(&self.store.cache_dir(), &self.key, &summary);
+        tracing::debug!(elapsed = ?clock.elapsed(), "saved the summary");
+        Ok(summary)
+    }
+
+    fn complete(&self, summary: Summary, totals: Option<Totals>) -> ScanReport {
+        let mut problems = self.problems.clone();
+        let mut totals = totals.unwrap_or_else(|| summary.totals());
+        totals.problems += problems.len();
+        problems.extend(summary.problems.iter().cloned());
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut events = std::collections::BTreeMap::new();
+        for r in &self.records {
+            *events.entry(r.event.name().to_string()).or_default() += 1;
+        }
+        ScanReport {
+            notes: summary.notes,
+            assets: summary.assets,
+            links: summary.links,
+            urls: summary.urls,
+            unresolved: summary.unresolved,
+            ambiguous: summary.ambiguous,
+            composted: summary.composted,
+            recorded: self.records.len(),
+            events,
+            new_bytes: self.new_bytes,
+            problems,
+            totals,
+        }
+    }
+}
+
+/// The version records that bring the recorded state (`index`) to what is on disk now:
+/// `changed` are the files (by position in `files`) whose entry differs from the index, `gone`
+/// the recorded files no longer listed. A file that appeared with the content of one that
+/// vanished was renamed.
 fn changes(
     index: &Index,
-    present: &HashMap<&str, Entry>,
-    unreadable: &[&str],
+    files: &[ScannedFile],
+    changed: &[(usize, Entry)],
+    mut gone: Vec<(&String, &Entry)>,
     time: Timestamp,
 ) -> Vec<VersionRecord> {
     let record = |event, path: &str, from: Option<&str>, e: &Entry| VersionRecord {
@@ -251,18 +387,11 @@ fn changes(
         sha256: e.sha256,
         size: e.size,
     };
-    let mut gone: Vec<(&String, &Entry)> = index
-        .files
-        .iter()
-        .filter(|(p, _)| !present.contains_key(p.as_str()) && !unreadable.contains(&p.as_str()))
-        .collect();
-    gone.sort_by(|a, b| a.0.cmp(b.0));
-    let mut created: Vec<(&str, &Entry)> = Vec::new();
     let mut out = Vec::new();
-    let mut sorted: Vec<(&&str, &Entry)> = present.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    for (path, entry) in sorted {
-        match index.files.get(*path) {
+    let mut created = Vec::new();
+    for (i, entry) in changed {
+        let path = files[*i].path.as_str();
+        match index.files.get(path) {
             Some(old) if old.sha256 == entry.sha256 => {}
             Some(_) => out.push(record(Event::Modified, path, None, entry)),
             None => created.push((path, entry)),
@@ -314,16 +443,33 @@ mod tests {
         }
     }
 
-    fn events(
-        index: &Index,
-        present: &[(&'static str, Entry)],
-        unreadable: &[&str],
-    ) -> Vec<(Event, String, Option<String>)> {
-        let present: HashMap<&str, Entry> = present.iter().cloned().collect();
-        changes(index, &present, unreadable, Timestamp::UNIX_EPOCH)
+    fn scanned(present: &[(&str, Entry)]) -> Vec<ScannedFile> {
+        present
+            .iter()
+            .map(|(p, e)| ScannedFile {
+                path: p.to_string(),
+                kind: FileKind::of(p),
+                sha256: Some(e.sha256),
+            })
+            .collect()
+    }
+
+    fn events(index: &Index, present: &[(&str, Entry)]) -> Vec<(Event, String, Option<String>)> {
+        let files = scanned(present);
+        let changed: Vec<(usize, Entry)> = present
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, e))| index.files.get(*p) != Some(e))
+            .map(|(i, (_, e))| (i, *e))
+            .collect();
+        changes(index, &files, &changed, vanished(index, &files, recorded(index, &files)), Timestamp::UNIX_EPOCH)
             .into_iter()
             .map(|r| (r.event, r.path, r.from))
             .collect()
+    }
+
+    fn recorded(index: &Index, files: &[ScannedFile]) -> usize {
+        files.iter().filter(|f| index.files.contains_key(&f.path)).count()
     }
 
     fn index(files: &[(&str, Entry)]) -> Index {
@@ -341,11 +487,11 @@ mod tests {
         ]);
         let now = [
             ("a.md", entry(b"a2", 1)),
-            ("moved/b.md", entry(b"b", 2)),
             ("d.md", entry(b"d", 4)),
+            ("moved/b.md", entry(b"b", 2)),
         ];
         assert_eq!(
-            events(&old, &now, &[]),
+            events(&old, &now),
             vec![
                 (Event::Modified, "a.md".into(), None),
                 (Event::Created, "d.md".into(), None),
@@ -357,8 +503,11 @@ mod tests {
 
     #[test]
     fn an_unreadable_file_is_not_taken_for_deleted() {
-        let old = index(&[("a.md", entry(b"a", 1))]);
-        assert!(events(&old, &[], &["a.md"]).is_empty());
+        let old = index(&[("a.md", entry(b"a", 1)), ("b.md", entry(b"b", 2))]);
+        // `a.md` was listed but could not be read: it keeps its recorded content.
+        let files = scanned(&[("a.md", entry(b"a", 1))]);
+        let gone: Vec<_> = vanished(&old, &files, recorded(&old, &files)).into_iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(gone, vec!["b.md"]);
     }
 
     #[test]
@@ -369,7 +518,7 @@ mod tests {
         ]);
         let now = [("c/new.png", entry(b"same", 8))];
         assert_eq!(
-            events(&old, &now, &[]),
+            events(&old, &now),
             vec![
                 (Event::Renamed, "c/new.png".into(), Some("b/two.png".into())),
                 (Event::Deleted, "a/one.png".into(), None),

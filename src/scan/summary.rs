@@ -1,11 +1,17 @@
 //! The scan report: counts, external URLs, unresolved and ambiguous links, composted profiles.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::VaultView;
+use rayon::prelude::*;
+
 use crate::links::{Destination, LinkKind, Resolution};
+use crate::note::NoteFacts;
+use crate::fsutil::write_derived;
 use crate::report::Problem;
 
 /// What `vaultkeep scan` reports (its `--json` output).
@@ -33,6 +39,155 @@ pub struct ScanReport {
     pub new_bytes: u64,
     /// Files that could not be read or understood.
     pub problems: Vec<Problem>,
+    /// The length of each list (a brief report lists only the first few items).
+    pub totals: Totals,
+}
+
+/// How many items each list of a report has in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Distinct external URLs.
+    pub urls: usize,
+    /// Unresolved links.
+    pub unresolved: usize,
+    /// Ambiguous links.
+    pub ambiguous: usize,
+    /// Composted profiles.
+    pub composted: usize,
+    /// Problems.
+    pub problems: usize,
+}
+
+/// What the notes say, across the vault: the part of a report that depends only on the
+/// vault's files and their content (and on the day, for composting), so it can be cached.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Notes.
+    pub notes: usize,
+    /// Assets.
+    pub assets: usize,
+    /// Links by kind.
+    pub links: BTreeMap<String, usize>,
+    /// Distinct external URLs.
+    pub urls: Vec<String>,
+    /// Unresolved links.
+    pub unresolved: Vec<Unresolved>,
+    /// Ambiguous links.
+    pub ambiguous: Vec<Ambiguous>,
+    /// Composted profiles.
+    pub composted: Vec<Composted>,
+    /// Notes that could not be read as notes.
+    pub problems: Vec<Problem>,
+}
+
+/// Items each list keeps in a brief report.
+const BRIEF_ITEMS: usize = 10;
+
+impl Summary {
+    /// The length of each list.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            urls: self.urls.len(),
+            unresolved: self.unresolved.len(),
+            ambiguous: self.ambiguous.len(),
+            composted: self.composted.len(),
+            problems: self.problems.len(),
+        }
+    }
+
+    /// The same with every list cut to its first few items.
+    pub fn brief(&self) -> Summary {
+        fn first<T: Clone>(v: &[T]) -> Vec<T> {
+            v[..v.len().min(BRIEF_ITEMS)].to_vec()
+        }
+        Summary {
+            notes: self.notes,
+            assets: self.assets,
+            links: self.links.clone(),
+            urls: first(&self.urls),
+            unresolved: first(&self.unresolved),
+            ambiguous: first(&self.ambiguous),
+            composted: first(&self.composted),
+            problems: first(&self.problems),
+        }
+    }
+}
+
+/// What a cached summary was computed from: the version log's length (every content change
+/// appends to it), the files listed, the day, and this program's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Key {
+    program: String,
+    log_end: u64,
+    files: usize,
+    files_hash: u64,
+    today: String,
+}
+
+impl Key {
+    pub(super) fn new(log_end: u64, files: &[super::ScannedFile], today: jiff::civil::Date) -> Key {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        for f in files {
+            f.path.hash(&mut h);
+            f.sha256.map(|d| *d.as_bytes()).hash(&mut h);
+        }
+        Key {
+            program: format!("{} {}", env!("CARGO_PKG_VERSION"), super::cache::FORMAT),
+            log_end,
+            files: files.len(),
+            files_hash: h.finish(),
+            today: today.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cached<T> {
+    key: Key,
+    summary: T,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BriefCache {
+    totals: Totals,
+    summary: Summary,
+}
+
+const FULL: &str = "summary.json";
+const BRIEF: &str = "summary-brief.json";
+
+fn load<T: serde::de::DeserializeOwned>(path: &Path, key: &Key) -> Option<T> {
+    let bytes = fs::read(path).ok()?;
+    let cached: Cached<T> = serde_json::from_slice(&bytes).ok()?;
+    (cached.key == *key).then_some(cached.summary)
+}
+
+pub(super) fn load_full(dir: &Path, key: &Key) -> Option<Summary> {
+    load(&dir.join(FULL), key)
+}
+
+pub(super) fn load_brief(dir: &Path, key: &Key) -> Option<(Summary, Totals)> {
+    load::<BriefCache>(&dir.join(BRIEF), key).map(|b| (b.summary, b.totals))
+}
+
+/// Saves the summary, full and brief; a failure only costs time next run.
+pub(super) fn save(dir: &Path, key: &Key, summary: &Summary) {
+    let brief = BriefCache {
+        totals: summary.totals(),
+        summary: summary.brief(),
+    };
+    let result = fs::create_dir_all(dir)
+        .and_then(|_| write_json(&dir.join(FULL), key, summary))
+        .and_then(|_| write_json(&dir.join(BRIEF), key, &brief));
+    if let Err(e) = result {
+        tracing::warn!("cannot save the scan summary in {}: {e}", dir.display());
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, key: &Key, summary: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(&Cached { key: key.clone(), summary }).map_err(std::io::Error::other)?;
+    write_derived(path, &bytes)
 }
 
 /// An internal link that resolves to no file.
@@ -72,79 +227,102 @@ pub struct Composted {
     pub reason: String,
 }
 
-pub(super) fn summarize(view: &VaultView, today: jiff::civil::Date) -> ScanReport {
-    let mut report = ScanReport {
-        links: LinkKind::ALL
-            .iter()
-            .map(|k| (k.name().to_string(), 0))
-            .collect(),
-        ..ScanReport::default()
+/// Reads what the notes say, across the vault. Notes are read in parallel; the lists keep
+/// the notes' order.
+pub fn summarize(view: &VaultView, today: jiff::civil::Date) -> Summary {
+    let mut summary = Summary {
+        links: LinkKind::ALL.iter().map(|k| (k.name().to_string(), 0)).collect(),
+        ..Summary::default()
     };
-    let mut urls = BTreeSet::new();
     for file in &view.files {
         match file.kind {
-            crate::vault::FileKind::Note => report.notes += 1,
-            crate::vault::FileKind::Asset => report.assets += 1,
+            crate::vault::FileKind::Note => summary.notes += 1,
+            crate::vault::FileKind::Asset => summary.assets += 1,
         }
     }
-    for (note, facts) in view.notes() {
-        if let Some(why) = &facts.unreadable {
-            report.problems.push(Problem::new(note, why.clone()));
+    let notes: Vec<(&str, &NoteFacts)> = view.notes().collect();
+    let parts: Vec<Summary> = notes
+        .par_iter()
+        .map_init(HashMap::new, |memo, (note, facts)| summarize_note(view, note, facts, today, memo))
+        .collect();
+    let mut urls = BTreeSet::new();
+    for part in parts {
+        for (kind, n) in part.links {
+            *summary.links.entry(kind).or_default() += n;
         }
-        if let Some(e) = &facts.yaml_error {
-            report.problems.push(Problem::new(
-                note,
-                format!(
-                    "invalid YAML frontmatter at line {}: {}; its links in the body are still read",
-                    e.line, e.message
-                ),
-            ));
-        }
-        if let Some(reason) = facts.signals.judge(note, today) {
-            report.composted.push(Composted {
-                note: note.to_string(),
-                reason,
-            });
-        }
-        for link in &facts.links {
-            *report
-                .links
-                .entry(link.kind.name().to_string())
-                .or_default() += 1;
-            match link.destination() {
-                Destination::External(url) => {
-                    urls.insert(url.to_string());
-                }
-                Destination::Internal(target) => match view.index.resolve(note, target) {
-                    resolution @ (Resolution::Missing | Resolution::OutsideVault) => {
-                        let outside = resolution == Resolution::OutsideVault;
-                        report.unresolved.push(Unresolved {
-                            note: note.to_string(),
-                            target: target.to_string(),
-                            line: link.line,
-                            reason: if outside {
-                                "outside the vault"
-                            } else {
-                                "not found"
-                            }
-                            .to_string(),
-                        });
-                    }
-                    Resolution::Ambiguous { path, candidates } => {
-                        report.ambiguous.push(Ambiguous {
-                            note: note.to_string(),
-                            target: target.to_string(),
-                            line: link.line,
-                            resolved: path,
-                            candidates,
-                        })
-                    }
+        urls.extend(part.urls);
+        summary.unresolved.extend(part.unresolved);
+        summary.ambiguous.extend(part.ambiguous);
+        summary.composted.extend(part.composted);
+        summary.problems.extend(part.problems);
+    }
+    summary.urls = urls.into_iter().collect();
+    summary
+}
+
+/// Resolutions already made, by the note's folder and the target: notes of one folder often
+/// link the same names.
+type Memo<'a> = HashMap<(&'a str, &'a str), Resolution>;
+
+fn summarize_note<'a>(
+    view: &VaultView,
+    note: &'a str,
+    facts: &'a NoteFacts,
+    today: jiff::civil::Date,
+    memo: &mut Memo<'a>,
+) -> Summary {
+    let mut out = Summary::default();
+    if let Some(why) = &facts.unreadable {
+        out.problems.push(Problem::new(note, why.clone()));
+    }
+    if let Some(e) = &facts.yaml_error {
+        out.problems.push(Problem::new(
+            note,
+            format!(
+                "invalid YAML frontmatter at line {}: {}; its links in the body are still read",
+                e.line, e.message
+            ),
+        ));
+    }
+    if let Some(reason) = facts.signals.judge(note, today) {
+        out.composted.push(Composted {
+            note: note.to_string(),
+            reason,
+        });
+    }
+    let dir = note.rsplit_once('/').map_or("", |(d, _)| d);
+    for link in &facts.links {
+        *out.links.entry(link.kind.name().to_string()).or_default() += 1;
+        match link.destination() {
+            Destination::External(url) => out.urls.push(url.to_string()),
+            Destination::Internal(target) => {
+                let resolution = memo
+                    .entry((dir, target))
+                    .or_insert_with(|| view.index.resolve(note, target));
+                match resolution {
+                    Resolution::Missing | Resolution::OutsideVault => out.unresolved.push(Unresolved {
+                        note: note.to_string(),
+                        target: target.to_string(),
+                        line: link.line,
+                        reason: if *resolution == Resolution::OutsideVault {
+                            "outside the vault"
+                        } else {
+                            "not found"
+                        }
+                        .to_string(),
+                    }),
+                    Resolution::Ambiguous { path, candidates } => out.ambiguous.push(Ambiguous {
+                        note: note.to_string(),
+                        target: target.to_string(),
+                        line: link.line,
+                        resolved: path.clone(),
+                        candidates: candidates.clone(),
+                    }),
                     Resolution::Found { .. } | Resolution::SameNote => {}
-                },
-                Destination::SameNote | Destination::Other => {}
+                }
             }
+            Destination::SameNote | Destination::Other => {}
         }
     }
-    report.urls = urls.into_iter().collect();
-    report
+    out
 }

@@ -6,23 +6,19 @@
 //! appending records and saving the index loses nothing. Without an index every file is
 //! re-hashed once.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use rustc_hash::FxHashMap;
 
 use super::{Error, Event, Journal, VersionRecord};
 use crate::digest::Digest;
-use crate::fsutil::write_atomic;
-
-const FORMAT: u32 = 1;
+use crate::fsutil::write_derived;
 
 /// The recorded state of the vault and what each file looked like on disk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Index {
-    format: u32,
     /// Bytes of `versions.jsonl` this index reflects.
     pub log_end: u64,
     /// Lines of `versions.jsonl` this index reflects.
@@ -32,23 +28,11 @@ pub struct Index {
     /// re-hashed next time ("racily clean" in git's words).
     pub scan_started_ns: i128,
     /// Present files, by vault-relative path.
-    pub files: HashMap<String, Entry>,
-}
-
-impl Default for Index {
-    fn default() -> Index {
-        Index {
-            format: FORMAT,
-            log_end: 0,
-            log_lines: 0,
-            scan_started_ns: 0,
-            files: HashMap::new(),
-        }
-    }
+    pub files: FxHashMap<String, Entry>,
 }
 
 /// One file as last recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// Content address of the recorded version.
     pub sha256: Digest,
@@ -75,10 +59,7 @@ impl Entry {
 impl Index {
     pub(super) fn load(path: &Path, log: &Journal) -> Result<Index, Error> {
         let mut index = match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
-                .ok()
-                .filter(|i| i.format == FORMAT)
-                .unwrap_or_else(|| {
+            Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
                     tracing::warn!(path = %path.display(), "scan index unreadable; files will be re-hashed once");
                     Index::default()
                 }),
@@ -104,9 +85,7 @@ impl Index {
     }
 
     pub(super) fn save(&self, path: &Path) -> Result<(), Error> {
-        let bytes =
-            serde_json::to_vec(self).map_err(|e| Error::io("encode", path)(io::Error::other(e)))?;
-        write_atomic(path, &bytes).map_err(Error::io("write", path))
+        write_derived(path, &encode(self)).map_err(Error::io("write", path))
     }
 
     /// Updates the recorded state with one record of the log.
@@ -131,6 +110,74 @@ impl Index {
                 self.files.remove(&record.path);
             }
         }
+    }
+}
+
+/// The file starts with this line, so `head -1` tells what it is.
+const MAGIC: &[u8] = b"vaultkeep scan index 1\n";
+
+/// The index on disk: compact and quick to read, since every scan reads it whole. After the
+/// magic line: log_end, log_lines (u64), scan_started_ns (i128), the entry count (u64), then
+/// per entry the path length (u32), the path, sha256 (32 bytes), size (u64), mtime_ns (i128)
+/// and inode (u64); all little-endian.
+fn encode(index: &Index) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 40 + index.files.len() * 120);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&index.log_end.to_le_bytes());
+    out.extend_from_slice(&(index.log_lines as u64).to_le_bytes());
+    out.extend_from_slice(&index.scan_started_ns.to_le_bytes());
+    out.extend_from_slice(&(index.files.len() as u64).to_le_bytes());
+    for (path, e) in &index.files {
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(e.sha256.as_bytes());
+        out.extend_from_slice(&e.size.to_le_bytes());
+        out.extend_from_slice(&e.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&e.ino.to_le_bytes());
+    }
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<Index> {
+    let mut r = Reader(bytes.strip_prefix(MAGIC)?);
+    let log_end = u64::from_le_bytes(r.take()?);
+    let log_lines = u64::from_le_bytes(r.take()?) as usize;
+    let scan_started_ns = i128::from_le_bytes(r.take()?);
+    let count = u64::from_le_bytes(r.take()?) as usize;
+    let mut files = FxHashMap::with_capacity_and_hasher(count.min(bytes.len() / 64), Default::default());
+    for _ in 0..count {
+        let len = u32::from_le_bytes(r.take()?) as usize;
+        let path = std::str::from_utf8(r.slice(len)?).ok()?.to_string();
+        let entry = Entry {
+            sha256: Digest::from_bytes(r.take()?),
+            size: u64::from_le_bytes(r.take()?),
+            mtime_ns: i128::from_le_bytes(r.take()?),
+            ino: u64::from_le_bytes(r.take()?),
+        };
+        files.insert(path, entry);
+    }
+    r.0.is_empty().then_some(Index {
+        log_end,
+        log_lines,
+        scan_started_ns,
+        files,
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn slice(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.slice(N)?.try_into().ok()
     }
 }
 
@@ -171,6 +218,19 @@ mod tests {
         paths.sort();
         assert_eq!(paths, vec!["b.md"]);
         assert_eq!(index.log_lines, 4);
+    }
+
+    #[test]
+    fn the_index_round_trips_and_a_truncated_one_is_refused() {
+        let mut index = Index::default();
+        index.log_end = 7;
+        index.scan_started_ns = -3;
+        index.files.insert("a/b é.md".into(), Entry { sha256: Digest::of(b"x"), size: 1, mtime_ns: 123, ino: 9 });
+        let bytes = encode(&index);
+        let back = decode(&bytes).unwrap();
+        assert_eq!((back.log_end, back.scan_started_ns), (7, -3));
+        assert_eq!(back.files, index.files);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! archive/
 //!   objects/ab/ab12…        content-addressed blobs (sha256), read-only
 //!   versions.jsonl          one line per recorded version of a vault file (append-only)
-//!   index.json              scan index: path → size, mtime, inode, sha256 (derived, rebuildable)
+//!   index                   scan index: path → size, mtime, inode, sha256 (derived, rebuildable)
 //!   cache/notes.json        links read from each note, by content (derived, rebuildable)
 //!   lock                    held by the one writer; says who
 //! ```
@@ -218,7 +218,7 @@ impl Store {
     }
 
     fn index_path(&self) -> PathBuf {
-        self.root.join("index.json")
+        self.root.join("index")
     }
 
     /// Folder for derived, rebuildable data.

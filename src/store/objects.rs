@@ -8,9 +8,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::digest::{Digest, HASH_BUFFER};
+use crate::digest::{Digest, HASH_BUFFER, Hasher};
 
 /// Prefix of temp files, in the object folders and beside records.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
@@ -53,7 +51,7 @@ impl Objects {
         }
         let mut tmp = self.temp_in(&target)?;
         tmp.write_all(bytes)?;
-        finish(tmp, &target)?;
+        tmp.persist(&target).map_err(|e| e.error)?;
         Ok(true)
     }
 
@@ -62,10 +60,8 @@ impl Objects {
     /// Returns the digest, the size and whether the object was new.
     pub fn put_reader(&self, mut reader: impl Read) -> io::Result<(Digest, u64, bool)> {
         let staging = self.dir.join("00");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&staging)?;
-        let mut hasher = Sha256::new();
+        let mut tmp = read_only_temp(&staging)?;
+        let mut hasher = Hasher::new();
         let mut buf = vec![0u8; HASH_BUFFER];
         let mut size = 0u64;
         loop {
@@ -79,12 +75,12 @@ impl Objects {
             tmp.write_all(&buf[..n])?;
             size += n as u64;
         }
-        let digest = Digest::from_hasher(hasher);
+        let digest = hasher.finish();
         let target = self.path(&digest);
         if target.exists() {
             return Ok((digest, size, false));
         }
-        finish(tmp, &target)?;
+        tmp.persist(&target).map_err(|e| e.error)?;
         Ok((digest, size, true))
     }
 
@@ -128,10 +124,7 @@ impl Objects {
     }
 
     fn temp_in(&self, target: &Path) -> io::Result<tempfile::NamedTempFile> {
-        let dir = target.parent().unwrap_or(&self.dir);
-        tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)
+        read_only_temp(target.parent().unwrap_or(&self.dir))
     }
 }
 
@@ -146,13 +139,14 @@ pub enum ObjectEntry {
     Stray(PathBuf),
 }
 
-/// Marks the object read-only and renames it into place.
-fn finish(tmp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
-    let mut perms = tmp.as_file().metadata()?.permissions();
-    perms.set_readonly(true);
-    tmp.as_file().set_permissions(perms)?;
-    tmp.persist(target).map_err(|e| e.error)?;
-    Ok(())
+/// A temp file created read-only (0444): its open handle still writes, and once renamed into
+/// place the object cannot be changed by accident.
+fn read_only_temp(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444));
+    builder.tempfile_in(dir)
 }
 
 #[cfg(test)]
