@@ -4,8 +4,8 @@ use std::fmt;
 use std::io::{self, Read};
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use aws_lc_rs::digest::{Context, SHA256};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Read buffer for streaming hashes: 64 KiB stays inside L2, where hashing is fastest.
 pub(crate) const HASH_BUFFER: usize = 64 * 1024;

@@ -75,6 +75,7 @@ impl Stat {
         }
     }
 
+    #[allow(clippy::unnecessary_cast)] // the stat fields' types differ between platforms
     fn of_raw(st: &rustix::fs::Stat) -> Stat {
         Stat {
             size: st.st_size as u64,
@@ -117,7 +118,12 @@ pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
     let excluded: Vec<String> = exclude
         .iter()
         .filter_map(|x| fs::canonicalize(x).ok())
-        .filter_map(|x| x.strip_prefix(&root).ok().and_then(|rel| rel.to_str()).map(|r| r.replace('\\', "/")))
+        .filter_map(|x| {
+            x.strip_prefix(&root)
+                .ok()
+                .and_then(|rel| rel.to_str())
+                .map(|r| r.replace('\\', "/"))
+        })
         .filter(|rel| !rel.is_empty())
         .collect();
     let walk = Walk {
@@ -129,7 +135,10 @@ pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
         Ok(fd) => walk.dir(&fd, ""),
         Err(e) => Listing {
             files: Vec::new(),
-            problems: vec![Problem::new("", format!("cannot read the vault folder: {e}"))],
+            problems: vec![Problem::new(
+                "",
+                format!("cannot read the vault folder: {e}"),
+            )],
         },
     };
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -147,11 +156,18 @@ impl Walk<'_> {
     /// Lists the folder open as `fd`, at vault-relative `rel` (empty for the root).
     fn dir(&self, fd: &OwnedFd, rel: &str) -> Listing {
         let mut out = Listing::default();
-        let join = |name: &str| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let join = |name: &str| {
+            if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            }
+        };
         let entries = match Dir::read_from(fd) {
             Ok(d) => d,
             Err(e) => {
-                out.problems.push(Problem::new(rel, format!("cannot read the folder: {e}")));
+                out.problems
+                    .push(Problem::new(rel, format!("cannot read the folder: {e}")));
                 return out;
             }
         };
@@ -160,7 +176,8 @@ impl Walk<'_> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    out.problems.push(Problem::new(rel, format!("cannot read the folder: {e}")));
+                    out.problems
+                        .push(Problem::new(rel, format!("cannot read the folder: {e}")));
                     break;
                 }
             };
@@ -186,11 +203,13 @@ impl Walk<'_> {
                         stat = Some(Stat::of_raw(&st));
                     }
                     Err(rustix::io::Errno::NOENT) => {
-                        out.problems.push(Problem::new(path, "vanished during the scan"));
+                        out.problems
+                            .push(Problem::new(path, "vanished during the scan"));
                         continue;
                     }
                     Err(e) => {
-                        out.problems.push(Problem::new(path, format!("cannot read: {e}")));
+                        out.problems
+                            .push(Problem::new(path, format!("cannot read: {e}")));
                         continue;
                     }
                 }
@@ -207,7 +226,10 @@ impl Walk<'_> {
                     Ok(None) => {}
                     Err(message) => out.problems.push(Problem::new(path, message)),
                 },
-                _ => out.problems.push(Problem::new(path, "not a regular file (a pipe, socket or device); skipped")),
+                _ => out.problems.push(Problem::new(
+                    path,
+                    "not a regular file (a pipe, socket or device); skipped",
+                )),
             }
         }
         let nested: Vec<Listing> = subdirs
@@ -218,7 +240,10 @@ impl Walk<'_> {
                     Ok(child) => self.dir(&child, sub),
                     Err(e) => Listing {
                         files: Vec::new(),
-                        problems: vec![Problem::new(sub.clone(), format!("cannot read the folder: {e}"))],
+                        problems: vec![Problem::new(
+                            sub.clone(),
+                            format!("cannot read the folder: {e}"),
+                        )],
                     },
                 }
             })
@@ -243,9 +268,13 @@ impl Walk<'_> {
     /// happen); anything else is reported.
     fn symlink(&self, path: &str) -> Result<Option<Stat>, String> {
         let link = self.vault.join(path);
-        let target = fs::canonicalize(&link).map_err(|e| format!("symlink is broken or loops ({e}); not followed"))?;
+        let target = fs::canonicalize(&link)
+            .map_err(|e| format!("symlink is broken or loops ({e}); not followed"))?;
         if !target.starts_with(self.root) {
-            return Err(format!("symlink points outside the vault ({}); not followed", target.display()));
+            return Err(format!(
+                "symlink points outside the vault ({}); not followed",
+                target.display()
+            ));
         }
         match fs::metadata(&target) {
             Ok(m) if m.is_file() => Ok(Some(Stat::of(&m))),
@@ -255,7 +284,13 @@ impl Walk<'_> {
 }
 
 fn open_dir<Fd: AsFd>(at: Fd, path: &Path) -> std::io::Result<OwnedFd> {
-    openat(at, path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
+    openat(
+        at,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -26,9 +26,17 @@ fn verify(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
             report.records,
             ctx.archive.display()
         );
-        let problems = report.problems.iter().take(50).map(|p| format!("{}: {}", p.path, p.message));
+        let problems = report
+            .problems
+            .iter()
+            .take(50)
+            .map(|p| format!("{}: {}", p.path, p.message));
         output::list("Problems", report.problems.len(), problems);
-        let warnings = report.warnings.iter().take(10).map(|p| format!("{}: {}", p.path, p.message));
+        let warnings = report
+            .warnings
+            .iter()
+            .take(10)
+            .map(|p| format!("{}: {}", p.path, p.message));
         output::list("Warnings", report.warnings.len(), warnings);
         if report.problems.is_empty() {
             say!("No damage found.");
@@ -52,7 +60,11 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
             report.temp_files
         );
         if dry_run {
-            output::list("Would remove", report.removed.len(), report.removed.iter().take(50));
+            output::list(
+                "Would remove",
+                report.removed.len(),
+                report.removed.iter().take(50),
+            );
         }
     }
     Ok(Exit::Success)

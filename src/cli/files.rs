@@ -29,7 +29,11 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
     }
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "scan")?;
     let scan = scan_vault(&ctx.vault, &store, &scan_options(ctx))?;
-    let report = if args.json { scan.report()? } else { scan.brief()? };
+    let report = if args.json {
+        scan.report()?
+    } else {
+        scan.brief()?
+    };
     tracing::debug!("reported");
     if args.json {
         output::json(&report)?;
@@ -41,7 +45,13 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
 
 fn print_scan(vault: &Path, r: &ScanReport) {
     let links: usize = r.links.values().sum();
-    say!("Scanned {}: {} notes, {} assets, {} links", vault.display(), r.notes, r.assets, links);
+    say!(
+        "Scanned {}: {} notes, {} assets, {} links",
+        vault.display(),
+        r.notes,
+        r.assets,
+        links
+    );
     if r.recorded == 0 {
         say!("Nothing new to record.");
     } else {
@@ -55,16 +65,28 @@ fn print_scan(vault: &Path, r: &ScanReport) {
     }
     let t = &r.totals;
     say!("External URLs: {}", t.urls);
-    let unresolved = r.unresolved.iter().map(|u| format!("{}:{}  {} ({})", u.note, u.line, u.target, u.reason));
+    let unresolved = r
+        .unresolved
+        .iter()
+        .map(|u| format!("{}:{}  {} ({})", u.note, u.line, u.target, u.reason));
     output::list("Unresolved links", t.unresolved, unresolved);
     let ambiguous = r.ambiguous.iter().map(|a| {
         let n = a.candidates.len();
-        format!("{}:{}  {} → {} ({n} candidates)", a.note, a.line, a.target, a.resolved)
+        format!(
+            "{}:{}  {} → {} ({n} candidates)",
+            a.note, a.line, a.target, a.resolved
+        )
     });
     output::list("Ambiguous links", t.ambiguous, ambiguous);
-    let composted = r.composted.iter().map(|c| format!("{} ({})", c.note, c.reason));
+    let composted = r
+        .composted
+        .iter()
+        .map(|c| format!("{} ({})", c.note, c.reason));
     output::list("Composted profiles", t.composted, composted);
-    let problems = r.problems.iter().map(|p| format!("{}: {}", p.path, p.message));
+    let problems = r
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message));
     output::list("Problems", t.problems, problems);
 }
 

@@ -42,6 +42,10 @@ pub(super) fn load(cache_dir: &Path) -> HashMap<Digest, NoteFacts> {
 
 pub(super) fn save(cache_dir: &Path, notes: &HashMap<Digest, NoteFacts>) -> std::io::Result<()> {
     fs::create_dir_all(cache_dir)?;
-    let bytes = serde_json::to_vec(&CacheRef { format: FORMAT, notes }).map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec(&CacheRef {
+        format: FORMAT,
+        notes,
+    })
+    .map_err(std::io::Error::other)?;
     write_derived(&path(cache_dir), &bytes)
 }

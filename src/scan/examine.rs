@@ -73,9 +73,17 @@ pub(super) fn examine(
             Ok(f) => f,
             Err(e) => return failed(e),
         };
-        let mut tracked = Tracked { inner: source, error: false };
+        let mut tracked = Tracked {
+            inner: source,
+            error: false,
+        };
         match objects.put_reader(&mut tracked) {
-            Ok((digest, size, new)) => (digest, size, new, is_note.then(|| Box::new(too_large(size, max_note_bytes)))),
+            Ok((digest, size, new)) => (
+                digest,
+                size,
+                new,
+                is_note.then(|| Box::new(too_large(size, max_note_bytes))),
+            ),
             Err(e) if tracked.error => return failed(e),
             Err(e) => return Err(store::Error::io("write an object for", &abs)(e)),
         }
@@ -109,7 +117,8 @@ fn read_whole(path: &Path, size: u64) -> io::Result<Vec<u8>> {
 fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => {
-            "vanished during the scan; it will be recorded as deleted next time if it stays gone".into()
+            "vanished during the scan; it will be recorded as deleted next time if it stays gone"
+                .into()
         }
         _ => format!("cannot read ({e}); its last recorded version is kept"),
     }

@@ -85,10 +85,13 @@ pub struct VaultView {
 impl VaultView {
     /// Notes with what they say.
     pub fn notes(&self) -> impl Iterator<Item = (&str, &NoteFacts)> {
-        self.files.iter().filter(|f| f.kind == FileKind::Note).filter_map(|f| {
-            let facts = self.facts.get(f.sha256.as_ref()?)?;
-            Some((f.path.as_str(), facts))
-        })
+        self.files
+            .iter()
+            .filter(|f| f.kind == FileKind::Note)
+            .filter_map(|f| {
+                let facts = self.facts.get(f.sha256.as_ref()?)?;
+                Some((f.path.as_str(), facts))
+            })
     }
 
     /// What one note says, by vault-relative path.
@@ -123,7 +126,10 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     // Walking the vault and reading the index are independent: do both at once.
-    let (listing, index) = rayon::join(|| vault::list(vault_dir, &[store.root().to_path_buf()]), || store.load_index());
+    let (listing, index) = rayon::join(
+        || vault::list(vault_dir, &[store.root().to_path_buf()]),
+        || store.load_index(),
+    );
     let mut index = index?;
     tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
     let racy_after = index.scan_started_ns;
@@ -160,7 +166,11 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     for (file, (previous, outcome)) in listing.files.into_iter().zip(outcomes) {
         still_recorded += usize::from(previous.is_some());
         let sha256 = match outcome {
-            Outcome::Seen { entry, facts, new_bytes: n } => {
+            Outcome::Seen {
+                entry,
+                facts,
+                new_bytes: n,
+            } => {
                 new_bytes += n;
                 if let Some(f) = facts {
                     fresh.insert(entry.sha256, *f);
@@ -181,7 +191,13 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             sha256,
         });
     }
-    let records = changes(&index, &files, &changed, vanished(&index, &files, still_recorded), started);
+    let records = changes(
+        &index,
+        &files,
+        &changed,
+        vanished(&index, &files, still_recorded),
+        started,
+    );
     if new_bytes > 0 {
         store
             .objects()
@@ -226,12 +242,20 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
 /// Recorded files that are no longer listed, sorted by path; `still_recorded` of the listed
 /// files are in the index. A listed file that could not be read is not among them: it is
 /// still there.
-fn vanished<'a>(index: &'a Index, files: &[ScannedFile], still_recorded: usize) -> Vec<(&'a String, &'a Entry)> {
+fn vanished<'a>(
+    index: &'a Index,
+    files: &[ScannedFile],
+    still_recorded: usize,
+) -> Vec<(&'a String, &'a Entry)> {
     if still_recorded == index.files.len() {
         return Vec::new();
     }
     let listed: rustc_hash::FxHashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let mut gone: Vec<_> = index.files.iter().filter(|(p, _)| !listed.contains(p.as_str())).collect();
+    let mut gone: Vec<_> = index
+        .files
+        .iter()
+        .filter(|(p, _)| !listed.contains(p.as_str()))
+        .collect();
     gone.sort_by(|a, b| a.0.cmp(b.0));
     gone
 }
@@ -268,12 +292,16 @@ impl Scan {
             .map(|d| {
                 let path = self.store.objects().path(d);
                 let bytes = std::fs::read(&path).map_err(store::Error::io("read", &path))?;
-                Ok((*d, crate::note::read_note_bytes(&bytes, self.options.max_note_bytes)))
+                Ok((
+                    *d,
+                    crate::note::read_note_bytes(&bytes, self.options.max_note_bytes),
+                ))
             })
             .collect::<Result<_, store::Error>>()?;
         dirty |= !read.is_empty();
         facts.extend(read);
-        let live: std::collections::HashSet<Digest> = self.files.iter().filter_map(|f| f.sha256).collect();
+        let live: std::collections::HashSet<Digest> =
+            self.files.iter().filter_map(|f| f.sha256).collect();
         let before = facts.len();
         facts.retain(|d, _| live.contains(d));
         dirty |= facts.len() != before;
@@ -462,20 +490,30 @@ mod tests {
             .filter(|(_, (p, e))| index.files.get(*p) != Some(e))
             .map(|(i, (_, e))| (i, *e))
             .collect();
-        changes(index, &files, &changed, vanished(index, &files, recorded(index, &files)), Timestamp::UNIX_EPOCH)
-            .into_iter()
-            .map(|r| (r.event, r.path, r.from))
-            .collect()
+        changes(
+            index,
+            &files,
+            &changed,
+            vanished(index, &files, recorded(index, &files)),
+            Timestamp::UNIX_EPOCH,
+        )
+        .into_iter()
+        .map(|r| (r.event, r.path, r.from))
+        .collect()
     }
 
     fn recorded(index: &Index, files: &[ScannedFile]) -> usize {
-        files.iter().filter(|f| index.files.contains_key(&f.path)).count()
+        files
+            .iter()
+            .filter(|f| index.files.contains_key(&f.path))
+            .count()
     }
 
     fn index(files: &[(&str, Entry)]) -> Index {
-        let mut i = Index::default();
-        i.files = files.iter().map(|(p, e)| (p.to_string(), *e)).collect();
-        i
+        Index {
+            files: files.iter().map(|(p, e)| (p.to_string(), *e)).collect(),
+            ..Index::default()
+        }
     }
 
     #[test]
@@ -506,7 +544,10 @@ mod tests {
         let old = index(&[("a.md", entry(b"a", 1)), ("b.md", entry(b"b", 2))]);
         // `a.md` was listed but could not be read: it keeps its recorded content.
         let files = scanned(&[("a.md", entry(b"a", 1))]);
-        let gone: Vec<_> = vanished(&old, &files, recorded(&old, &files)).into_iter().map(|(p, _)| p.clone()).collect();
+        let gone: Vec<_> = vanished(&old, &files, recorded(&old, &files))
+            .into_iter()
+            .map(|(p, _)| p.clone())
+            .collect();
         assert_eq!(gone, vec!["b.md"]);
     }
 

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::VaultView;
 use rayon::prelude::*;
 
+use crate::fsutil::write_derived;
 use crate::links::{Destination, LinkKind, Resolution};
 use crate::note::NoteFacts;
-use crate::fsutil::write_derived;
 use crate::report::Problem;
 
 /// What `vaultkeep scan` reports (its `--json` output).
@@ -186,7 +186,11 @@ pub(super) fn save(dir: &Path, key: &Key, summary: &Summary) {
 }
 
 fn write_json<T: Serialize>(path: &Path, key: &Key, summary: &T) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(&Cached { key: key.clone(), summary }).map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec(&Cached {
+        key: key.clone(),
+        summary,
+    })
+    .map_err(std::io::Error::other)?;
     write_derived(path, &bytes)
 }
 
@@ -231,7 +235,10 @@ pub struct Composted {
 /// the notes' order.
 pub fn summarize(view: &VaultView, today: jiff::civil::Date) -> Summary {
     let mut summary = Summary {
-        links: LinkKind::ALL.iter().map(|k| (k.name().to_string(), 0)).collect(),
+        links: LinkKind::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), 0))
+            .collect(),
         ..Summary::default()
     };
     for file in &view.files {
@@ -243,7 +250,9 @@ pub fn summarize(view: &VaultView, today: jiff::civil::Date) -> Summary {
     let notes: Vec<(&str, &NoteFacts)> = view.notes().collect();
     let parts: Vec<Summary> = notes
         .par_iter()
-        .map_init(HashMap::new, |memo, (note, facts)| summarize_note(view, note, facts, today, memo))
+        .map_init(HashMap::new, |memo, (note, facts)| {
+            summarize_note(view, note, facts, today, memo)
+        })
         .collect();
     let mut urls = BTreeSet::new();
     for part in parts {
@@ -300,17 +309,19 @@ fn summarize_note<'a>(
                     .entry((dir, target))
                     .or_insert_with(|| view.index.resolve(note, target));
                 match resolution {
-                    Resolution::Missing | Resolution::OutsideVault => out.unresolved.push(Unresolved {
-                        note: note.to_string(),
-                        target: target.to_string(),
-                        line: link.line,
-                        reason: if *resolution == Resolution::OutsideVault {
-                            "outside the vault"
-                        } else {
-                            "not found"
-                        }
-                        .to_string(),
-                    }),
+                    Resolution::Missing | Resolution::OutsideVault => {
+                        out.unresolved.push(Unresolved {
+                            note: note.to_string(),
+                            target: target.to_string(),
+                            line: link.line,
+                            reason: if *resolution == Resolution::OutsideVault {
+                                "outside the vault"
+                            } else {
+                                "not found"
+                            }
+                            .to_string(),
+                        })
+                    }
                     Resolution::Ambiguous { path, candidates } => out.ambiguous.push(Ambiguous {
                         note: note.to_string(),
                         target: target.to_string(),

@@ -144,7 +144,8 @@ fn decode(bytes: &[u8]) -> Option<Index> {
     let log_lines = u64::from_le_bytes(r.take()?) as usize;
     let scan_started_ns = i128::from_le_bytes(r.take()?);
     let count = u64::from_le_bytes(r.take()?) as usize;
-    let mut files = FxHashMap::with_capacity_and_hasher(count.min(bytes.len() / 64), Default::default());
+    let mut files =
+        FxHashMap::with_capacity_and_hasher(count.min(bytes.len() / 64), Default::default());
     for _ in 0..count {
         let len = u32::from_le_bytes(r.take()?) as usize;
         let path = std::str::from_utf8(r.slice(len)?).ok()?.to_string();
@@ -222,10 +223,20 @@ mod tests {
 
     #[test]
     fn the_index_round_trips_and_a_truncated_one_is_refused() {
-        let mut index = Index::default();
-        index.log_end = 7;
-        index.scan_started_ns = -3;
-        index.files.insert("a/b é.md".into(), Entry { sha256: Digest::of(b"x"), size: 1, mtime_ns: 123, ino: 9 });
+        let mut index = Index {
+            log_end: 7,
+            scan_started_ns: -3,
+            ..Index::default()
+        };
+        index.files.insert(
+            "a/b é.md".into(),
+            Entry {
+                sha256: Digest::of(b"x"),
+                size: 1,
+                mtime_ns: 123,
+                ino: 9,
+            },
+        );
         let bytes = encode(&index);
         let back = decode(&bytes).unwrap();
         assert_eq!((back.log_end, back.scan_started_ns), (7, -3));
