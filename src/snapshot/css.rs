@@ -1,0 +1,181 @@
+//! URLs in CSS (`url(...)`, `@import "..."`), found with cssparser's tokenizer and rewritten in
+//! place, byte for byte everywhere else.
+
+use std::ops::Range;
+
+use cssparser::{Parser, ParserInput, Token};
+
+/// One URL reference in a style sheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CssRef {
+    /// Bytes of the whole reference (`url(...)` or the `@import` string).
+    pub range: Range<usize>,
+    /// The URL as written (unescaped).
+    pub url: String,
+    /// Whether it is the target of an `@import` (a style sheet, not an image or font).
+    pub import: bool,
+}
+
+/// Every URL reference in `css`, in order.
+pub fn css_refs(css: &str) -> Vec<CssRef> {
+    let mut input = ParserInput::new(css);
+    let mut parser = Parser::new(&mut input);
+    let mut out = Vec::new();
+    walk(&mut parser, &mut out);
+    out
+}
+
+/// `css` with each reference's URL replaced by what `map` returns (unchanged when `None`).
+pub fn rewrite_css(css: &str, mut map: impl FnMut(&CssRef) -> Option<String>) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut at = 0;
+    for r in css_refs(css) {
+        if let Some(new) = map(&r) {
+            out.push_str(&css[at..r.range.start]);
+            if r.import && !css[r.range.clone()].starts_with("url(") {
+                out.push_str(&quote(&new));
+            } else {
+                out.push_str("url(");
+                out.push_str(&quote(&new));
+                out.push(')');
+            }
+            at = r.range.end;
+        }
+    }
+    out.push_str(&css[at..]);
+    out
+}
+
+fn quote(url: &str) -> String {
+    let mut s = String::with_capacity(url.len() + 2);
+    s.push('"');
+    for c in url.chars() {
+        match c {
+            '"' | '\\' => {
+                s.push('\\');
+                s.push(c);
+            }
+            '\n' => s.push_str("\\a "),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn walk(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>) {
+    let mut after_import = false;
+    loop {
+        let start = p.position().byte_index();
+        let token = match p.next_including_whitespace_and_comments() {
+            Ok(t) => t.clone(),
+            Err(_) => break,
+        };
+        let end = p.position().byte_index();
+        match token {
+            Token::WhiteSpace(_) | Token::Comment(_) => continue,
+            Token::AtKeyword(ref k) if k.eq_ignore_ascii_case("import") => {
+                after_import = true;
+                continue;
+            }
+            Token::UnquotedUrl(url) => out.push(CssRef {
+                range: start..end,
+                url: url.to_string(),
+                import: after_import,
+            }),
+            Token::QuotedString(s) if after_import => out.push(CssRef {
+                range: start..end,
+                url: s.to_string(),
+                import: true,
+            }),
+            Token::Function(ref name) if name.eq_ignore_ascii_case("url") => {
+                let mut url = None;
+                let _ =
+                    p.parse_nested_block(|inner| -> Result<(), cssparser::ParseError<'_, ()>> {
+                        if let Ok(Token::QuotedString(s)) = inner.next() {
+                            url = Some(s.to_string());
+                        }
+                        while inner.next().is_ok() {}
+                        Ok(())
+                    });
+                if let Some(url) = url {
+                    out.push(CssRef {
+                        range: start..p.position().byte_index(),
+                        url,
+                        import: after_import,
+                    });
+                }
+            }
+            Token::Function(_)
+            | Token::ParenthesisBlock
+            | Token::SquareBracketBlock
+            | Token::CurlyBracketBlock => {
+                let _ =
+                    p.parse_nested_block(|inner| -> Result<(), cssparser::ParseError<'_, ()>> {
+                        walk(inner, out);
+                        Ok(())
+                    });
+            }
+            _ => {}
+        }
+        after_import = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(css: &str) -> Vec<(String, bool)> {
+        css_refs(css)
+            .into_iter()
+            .map(|r| (r.url, r.import))
+            .collect()
+    }
+
+    #[test]
+    fn imports_urls_and_fonts_are_found_in_nested_blocks() {
+        let css = r#"@import "base.css"; @import url(print.css) print;
+            body { background: url(bg.png) no-repeat, url( "a b.jpg" ); }
+            @font-face { font-family: X; src: url('f.woff2?v=4') format('woff2'), url(f.woff); }
+            @media (min-width: 1px) { .x { background-image: url(nested.svg#frag) } }"#;
+        assert_eq!(
+            urls(css),
+            vec![
+                ("base.css".into(), true),
+                ("print.css".into(), true),
+                ("bg.png".into(), false),
+                ("a b.jpg".into(), false),
+                ("f.woff2?v=4".into(), false),
+                ("f.woff".into(), false),
+                ("nested.svg#frag".into(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn urls_in_comments_and_strings_are_not_references() {
+        assert!(urls("/* url(no.png) */ .a { content: 'url(no.png)' }").is_empty());
+    }
+
+    #[test]
+    fn rewriting_changes_only_the_references() {
+        let css = "@import 'a.css';\n.x{background:url(b.png) /* keep */}\n";
+        let out = rewrite_css(css, |r| Some(format!("local/{}", r.url)));
+        assert_eq!(
+            out,
+            "@import \"local/a.css\";\n.x{background:url(\"local/b.png\") /* keep */}\n"
+        );
+        assert_eq!(rewrite_css(css, |_| None), css);
+    }
+
+    #[test]
+    fn escaped_urls_are_unescaped_and_requoted_safely() {
+        let css = r#".x { background: url("q\"uote.png") }"#;
+        assert_eq!(urls(css), vec![("q\"uote.png".into(), false)]);
+        assert_eq!(
+            rewrite_css(css, |r| Some(r.url.clone())),
+            r#".x { background: url("q\"uote.png") }"#
+        );
+    }
+}
