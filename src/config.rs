@@ -16,6 +16,12 @@ pub struct Config {
     /// `[scan]` settings.
     #[serde(default)]
     pub scan: ScanConfig,
+    /// `[fetch]` settings: how vaultkeep talks to web servers.
+    #[serde(default)]
+    pub fetch: crate::fetch::FetchConfig,
+    /// `[snapshot]` settings: what a snapshot of a note captures.
+    #[serde(default)]
+    pub snapshot: crate::snapshot::plan::SnapshotConfig,
 }
 
 /// `[scan]`

@@ -7,4 +7,5 @@ mod bad_input;
 mod crash;
 mod history;
 mod scan;
+mod snapshot;
 mod upkeep;

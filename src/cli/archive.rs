@@ -10,6 +10,9 @@ pub(crate) fn run(ctx: &Context, command: &ArchiveCommand) -> anyhow::Result<Exi
     match command {
         ArchiveCommand::Verify { json } => verify(ctx, *json),
         ArchiveCommand::Gc { dry_run, json } => gc(ctx, *dry_run, *json),
+        ArchiveCommand::Snapshot(args) => super::snapshots::snapshot(ctx, args),
+        ArchiveCommand::List { json } => super::snapshots::list(ctx, *json),
+        ArchiveCommand::Show { id, json } => super::snapshots::show(ctx, id, *json),
     }
 }
 

@@ -4,6 +4,7 @@
 mod archive;
 mod files;
 mod output;
+mod snapshots;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +103,30 @@ pub struct RecoverArgs {
 /// `vaultkeep archive ...`
 #[derive(Debug, Subcommand)]
 pub enum ArchiveCommand {
+    /// Capture web pages with their requisites (or a same-site crawl) as offline copies
+    #[command(
+        long_about = "Capture web pages into the archive, each as a snapshot: the page, everything a \
+browser needs to render it (style sheets, images, fonts, scripts, icons, frames), from any host, and with \
+--depth a crawl of the pages under the root's host and folder. Each snapshot gets an offline copy whose \
+entry page opens from the file system. A NOTE (a path in the vault) means every external URL it \
+references: its frontmatter `url` and documentation sites (handbook, docs, wiki) are crawled \
+`[snapshot] depth` hops (default 3), other links captured alone."
+    )]
+    Snapshot(SnapshotArgs),
+    /// List snapshots, newest first
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot's captures and failures
+    Show {
+        /// The snapshot's id (or a unique beginning of it)
+        id: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-hash every object and check every reference; exit 1 on any damage
     Verify {
         /// Print JSON
@@ -117,6 +142,33 @@ pub enum ArchiveCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `vaultkeep archive snapshot`
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// URLs to capture, or notes (paths in the vault) whose external URLs to capture
+    #[arg(value_name = "URL|NOTE")]
+    pub targets: Vec<String>,
+    /// Every external URL of the vault, each once
+    #[arg(long)]
+    pub all: bool,
+    /// Follow links this many hops under the root's host and folder (default: 0 for a URL;
+    /// `[snapshot] depth` for a note's `url` and documentation sites)
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+    /// Most pages per snapshot [default: 500, or `[snapshot] max_pages`]
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<usize>,
+    /// Allow loopback and private addresses (off by default: vaultkeep does not probe your network)
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Do not obey robots.txt
+    #[arg(long)]
+    pub ignore_robots: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Paths and settings every command works with.

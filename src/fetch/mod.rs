@@ -69,7 +69,7 @@ impl Default for FetchConfig {
             max_bytes: 50 * 1024 * 1024,
             max_redirects: 10,
             concurrency: 16,
-            host_concurrency: 6,
+            host_concurrency: 8,
             host_interval_ms: 5,
             retries: 2,
             retry_base_ms: 500,

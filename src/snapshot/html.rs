@@ -75,6 +75,71 @@ pub fn process_html(
     out
 }
 
+/// An attribute's value with character references decoded (lol_html gives the raw text).
+fn get(el: &Element<'_, '_>, name: &str) -> Option<String> {
+    el.get_attribute(name).map(|v| decode_entities(&v))
+}
+
+/// Sets an attribute; lol_html escapes only quotes, so `&` is escaped here.
+fn set(el: &mut Element<'_, '_>, name: &str, value: &str) {
+    let _ = el.set_attribute(name, &value.replace('&', "&amp;"));
+}
+
+/// Decodes `&amp;`, `&#38;`, `&#x26;` and the other references that occur in URLs.
+pub(crate) fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map(|e| e + 1);
+        let (name, after) = match end {
+            Some(e) => (
+                &rest[1..e],
+                if rest[e..].starts_with(';') {
+                    &rest[e + 1..]
+                } else {
+                    &rest[e..]
+                },
+            ),
+            None => (&rest[1..], ""),
+        };
+        let decoded = if let Some(num) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X"))
+        {
+            u32::from_str_radix(num, 16).ok().and_then(char::from_u32)
+        } else if let Some(num) = name.strip_prefix('#') {
+            num.parse::<u32>().ok().and_then(char::from_u32)
+        } else {
+            match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ => None,
+            }
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = after;
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn base_url(base: &RefCell<Url>) -> String {
     base.borrow().to_string()
 }
@@ -86,7 +151,7 @@ fn element_refs(
 ) {
     let tag = el.tag_name();
     if tag == "base" {
-        if let Some(href) = el.get_attribute("href") {
+        if let Some(href) = get(el, "href") {
             let joined = base.borrow().join(href.trim());
             if let Ok(u) = joined {
                 *base.borrow_mut() = u;
@@ -153,17 +218,17 @@ fn element_refs(
         rewrite_attr(el, attr, RefKind::Requisite, &b, visit);
     }
     for attr in ["srcset", "data-srcset"] {
-        if let Some(value) = el.get_attribute(attr) {
+        if let Some(value) = get(el, attr) {
             let new = rewrite_srcset(&value, &b, visit);
             if new != value {
-                let _ = el.set_attribute(attr, &new);
+                set(el, attr, &new);
             }
         }
     }
-    if let Some(css) = el.get_attribute("style") {
+    if let Some(css) = get(el, "style") {
         let new = rewrite_css(&css, |r| css_ref(&r.url, r.import, &b, visit));
         if new != css {
-            let _ = el.set_attribute("style", &new);
+            set(el, "style", &new);
         }
     }
 }
@@ -181,7 +246,7 @@ fn meta(el: &mut Element<'_, '_>, base: &Url, visit: &mut dyn FnMut(&HtmlRef) ->
     if equiv != "refresh" {
         return;
     }
-    let Some(content) = el.get_attribute("content") else {
+    let Some(content) = get(el, "content") else {
         return;
     };
     let Some(i) = content.to_ascii_lowercase().find("url=") else {
@@ -194,7 +259,7 @@ fn meta(el: &mut Element<'_, '_>, base: &Url, visit: &mut dyn FnMut(&HtmlRef) ->
             kind: RefKind::Page,
         })
     {
-        let _ = el.set_attribute("content", &format!("{}url={new}", &content[..i]));
+        set(el, "content", &format!("{}url={new}", &content[..i]));
     }
 }
 
@@ -237,14 +302,14 @@ fn rewrite_attr(
     base: &Url,
     visit: &mut dyn FnMut(&HtmlRef) -> Option<String>,
 ) {
-    let Some(raw) = el.get_attribute(attr) else {
+    let Some(raw) = get(el, attr) else {
         return;
     };
     let Some(url) = resolve(&raw, base) else {
         return;
     };
     if let Some(new) = visit(&HtmlRef { url, kind }) {
-        let _ = el.set_attribute(attr, &new);
+        set(el, attr, &new);
     }
 }
 
@@ -437,6 +502,22 @@ mod tests {
         assert_eq!(
             out,
             b"<meta charset=windows-1252><p>caf\xe9</p><img src=\"local.png\">".to_vec()
+        );
+    }
+
+    #[test]
+    fn character_references_in_attributes_are_decoded_and_ampersands_escaped_again() {
+        let got = refs(r#"<img src="q.png?a=1&amp;b=2&#38;c=3&#x26;d=&copy=4">"#);
+        assert_eq!(got[0].0, "https://x.org/dir/q.png?a=1&b=2&c=3&d=&copy=4");
+        let out = process_html(
+            br#"<a href="x?a=1&amp;b=2">"#,
+            None,
+            &Url::parse("https://x.org/").unwrap(),
+            &mut |r| Some(r.url.to_string()),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"<a href="https://x.org/x?a=1&amp;b=2">"#
         );
     }
 

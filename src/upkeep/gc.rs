@@ -22,6 +22,8 @@ pub struct GcReport {
     pub bytes: u64,
     /// Stale temp files.
     pub temp_files: usize,
+    /// Folders of snapshots interrupted before they were recorded.
+    pub incomplete_snapshots: usize,
     /// Paths removed, relative to the archive.
     pub removed: Vec<String>,
 }
@@ -81,6 +83,31 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
                 .display()
                 .to_string(),
         );
+    }
+    // Snapshot folders without a record were interrupted before they were recorded.
+    let snapshots = crate::snapshot::record::snapshots_dir(store);
+    if let Ok(entries) = fs::read_dir(&snapshots) {
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let age = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            if !path.is_dir() || path.join("snapshot.json").exists() || age < TEMP_GRACE {
+                continue;
+            }
+            if !dry_run {
+                fs::remove_dir_all(&path).map_err(store::Error::io("remove", &path))?;
+            }
+            report.incomplete_snapshots += 1;
+            report.removed.push(
+                path.strip_prefix(store.root())
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string(),
+            );
+        }
     }
     report.removed.sort();
     Ok(report)

@@ -56,5 +56,33 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
         refs.objects.insert(r.sha256);
         refs.sites.push((format!("{name}:{line}"), r.sha256));
     }
+    for snapshot in crate::snapshot::record::load_all(store) {
+        let snapshot = match snapshot {
+            Ok(s) => s,
+            Err((path, message)) => {
+                let shown = path
+                    .strip_prefix(store.root())
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                refs.problems.push(Problem::new(
+                    shown,
+                    format!("unreadable snapshot record: {message}"),
+                ));
+                continue;
+            }
+        };
+        refs.records += 1;
+        let site = format!("snapshots/{}/snapshot.json", snapshot.id);
+        let digests = snapshot
+            .captures
+            .iter()
+            .map(|c| c.sha256)
+            .chain(snapshot.offline_files.iter().map(|f| f.sha256));
+        for d in digests {
+            refs.objects.insert(d);
+            refs.sites.push((site.clone(), d));
+        }
+    }
     Ok(refs)
 }

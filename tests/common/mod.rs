@@ -161,3 +161,4 @@ pub fn count_content(dir: &Path) -> (usize, usize) {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+pub mod server;

@@ -1,0 +1,255 @@
+//! `archive snapshot`, `archive list`, `archive show`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context as _, bail};
+use futures::stream::{self, StreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use url::Url;
+
+use super::files::scan_options;
+use super::output::{self, Exit, say};
+use super::{Context, SnapshotArgs};
+use crate::fetch::{FetchConfig, Fetcher};
+use crate::fsutil::human_bytes;
+use crate::scan::scan;
+use crate::snapshot::plan::plans_for_notes;
+use crate::snapshot::{self, Plan, Progress, record};
+use crate::store::Store;
+
+/// Snapshots taken at once (each has its own crawl; the fetcher's limits are shared).
+const PARALLEL_SNAPSHOTS: usize = 4;
+
+pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exit> {
+    if args.targets.is_empty() && !args.all {
+        bail!("nothing to capture: give URLs or notes, or --all");
+    }
+    let (store, _lock) = Store::open_for_writing(&ctx.archive, "archive snapshot")?;
+    let plans = plans(ctx, &store, args)?;
+    let fetcher = fetcher(ctx, args.allow_private, args.ignore_robots)?;
+    let progress = Bar::new(ctx.interactive && !args.json);
+    let results = runtime()?.block_on(async {
+        stream::iter(plans.iter())
+            .map(|plan| snapshot::take(&fetcher, &store, plan, &progress))
+            .buffer_unordered(PARALLEL_SNAPSHOTS)
+            .collect::<Vec<_>>()
+            .await
+    });
+    progress.bar.finish_and_clear();
+    let mut summaries = Vec::new();
+    let mut root_failed = false;
+    for result in results {
+        let snap = result?;
+        root_failed |= !snap.root_captured();
+        summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
+    }
+    summaries.sort_by(|a, b| a.root.cmp(&b.root));
+    if args.json {
+        output::json(&serde_json::json!({ "snapshots": summaries }))?;
+    } else {
+        for s in &summaries {
+            print_summary(s);
+        }
+    }
+    Ok(Exit::failed_if(root_failed))
+}
+
+/// The plans the targets ask for: URLs as given, notes through a scan of the vault.
+fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Vec<Plan>> {
+    let config = &ctx.config.snapshot;
+    let max_pages = args.max_pages.unwrap_or(config.max_pages);
+    let mut plans = Vec::new();
+    let mut notes = Vec::new();
+    for target in &args.targets {
+        match Url::parse(target) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => plans.push(Plan {
+                root: url,
+                depth: args.depth.unwrap_or(0),
+                max_pages,
+            }),
+            _ => notes.push(target.trim_start_matches("./").to_string()),
+        }
+    }
+    if !notes.is_empty() || args.all {
+        let scanned = scan(&ctx.vault, store, &scan_options(ctx))?;
+        let view = scanned.view()?;
+        let mut chosen = Vec::new();
+        if args.all {
+            chosen.extend(view.notes().map(|(_, f)| f));
+        }
+        for note in &notes {
+            let facts = view.note(note).with_context(|| {
+                format!(
+                    "{note} is neither an http(s) URL nor a note of the vault {}",
+                    ctx.vault.display()
+                )
+            })?;
+            chosen.push(facts);
+        }
+        let from_notes = plans_for_notes(chosen, config, args.depth, max_pages);
+        for plan in from_notes {
+            if !plans.iter().any(|p: &Plan| p.root == plan.root) {
+                plans.push(plan);
+            }
+        }
+    }
+    Ok(plans)
+}
+
+/// The shared client, with the command line's overrides.
+pub(crate) fn fetcher(
+    ctx: &Context,
+    allow_private: bool,
+    ignore_robots: bool,
+) -> anyhow::Result<Fetcher> {
+    let mut config: FetchConfig = ctx.config.fetch.clone();
+    config.allow_private |= allow_private;
+    config.robots &= !ignore_robots;
+    Fetcher::new(config).context("cannot set up the HTTP client")
+}
+
+/// The async runtime for network work.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn print_summary(s: &record::Summary) {
+    let status = match &s.offline {
+        Some(path) => format!("offline copy: {}", path.display()),
+        None => "the root could not be captured".to_string(),
+    };
+    say!(
+        "{}  {}\n  {} pages, {} resources, {} failed; {} new, {} already held; {}",
+        s.id,
+        s.root,
+        s.pages,
+        s.resources,
+        s.failures,
+        human_bytes(s.new_bytes),
+        human_bytes(s.reused_bytes),
+        status
+    );
+}
+
+pub(crate) fn list(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let mut summaries = Vec::new();
+    let mut unreadable = false;
+    for s in record::load_all(&store) {
+        match s {
+            Ok(snap) => summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id))),
+            Err((path, message)) => {
+                unreadable = true;
+                eprintln!(
+                    "vaultkeep: unreadable snapshot record {}: {message}",
+                    path.display()
+                );
+            }
+        }
+    }
+    if json {
+        output::json(&serde_json::json!({ "snapshots": summaries }))?;
+    } else if summaries.is_empty() {
+        say!("No snapshots in {}.", ctx.archive.display());
+    } else {
+        for s in &summaries {
+            print_summary(s);
+        }
+    }
+    Ok(Exit::failed_if(unreadable))
+}
+
+pub(crate) fn show(ctx: &Context, id: &str, json: bool) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let id = record::find(&store, id).map_err(anyhow::Error::msg)?;
+    let snap = record::load(&store, &id)
+        .map_err(|(path, m)| anyhow::anyhow!("{}: {m}", path.display()))?;
+    if json {
+        output::json(&snap)?;
+        return Ok(Exit::Success);
+    }
+    print_summary(&snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
+    say!("Captures ({}):", snap.captures.len());
+    for c in &snap.captures {
+        let moved = if c.final_url != c.url {
+            format!(" → {}", c.final_url)
+        } else {
+            String::new()
+        };
+        say!(
+            "  {} {:>9}  {}{}",
+            c.status,
+            human_bytes(c.size),
+            c.url,
+            moved
+        );
+    }
+    output::list(
+        "Failures",
+        snap.failures.len(),
+        snap.failures
+            .iter()
+            .map(|f| format!("{}  {}", f.url, f.detail)),
+    );
+    Ok(Exit::Success)
+}
+
+/// A spinner with counts, on a terminal only.
+struct Bar {
+    bar: ProgressBar,
+    done: AtomicU64,
+    bytes: AtomicU64,
+    failed: AtomicU64,
+    queued: AtomicU64,
+}
+
+impl Bar {
+    fn new(visible: bool) -> Bar {
+        let bar = if visible {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Bar {
+            bar,
+            done: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+        }
+    }
+
+    fn show(&self) {
+        self.bar.set_message(format!(
+            "{}/{} fetched, {}, {} failed",
+            self.done.load(Ordering::Relaxed),
+            self.queued.load(Ordering::Relaxed),
+            human_bytes(self.bytes.load(Ordering::Relaxed)),
+            self.failed.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+impl Progress for Bar {
+    fn done(&self, bytes: u64, failed: bool) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.show();
+    }
+
+    fn queued(&self, n: u64) {
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.show();
+    }
+}

@@ -1,0 +1,140 @@
+//! Which URLs of which notes to snapshot, and how deep: a pure function of what the notes say.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::crawl::Plan;
+use crate::links::Destination;
+use crate::note::NoteFacts;
+
+/// `[snapshot]` in vaultkeep.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Crawl depth for a profile's `url` and for documentation sites.
+    pub depth: u32,
+    /// Most pages per snapshot.
+    pub max_pages: usize,
+    /// Words that mark a documentation site, in a host label or the first path segment.
+    pub docs_words: Vec<String>,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            depth: 3,
+            max_pages: 500,
+            docs_words: [
+                "handbook",
+                "docs",
+                "doc",
+                "documentation",
+                "wiki",
+                "manual",
+                "guide",
+                "guides",
+                "book",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+impl SnapshotConfig {
+    /// Whether a URL looks like a site's documentation (`handbook.ouishare.net`,
+    /// `example.org/docs/`), which is crawled rather than captured alone.
+    pub fn is_docs(&self, url: &Url) -> bool {
+        let host = url.host_str().unwrap_or("");
+        let first = url.path_segments().and_then(|mut s| s.next()).unwrap_or("");
+        host.split('.')
+            .chain(std::iter::once(first))
+            .any(|part| self.docs_words.iter().any(|w| part.eq_ignore_ascii_case(w)))
+    }
+}
+
+/// The plans for the external URLs of some notes, each URL once (at the greatest depth any
+/// note asks for). A note's frontmatter `url` and documentation sites are crawled `depth`
+/// hops; other URLs are captured alone. `force_depth` (`--depth`) overrides both.
+pub fn plans_for_notes<'a>(
+    notes: impl IntoIterator<Item = &'a NoteFacts>,
+    config: &SnapshotConfig,
+    force_depth: Option<u32>,
+    max_pages: usize,
+) -> Vec<Plan> {
+    let mut wanted: BTreeMap<String, (Url, u32)> = BTreeMap::new();
+    for facts in notes {
+        for link in &facts.links {
+            let Destination::External(raw) = link.destination() else {
+                continue;
+            };
+            let Ok(mut url) = Url::parse(raw.trim()) else {
+                continue;
+            };
+            url.set_fragment(None);
+            let crawl = link.property.as_deref() == Some("url") || config.is_docs(&url);
+            let depth = force_depth.unwrap_or(if crawl { config.depth } else { 0 });
+            let entry = wanted.entry(url.to_string()).or_insert((url, depth));
+            entry.1 = entry.1.max(depth);
+        }
+    }
+    wanted
+        .into_values()
+        .map(|(root, depth)| Plan {
+            root,
+            depth,
+            max_pages,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::read_note;
+
+    #[test]
+    fn a_profiles_url_and_its_handbook_are_crawled_other_links_captured_alone() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/vault/ecosystem/cohere/profiles/Ouishare.md"
+        ))
+        .unwrap();
+        let facts = read_note(&text);
+        let plans = plans_for_notes([&facts], &SnapshotConfig::default(), None, 500);
+        let got: Vec<(String, u32)> = plans
+            .iter()
+            .map(|p| (p.root.to_string(), p.depth))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("https://handbook.ouishare.net/".to_string(), 3),
+                ("https://www.ouishare.net/".to_string(), 3),
+                ("https://www.ouishare.net/mission".to_string(), 0),
+            ]
+        );
+        let forced = plans_for_notes([&facts], &SnapshotConfig::default(), Some(1), 500);
+        assert!(forced.iter().all(|p| p.depth == 1));
+    }
+
+    #[test]
+    fn docs_sites_are_known_by_host_or_first_path_segment() {
+        let c = SnapshotConfig::default();
+        for yes in [
+            "https://handbook.ouishare.net/",
+            "https://x.org/docs/a",
+            "https://wiki.x.org/",
+        ] {
+            assert!(c.is_docs(&Url::parse(yes).unwrap()), "{yes}");
+        }
+        for no in [
+            "https://www.ouishare.net/mission",
+            "https://x.org/blog/docs-are-nice",
+        ] {
+            assert!(!c.is_docs(&Url::parse(no).unwrap()), "{no}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! A snapshot's record: `snapshots/<id>/snapshot.json`, written whole and last, after the
+//! objects it points at are durable. Snapshots are never replaced; many of one URL coexist.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::fetch::Hop;
+use crate::fsutil::write_atomic;
+use crate::store::{self, Store};
+
+/// What a capture was fetched as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The root or a page reached by the crawl.
+    Page,
+    /// A page embedded in a page (`iframe`).
+    Frame,
+    /// A style sheet.
+    Stylesheet,
+    /// Anything else a page needs.
+    Requisite,
+}
+
+/// One HTTP exchange held by the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    /// The URL asked for.
+    pub url: String,
+    /// The URL that answered, after redirects.
+    pub final_url: String,
+    /// Redirects on the way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Hop>,
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// When it was fetched.
+    pub time: Timestamp,
+    /// The body's object.
+    pub sha256: Digest,
+    /// The body's size.
+    pub size: u64,
+    /// Media type from `Content-Type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// What it was fetched as.
+    pub role: Role,
+    /// Link hops from the root.
+    pub depth: u32,
+    /// Its file in the offline copy, relative to the snapshot folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<String>,
+}
+
+/// A URL that could not be captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedUrl {
+    /// The URL.
+    pub url: String,
+    /// `no such host`, `refused`, `timeout`, `too large`, `http`, `robots`, `private`,
+    /// `redirects`, `unsupported` or `error`.
+    pub reason: String,
+    /// The details, for a person.
+    pub detail: String,
+    /// What it was wanted as.
+    pub role: Role,
+    /// When it failed.
+    pub time: Timestamp,
+}
+
+/// A file of the offline copy that vaultkeep derived (rewritten HTML and CSS), kept as an
+/// object too, so a copy unchanged since the last snapshot costs no space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineFile {
+    /// Relative to the snapshot folder.
+    pub path: String,
+    /// Its object.
+    pub sha256: Digest,
+}
+
+/// The record of one snapshot (`archive show --json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `20261127T194501Z-handbook.ouishare.net-3f2a`: sortable by time, readable in `ls`.
+    pub id: String,
+    /// The URL it was made for.
+    pub root: String,
+    /// Link hops followed from the root (0: the page and its requisites).
+    pub depth: u32,
+    /// Most pages fetched.
+    pub max_pages: usize,
+    /// When it started.
+    pub started: Timestamp,
+    /// When it finished.
+    pub finished: Timestamp,
+    /// Bytes of captured bodies the archive did not hold before.
+    pub new_bytes: u64,
+    /// Bytes of captured bodies the archive already held.
+    pub reused_bytes: u64,
+    /// The entry page of the offline copy, relative to the snapshot folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<String>,
+    /// Every capture.
+    pub captures: Vec<Capture>,
+    /// Every URL that could not be captured.
+    pub failures: Vec<FailedUrl>,
+    /// Derived files of the offline copy.
+    #[serde(default)]
+    pub offline_files: Vec<OfflineFile>,
+}
+
+/// A snapshot in a few numbers (`archive snapshot --json`, `archive list --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The snapshot's id.
+    pub id: String,
+    /// Its root URL.
+    pub root: String,
+    /// Start time.
+    pub started: Timestamp,
+    /// End time.
+    pub finished: Timestamp,
+    /// Pages captured (the root and the pages of a crawl, frames included).
+    pub pages: usize,
+    /// Other captures (style sheets, images, scripts, fonts...).
+    pub resources: usize,
+    /// URLs that could not be captured.
+    pub failures: usize,
+    /// New bytes stored.
+    pub new_bytes: u64,
+    /// Bytes already held.
+    pub reused_bytes: u64,
+    /// The entry page of the offline copy, as a path on disk; absent if the root failed.
+    pub offline: Option<PathBuf>,
+}
+
+impl Snapshot {
+    /// Whether the root itself was captured.
+    pub fn root_captured(&self) -> bool {
+        self.offline.is_some()
+    }
+
+    /// The numbers, with the offline entry page under `dir` (the snapshot's folder).
+    pub fn summary(&self, dir: &Path) -> Summary {
+        let pages = self
+            .captures
+            .iter()
+            .filter(|c| matches!(c.role, Role::Page | Role::Frame))
+            .count();
+        Summary {
+            id: self.id.clone(),
+            root: self.root.clone(),
+            started: self.started,
+            finished: self.finished,
+            pages,
+            resources: self.captures.len() - pages,
+            failures: self.failures.len(),
+            new_bytes: self.new_bytes,
+            reused_bytes: self.reused_bytes,
+            offline: self.offline.as_ref().map(|o| dir.join(o)),
+        }
+    }
+
+    /// The capture of a URL (asked for or arrived at), if any.
+    pub fn capture_of(&self, url: &str) -> Option<&Capture> {
+        self.captures
+            .iter()
+            .find(|c| c.url == url || c.final_url == url)
+    }
+}
+
+/// The folder holding every snapshot.
+pub fn snapshots_dir(store: &Store) -> PathBuf {
+    store.root().join("snapshots")
+}
+
+/// Writes a snapshot's record (durably: the offline copy and objects are already in place).
+pub fn save(store: &Store, snapshot: &Snapshot) -> Result<(), store::Error> {
+    let dir = snapshots_dir(store).join(&snapshot.id);
+    fs::create_dir_all(&dir).map_err(store::Error::io("create", &dir))?;
+    let path = dir.join("snapshot.json");
+    let bytes = serde_json::to_vec_pretty(snapshot)
+        .map_err(|e| store::Error::io("encode", &path)(std::io::Error::other(e)))?;
+    write_atomic(&path, &bytes).map_err(store::Error::io("write", &path))
+}
+
+/// Every recorded snapshot, newest first. A folder without a record (an interrupted
+/// snapshot) is skipped; an unreadable record is returned as an error string with its path.
+pub fn load_all(store: &Store) -> Vec<Result<Snapshot, (PathBuf, String)>> {
+    let dir = snapshots_dir(store);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("snapshot.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids.into_iter().map(|id| load(store, &id)).collect()
+}
+
+/// One snapshot's record.
+pub fn load(store: &Store, id: &str) -> Result<Snapshot, (PathBuf, String)> {
+    let path = snapshots_dir(store).join(id).join("snapshot.json");
+    let bytes = fs::read(&path).map_err(|e| (path.clone(), e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| (path, e.to_string()))
+}
+
+/// The snapshot whose id is `id` or starts with it, if exactly one does.
+pub fn find(store: &Store, id: &str) -> Result<String, String> {
+    let dir = snapshots_dir(store);
+    let mut matches: Vec<String> = fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|name| {
+                    name.starts_with(id) && dir.join(name).join("snapshot.json").is_file()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if matches.iter().any(|m| m == id) {
+        return Ok(id.to_string());
+    }
+    match matches.len() {
+        0 => Err(format!("no snapshot {id} in {}", dir.display())),
+        1 => Ok(matches.remove(0)),
+        n => Err(format!(
+            "{n} snapshots start with {id}; give more of the id"
+        )),
+    }
+}
+
+/// A new snapshot id for `root` at `time`.
+pub fn new_id(root: &url::Url, time: Timestamp) -> String {
+    let stamp = time.strftime("%Y%m%dT%H%M%SZ").to_string();
+    let host: String = root
+        .host_str()
+        .unwrap_or("x")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let salt =
+        Digest::of(format!("{root} {} {}", time.as_nanosecond(), std::process::id()).as_bytes());
+    format!("{stamp}-{host}-{}", &salt.to_hex()[..4])
+}
