@@ -22,6 +22,9 @@ pub struct Config {
     /// `[snapshot]` settings: what a snapshot of a note captures.
     #[serde(default)]
     pub snapshot: crate::snapshot::plan::SnapshotConfig,
+    /// `[links]` settings: when a link counts as dead.
+    #[serde(default)]
+    pub links: crate::linkcheck::LinksConfig,
 }
 
 /// `[scan]`

@@ -7,16 +7,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod annotate;
 pub mod cli;
+pub mod compost;
 pub mod composted;
 pub mod config;
+pub mod copies;
 pub mod digest;
 pub mod fetch;
 pub mod fsutil;
 pub mod history;
+pub mod linkcheck;
 pub mod links;
 pub mod note;
 pub mod report;
+pub mod restore;
 pub mod scan;
 pub mod snapshot;
 pub mod store;

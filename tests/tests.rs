@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod crash;
 mod history;
+mod marks;
 mod scan;
 mod snapshot;
 mod upkeep;

@@ -3,6 +3,7 @@
 
 mod archive;
 mod files;
+mod marks;
 mod output;
 mod snapshots;
 
@@ -58,6 +59,22 @@ external URLs, unresolved and ambiguous links, composted profiles and files that
     History(HistoryArgs),
     /// Bring a recorded version of a vault file back
     Recover(RecoverArgs),
+    /// Preserve composted profiles' websites and mark the profiles with their copies
+    #[command(
+        long_about = "For each composted profile (an `end` in the past, or marked composted), make sure \
+every external URL it references has a snapshot (its `url` site and documentation crawled), then add \
+properties to its frontmatter: archived_urls, archived_dates and archived_copies (one entry per copy, \
+same order; the copy is a file:/// link, or a vault link when the copy lives inside the vault), and \
+archive_missing for URLs that could not be captured. Only those properties change; --dry-run prints \
+the diff and takes no snapshots."
+    )]
+    Compost(CompostArgs),
+    /// Check external links, or point dead ones at their local copies
+    Links {
+        /// What to do with the links.
+        #[command(subcommand)]
+        command: LinksCommand,
+    },
     /// Work on the archive itself
     Archive {
         /// What to do with the archive.
@@ -98,6 +115,60 @@ pub struct RecoverArgs {
     /// Overwrite an existing, different file
     #[arg(long)]
     pub force: bool,
+}
+
+/// `vaultkeep compost`
+#[derive(Debug, Args)]
+pub struct CompostArgs {
+    /// Show the edits as a unified diff; change nothing, capture nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow loopback and private addresses
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vaultkeep links ...`
+#[derive(Debug, Subcommand)]
+pub enum LinksCommand {
+    /// Check every external URL of the vault and record the results
+    #[command(
+        long_about = "Check every external URL of the vault (HEAD, falling back to GET), record each \
+result in the archive (checks.jsonl), and classify each URL from its history: alive; dead once it \
+failed hard (404, 410, no such host, connection refused) on at least --dead-after checks spread over at \
+least --min-gap; unknown otherwise (429, 5xx, timeouts and TLS errors never make a URL dead). Exit 1 if \
+any URL is dead."
+    )]
+    Check(CheckArgs),
+    /// Point dead links at their local copies, keeping the original URLs
+    Restore {
+        /// Show the edits as a unified diff; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `vaultkeep links check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Allow loopback and private addresses
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Hard failures before a URL counts as dead [default: 2, or `[links] dead_after`]
+    #[arg(long, value_name = "N")]
+    pub dead_after: Option<usize>,
+    /// Time the hard failures must span, e.g. 12h, 1d, 1w [default: 1d, or `[links] min_gap`]
+    #[arg(long, value_name = "DURATION")]
+    pub min_gap: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vaultkeep archive ...`
@@ -212,6 +283,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => files::history(&ctx, args),
         Command::Recover(args) => files::recover(&ctx, args),
         Command::Archive { command } => archive::run(&ctx, command),
+        Command::Compost(args) => marks::compost(&ctx, args),
+        Command::Links { command } => match command {
+            LinksCommand::Check(args) => marks::check(&ctx, args),
+            LinksCommand::Restore { dry_run, json } => marks::restore(&ctx, *dry_run, *json),
+        },
     });
     match outcome {
         Ok(exit) => exit.into(),

@@ -111,7 +111,7 @@ impl Failure {
             }
             if let Some(n) = err.downcast_ref::<super::guard::NoSuchHost>() {
                 return Failure::NoSuchHost {
-                    detail: n.to_string(),
+                    detail: format!("{} ({})", n.host, n.message),
                 };
             }
             if let Some(io) = err.downcast_ref::<std::io::Error>() {

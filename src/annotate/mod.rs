@@ -1,0 +1,158 @@
+//! Minimal, safe edits of notes (design.md, "Editing notes"): only added lines, lines extended
+//! at their end, or vaultkeep's own properties; written atomically, and only if the note is
+//! still what was read. Computing an edit is pure; [`apply`] is the one place that writes.
+
+pub mod properties;
+pub mod suffix;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+/// A planned change to one note.
+#[derive(Debug, Clone)]
+pub struct NoteEdit {
+    /// The note, relative to the vault.
+    pub path: String,
+    /// Its bytes as read.
+    pub before: Vec<u8>,
+    /// Its bytes after the edit.
+    pub after: Vec<u8>,
+}
+
+impl NoteEdit {
+    /// Whether the edit changes anything.
+    pub fn changes(&self) -> bool {
+        self.before != self.after
+    }
+
+    /// A unified diff of the edit, for `--dry-run`.
+    pub fn diff(&self) -> String {
+        let before = String::from_utf8_lossy(&self.before);
+        let after = String::from_utf8_lossy(&self.after);
+        similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
+            .unified_diff()
+            .context_radius(2)
+            .header(&format!("a/{}", self.path), &format!("b/{}", self.path))
+            .to_string()
+    }
+}
+
+/// What happened to an edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Applied {
+    /// The note was rewritten.
+    Written,
+    /// The edit changed nothing; the note was not touched.
+    Unchanged,
+    /// The note changed since it was read: the user's edit wins, the note was left alone.
+    ChangedMeanwhile,
+}
+
+/// Writes `edit` into the vault if the note still holds `edit.before`: a temp file in the
+/// same folder with the note's permissions, then a rename. The note is compared again just
+/// before the rename, so an edit made in between is never overwritten.
+pub fn apply(vault: &Path, edit: &NoteEdit) -> io::Result<Applied> {
+    if !edit.changes() {
+        return Ok(Applied::Unchanged);
+    }
+    let path = vault.join(&edit.path);
+    if fs::read(&path)? != edit.before {
+        return Ok(Applied::ChangedMeanwhile);
+    }
+    let dir = path.parent().unwrap_or(vault);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vaultkeep-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(&edit.after)?;
+    tmp.as_file()
+        .set_permissions(fs::metadata(&path)?.permissions())?;
+    tmp.as_file().sync_all()?;
+    if fs::read(&path)? != edit.before {
+        return Ok(Applied::ChangedMeanwhile);
+    }
+    tmp.persist(&path).map_err(|e| e.error)?;
+    crate::fsutil::sync_dir(dir)?;
+    Ok(Applied::Written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(path: &str, before: &str, after: &str) -> NoteEdit {
+        NoteEdit {
+            path: path.into(),
+            before: before.into(),
+            after: after.into(),
+        }
+    }
+
+    #[test]
+    fn an_edit_is_written_atomically_with_the_notes_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("n.md"), "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path().join("n.md"), fs::Permissions::from_mode(0o640))
+                .unwrap();
+        }
+        assert_eq!(
+            apply(dir.path(), &edit("n.md", "old", "new")).unwrap(),
+            Applied::Written
+        );
+        assert_eq!(fs::read_to_string(dir.path().join("n.md")).unwrap(), "new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join("n.md"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o640);
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn a_user_edit_made_after_reading_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let planned = edit("n.md", "as read", "as read\nplus vaultkeep");
+        // The user saves the note after vaultkeep read it, before vaultkeep writes.
+        fs::write(dir.path().join("n.md"), "as read, then edited by the user").unwrap();
+        assert_eq!(
+            apply(dir.path(), &planned).unwrap(),
+            Applied::ChangedMeanwhile
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("n.md")).unwrap(),
+            "as read, then edited by the user"
+        );
+    }
+
+    #[test]
+    fn an_edit_that_changes_nothing_does_not_touch_the_note() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            apply(dir.path(), &edit("missing.md", "x", "x")).unwrap(),
+            Applied::Unchanged
+        );
+    }
+
+    #[test]
+    fn the_diff_is_unified() {
+        let d = edit("a.md", "one\ntwo\n", "one\ntwo\nthree\n").diff();
+        assert!(d.starts_with("--- a/a.md\n+++ b/a.md\n@@"), "{d}");
+        assert!(d.contains("+three"));
+    }
+}

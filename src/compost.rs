@@ -1,0 +1,262 @@
+//! Composted organizations keep their preserved copies: every external URL of a composted
+//! profile gets a snapshot (its `url` site and documentation crawled), and the profile gets
+//! properties that point at the copies.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use futures::stream::{self, StreamExt};
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::annotate::properties::{EditError, set_properties};
+use crate::annotate::{Applied, NoteEdit, apply};
+use crate::copies::{Copies, CopyLink, key};
+use crate::fetch::Fetcher;
+use crate::note::read_note;
+use crate::report::Problem;
+use crate::scan::VaultView;
+use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
+use crate::snapshot::{self, NoProgress, Plan};
+use crate::store::{self, Store};
+
+/// The original URL of each preserved copy.
+pub const URLS: &str = "archived_urls";
+/// The capture date of each copy (same order).
+pub const DATES: &str = "archived_dates";
+/// The link that opens each copy (same order).
+pub const COPIES: &str = "archived_copies";
+/// URLs of the profile that could not be preserved.
+pub const MISSING: &str = "archive_missing";
+
+/// What happened to one composted profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileReport {
+    /// The profile note.
+    pub note: String,
+    /// Why it counts as composted.
+    pub reason: String,
+    /// Its preserved copies.
+    pub preserved: Vec<Preserved>,
+    /// Its URLs without a copy, and why.
+    pub missing: Vec<Problem>,
+    /// `written`, `unchanged`, `changed_meanwhile`, `would_write` (dry run) or `skipped`.
+    pub outcome: String,
+    /// Why it was skipped, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The unified diff of the edit (dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// One preserved copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preserved {
+    /// The original URL.
+    pub url: String,
+    /// The capture date.
+    pub captured: Date,
+    /// The snapshot holding it.
+    pub snapshot: String,
+    /// The link written into the profile.
+    pub copy: String,
+}
+
+/// The result of `vaultkeep compost`.
+#[derive(Debug, Default, Serialize)]
+pub struct CompostReport {
+    /// Every composted profile.
+    pub profiles: Vec<ProfileReport>,
+    /// Snapshots taken by this run.
+    pub snapshots_taken: usize,
+}
+
+impl CompostReport {
+    /// Whether anything failed (a URL without a copy, a profile left alone).
+    pub fn failed(&self) -> bool {
+        self.profiles.iter().any(|p| {
+            !p.missing.is_empty() || matches!(p.outcome.as_str(), "changed_meanwhile" | "skipped")
+        })
+    }
+}
+
+/// Settings of a compost run.
+pub struct Compost<'a> {
+    /// The vault folder.
+    pub vault: &'a Path,
+    /// The archive.
+    pub store: &'a Store,
+    /// The fetcher; `None` for a dry run, which takes no snapshots.
+    pub fetcher: Option<&'a Fetcher>,
+    /// What snapshots of a note capture.
+    pub snapshot: &'a SnapshotConfig,
+    /// The day composting is judged on.
+    pub today: Date,
+}
+
+impl Compost<'_> {
+    /// Preserves and marks every composted profile of `view`.
+    pub async fn run(&self, view: &VaultView) -> Result<CompostReport, store::Error> {
+        let composted: Vec<(&str, String)> = view
+            .notes()
+            .filter_map(|(note, facts)| facts.signals.judge(note, self.today).map(|r| (note, r)))
+            .collect();
+        let mut copies = Copies::load(self.store);
+        let mut report = CompostReport::default();
+        // Every URL of every composted profile that has no copy yet, each once.
+        let mut needed: BTreeMap<String, Plan> = BTreeMap::new();
+        for (note, _) in &composted {
+            let Some(facts) = view.note(note) else {
+                continue;
+            };
+            for plan in plans_for_notes([facts], self.snapshot, None, self.snapshot.max_pages) {
+                if copies.get(plan.root.as_str()).is_none() {
+                    needed.entry(key(plan.root.as_str())).or_insert(plan);
+                }
+            }
+        }
+        let mut failures: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(fetcher) = self.fetcher {
+            let taken: Vec<_> = stream::iter(needed.values())
+                .map(|plan| snapshot::take(fetcher, self.store, plan, &NoProgress))
+                .buffer_unordered(4)
+                .collect()
+                .await;
+            for snap in taken {
+                let snap = snap?;
+                report.snapshots_taken += 1;
+                if let Some(f) = snap
+                    .failures
+                    .iter()
+                    .find(|f| key(&f.url) == key(&snap.root))
+                {
+                    failures.insert(key(&snap.root), f.detail.clone());
+                }
+                copies.add(self.store, &snap);
+            }
+        }
+        for (note, reason) in composted {
+            report
+                .profiles
+                .push(self.mark(note, reason, &copies, &failures));
+        }
+        Ok(report)
+    }
+
+    /// Marks one profile, reading it afresh (its frontmatter is edited as it is now).
+    fn mark(
+        &self,
+        note: &str,
+        reason: String,
+        copies: &Copies,
+        failures: &BTreeMap<String, String>,
+    ) -> ProfileReport {
+        let mut out = ProfileReport {
+            note: note.to_string(),
+            reason,
+            preserved: Vec::new(),
+            missing: Vec::new(),
+            outcome: "skipped".into(),
+            detail: None,
+            diff: None,
+        };
+        let before = match std::fs::read(self.vault.join(note)) {
+            Ok(b) => b,
+            Err(e) => {
+                out.detail = Some(format!("cannot read: {e}"));
+                return out;
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&before) else {
+            out.detail = Some("not UTF-8 text".into());
+            return out;
+        };
+        let facts = read_note(text);
+        for plan in plans_for_notes([&facts], self.snapshot, None, 1) {
+            let url = plan.root.to_string();
+            match copies.get(&url) {
+                Some(copy) => out.preserved.push(Preserved {
+                    url: url.clone(),
+                    captured: copy
+                        .captured
+                        .to_zoned_datetime(jiff::tz::TimeZone::system())
+                        .date(),
+                    snapshot: copy.snapshot.clone(),
+                    copy: CopyLink::to(&copy.entry, self.vault).as_property(),
+                }),
+                None => {
+                    let why = failures.get(&key(&url)).cloned().unwrap_or_else(|| {
+                        if self.fetcher.is_none() {
+                            "no copy yet (a run without --dry-run captures it)".into()
+                        } else {
+                            "not captured".into()
+                        }
+                    });
+                    out.missing.push(Problem::new(url, why));
+                }
+            }
+        }
+        let props = [
+            (URLS, out.preserved.iter().map(|p| p.url.clone()).collect()),
+            (
+                DATES,
+                out.preserved
+                    .iter()
+                    .map(|p| p.captured.to_string())
+                    .collect(),
+            ),
+            (
+                COPIES,
+                out.preserved.iter().map(|p| p.copy.clone()).collect(),
+            ),
+            (
+                MISSING,
+                out.missing
+                    .iter()
+                    .map(|p| p.path.clone())
+                    .collect::<Vec<_>>(),
+            ),
+        ];
+        let after = match set_properties(text, &props) {
+            Ok(a) => a,
+            Err(EditError::InvalidYaml { line, message }) => {
+                out.detail = Some(format!(
+                    "frontmatter is not valid YAML (line {line}: {message}); left alone"
+                ));
+                return out;
+            }
+        };
+        let edit = NoteEdit {
+            path: note.to_string(),
+            before,
+            after: after.into_bytes(),
+        };
+        if self.fetcher.is_none() {
+            out.outcome = if edit.changes() {
+                "would_write"
+            } else {
+                "unchanged"
+            }
+            .into();
+            out.diff = edit.changes().then(|| edit.diff());
+            return out;
+        }
+        out.outcome = match apply(self.vault, &edit) {
+            Ok(Applied::Written) => "written".into(),
+            Ok(Applied::Unchanged) => "unchanged".into(),
+            Ok(Applied::ChangedMeanwhile) => {
+                out.detail = Some(
+                    "the note changed while vaultkeep worked on it; your edit wins, run again"
+                        .into(),
+                );
+                "changed_meanwhile".into()
+            }
+            Err(e) => {
+                out.detail = Some(format!("cannot write: {e}"));
+                "skipped".into()
+            }
+        };
+        out
+    }
+}
