@@ -156,6 +156,25 @@ fn compost_preserves_and_marks_the_real_ouishare_profile_and_nothing_else() {
     // The edit was recorded as a new version.
     let (h, _) = o.s.json(&["history", COMPOSTED]);
     assert_eq!(h["versions"].as_array().unwrap().len(), 2);
+    // A newer snapshot of the site updates vaultkeep's own properties, without duplicates.
+    let (snap, _) =
+        o.s.json(&["archive", "snapshot", &o.site.url("/"), "--allow-private"]);
+    let newer = snap["snapshots"][0]["id"].as_str().unwrap().to_string();
+    let (third, _) = o.s.json(&["compost", "--allow-private"]);
+    assert_eq!(third["profiles"][0]["outcome"], "written");
+    let updated = fs::read_to_string(o.s.vault.join(COMPOSTED)).unwrap();
+    let fm = frontmatter(&updated);
+    let copies = fm["archived_copies"].as_sequence().unwrap();
+    assert_eq!(copies.len(), 3);
+    assert_eq!(
+        copies
+            .iter()
+            .filter(|c| c.as_str().unwrap().contains(&newer))
+            .count(),
+        1,
+        "{updated}"
+    );
+    assert_eq!(updated.matches("archived_copies:").count(), 1);
 }
 
 #[test]
