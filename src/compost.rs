@@ -118,8 +118,9 @@ impl Compost<'_> {
         }
         let mut failures: BTreeMap<String, String> = BTreeMap::new();
         if let Some(fetcher) = self.fetcher {
-            let taken: Vec<_> = stream::iter(needed.values())
-                .map(|plan| snapshot::take(fetcher, self.store, plan, &NoProgress))
+            let store = self.store;
+            let taken: Vec<_> = stream::iter(needed.into_values())
+                .map(|plan| async move { snapshot::take(fetcher, store, &plan, &NoProgress).await })
                 .buffer_unordered(4)
                 .collect()
                 .await;

@@ -25,6 +25,9 @@ pub struct Config {
     /// `[links]` settings: when a link counts as dead.
     #[serde(default)]
     pub links: crate::linkcheck::LinksConfig,
+    /// `[watch]` settings: the daemon.
+    #[serde(default)]
+    pub watch: crate::watch::WatchConfig,
 }
 
 /// `[scan]`

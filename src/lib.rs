@@ -27,3 +27,4 @@ pub mod snapshot;
 pub mod store;
 pub mod upkeep;
 pub mod vault;
+pub mod watch;

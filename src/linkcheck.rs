@@ -228,8 +228,8 @@ pub fn external_urls(view: &VaultView) -> BTreeMap<String, Vec<Reference>> {
 
 /// Checks every URL with bounded concurrency.
 pub async fn check_all(fetcher: &Fetcher, urls: &[String], concurrency: usize) -> Vec<CheckRecord> {
-    stream::iter(urls)
-        .map(|u| check(fetcher, u))
+    stream::iter(urls.to_vec())
+        .map(|u| async move { check(fetcher, &u).await })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await

@@ -5,6 +5,9 @@ use vaultkeep::cli::{Cli, init_logging, run};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("vaultkeep: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
     run(cli)
 }

@@ -10,3 +10,4 @@ mod marks;
 mod scan;
 mod snapshot;
 mod upkeep;
+mod watch;

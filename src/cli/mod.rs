@@ -2,6 +2,7 @@
 //! work is a library call; this layer parses, prints and maps outcomes to exit codes.
 
 mod archive;
+mod daemon;
 mod files;
 mod marks;
 mod output;
@@ -59,6 +60,21 @@ external URLs, unresolved and ambiguous links, composted profiles and files that
     History(HistoryArgs),
     /// Bring a recorded version of a vault file back
     Recover(RecoverArgs),
+    /// Run as a daemon: record every change of the vault, snapshot new URLs, run scheduled work
+    #[command(
+        long_about = "Scan once, then follow file system events: every save, new attachment, rename and \
+deletion is recorded, and every new external URL is queued for a snapshot, taken in the background. \
+Scheduled work ([watch] in the config): re-snapshots of URLs whose newest snapshot is older than \
+resnapshot_after (30d), link checks and composting (daily). One daemon per archive; SIGINT or SIGTERM \
+stop it cleanly, and queued snapshots survive a restart. Logs go to stderr or --log-file."
+    )]
+    Watch(WatchArgs),
+    /// Whether the daemon runs, what it did lately, and what the archive holds
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Preserve composted profiles' websites and mark the profiles with their copies
     #[command(
         long_about = "For each composted profile (an `end` in the past, or marked composted), make sure \
@@ -115,6 +131,17 @@ pub struct RecoverArgs {
     /// Overwrite an existing, different file
     #[arg(long)]
     pub force: bool,
+}
+
+/// `vaultkeep watch`
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Append logs to this file instead of stderr
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Allow loopback and private addresses in snapshots and link checks
+    #[arg(long)]
+    pub allow_private: bool,
 }
 
 /// `vaultkeep compost`
@@ -284,6 +311,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Recover(args) => files::recover(&ctx, args),
         Command::Archive { command } => archive::run(&ctx, command),
         Command::Compost(args) => marks::compost(&ctx, args),
+        Command::Watch(args) => daemon::watch(&ctx, args),
+        Command::Status { json } => daemon::status(&ctx, *json),
         Command::Links { command } => match command {
             LinksCommand::Check(args) => marks::check(&ctx, args),
             LinksCommand::Restore { dry_run, json } => marks::restore(&ctx, *dry_run, *json),
@@ -298,21 +327,41 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Sets up `tracing` on stderr: warnings by default, `-v` info, `-vv` debug, `-q` errors;
-/// `RUST_LOG` wins.
-pub fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
+/// Sets up `tracing`: on stderr (or the daemon's `--log-file`); warnings by default (the
+/// daemon: info), `-v` info, `-vv` debug, `-q` errors; `RUST_LOG` wins.
+pub fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let daemon = matches!(cli.command, Command::Watch(_));
+    let default = match (cli.quiet, cli.verbose, daemon) {
+        (true, _, _) => "error",
+        (false, 0, false) => "warn",
+        (false, 0, true) | (false, 1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("vaultkeep={default},warn"))
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let log_file = match &cli.command {
+        Command::Watch(args) => args.log_file.clone(),
+        _ => None,
+    };
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| anyhow::anyhow!("cannot open the log file {}: {e}", path.display()))?;
+            let _ = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
+        }
+        None => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+        }
+    }
+    Ok(())
 }

@@ -33,6 +33,13 @@ pub enum Error {
     /// The vault folder is missing.
     #[error("no vault at {0} (give one with --vault, or run from a folder holding `vault/`)")]
     NoVault(PathBuf),
+    /// The vault folder holds no file at all while the archive knows some: more likely an
+    /// unmounted drive or a sync in progress than a deliberate deletion of everything.
+    #[error("the vault {0} is empty; not recording every file as deleted")]
+    EmptyVault(PathBuf),
+    /// The scan was cancelled before it recorded anything.
+    #[error("the scan was stopped before it recorded anything")]
+    Cancelled,
     /// The archive could not be used or written; nothing new was recorded by this run.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -47,6 +54,10 @@ pub struct ScanOptions {
     pub progress: bool,
     /// The day against which `end` dates are judged.
     pub today: jiff::civil::Date,
+    /// Refuse to record the deletion of every file when the vault looks empty (the daemon).
+    pub guard_empty: bool,
+    /// Set to stop a scan early (a daemon shutting down); nothing is recorded then.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for ScanOptions {
@@ -55,6 +66,8 @@ impl Default for ScanOptions {
             max_note_bytes: 10 * 1024 * 1024,
             progress: false,
             today: jiff::ZonedDateTime::now().date(),
+            guard_empty: false,
+            cancel: None,
         }
     }
 }
@@ -131,6 +144,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         || store.load_index(),
     );
     let mut index = index?;
+    if options.guard_empty && listing.files.is_empty() && !index.files.is_empty() {
+        return Err(Error::EmptyVault(vault_dir.to_path_buf()));
+    }
     tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
     let racy_after = index.scan_started_ns;
 
@@ -139,6 +155,13 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         .files
         .par_iter()
         .map(|file| {
+            if options
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Err(None);
+            }
             let previous = index.files.get(&file.path).copied();
             let outcome = examine(
                 vault_dir,
@@ -151,9 +174,10 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             if options.progress {
                 bar.inc(1);
             }
-            outcome.map(|o| (previous, o))
+            outcome.map(|o| (previous, o)).map_err(Some)
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, Option<store::Error>>>()
+        .map_err(|e| e.map_or(Error::Cancelled, Error::Store))?;
     bar.finish_and_clear();
     tracing::debug!(elapsed = ?clock.elapsed(), "examined every file");
 
@@ -261,6 +285,12 @@ fn vanished<'a>(
 }
 
 impl Scan {
+    /// What the notes read during this pass say (the new and changed ones), taking them out
+    /// of the scan (a later [`Scan::view`] reads them from the cache or the archive).
+    pub fn take_fresh(&self) -> HashMap<Digest, NoteFacts> {
+        std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// What every note says, read from the note cache, from this pass, or (for notes the
     /// cache lacks) from the archive's copy. Keeps the cache to the vault's current notes.
     pub fn view(&self) -> Result<VaultView, store::Error> {

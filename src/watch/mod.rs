@@ -1,0 +1,573 @@
+//! `vaultkeep watch`: the daemon that keeps the archive in step with the vault.
+//!
+//! One loop receives every source of work as an event (watchexec's shape): file changes from
+//! the notify adapter ([`events`]), finished snapshots, a timer for scheduled work, and
+//! SIGINT/SIGTERM. A change triggers a scan (the same engine as `vaultkeep scan`, which costs a
+//! stat per unchanged file), run off the loop; new external URLs go to a persistent queue of
+//! snapshots, taken in the background with bounded concurrency, so recording versions never
+//! waits for the network.
+
+pub mod events;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::copies::key;
+use crate::fetch::Fetcher;
+use crate::linkcheck::{self, LinksConfig};
+use crate::note::NoteFacts;
+use crate::scan::{self, Scan, ScanOptions};
+use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
+use crate::snapshot::{self, NoProgress, Plan, Snapshot, record};
+use crate::store::Store;
+
+use events::{Signal, Watching};
+use state::{DaemonState, Queue, Queued};
+
+/// `[watch]` in vaultkeep.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Quiet time after a change before the vault is scanned, in ms.
+    pub debounce_ms: u64,
+    /// Polling interval when the kernel refuses more watches, in seconds.
+    pub poll_secs: u64,
+    /// Snapshot new external URLs automatically.
+    pub snapshots: bool,
+    /// Snapshots taken at once.
+    pub snapshot_concurrency: usize,
+    /// Take a new snapshot of a URL whose newest one is older than this (`30d`).
+    pub resnapshot_after: String,
+    /// Check every external link this often (`1d`; `0` never).
+    pub check_links_every: String,
+    /// Preserve and mark composted profiles this often (`1d`; `0` never).
+    pub compost_every: String,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            debounce_ms: 150,
+            poll_secs: 2,
+            snapshots: true,
+            snapshot_concurrency: 2,
+            resnapshot_after: "30d".into(),
+            check_links_every: "1d".into(),
+            compost_every: "1d".into(),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The first scan failed.
+    #[error(transparent)]
+    Scan(#[from] scan::Error),
+    /// The archive could not be used.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// The file system cannot be watched.
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        /// The vault.
+        path: PathBuf,
+        /// notify's error.
+        #[source]
+        source: notify::Error,
+    },
+    /// A setting is invalid.
+    #[error("invalid [watch] or [links] setting: {0}")]
+    Config(String),
+}
+
+/// Everything the daemon works with.
+pub struct Daemon {
+    /// The vault folder.
+    pub vault: PathBuf,
+    /// The archive (whose lock the caller holds for the daemon's lifetime).
+    pub store: Store,
+    /// How to scan.
+    pub scan: ScanOptions,
+    /// The shared HTTP client.
+    pub fetcher: Arc<Fetcher>,
+    /// What snapshots of notes capture.
+    pub snapshot: SnapshotConfig,
+    /// When links are dead.
+    pub links: LinksConfig,
+    /// The daemon's own settings.
+    pub config: WatchConfig,
+}
+
+/// The newest snapshot of a root URL.
+#[derive(Debug, Clone, Copy)]
+struct Newest {
+    /// When the newest successful one was taken.
+    success: Option<Timestamp>,
+    /// When the newest attempt was made.
+    attempt: Timestamp,
+}
+
+/// How long a root whose snapshots all failed waits before it is tried again.
+const RETRY_FAILED: Duration = Duration::from_secs(24 * 3600);
+
+struct Run<'a> {
+    d: &'a Daemon,
+    state: DaemonState,
+    queue: Queue,
+    wanted: BTreeMap<String, Plan>,
+    urls: BTreeSet<String>,
+    newest: HashMap<String, Newest>,
+    in_progress: BTreeSet<String>,
+    stop: Arc<AtomicBool>,
+    /// One scan at a time: two at once would both record the same change.
+    gate: Arc<std::sync::Mutex<()>>,
+    resnapshot_after: Duration,
+    check_every: Option<Duration>,
+    compost_every: Option<Duration>,
+}
+
+impl Daemon {
+    /// Runs until SIGINT or SIGTERM; returns after in-flight writes are finished.
+    pub async fn run(&self) -> Result<(), Error> {
+        let every = |s: &str| linkcheck::parse_duration(s).map_err(Error::Config);
+        let optional = |d: Duration| (!d.is_zero()).then_some(d);
+        let mut run = Run {
+            d: self,
+            state: DaemonState {
+                pid: std::process::id(),
+                since: Some(Timestamp::now()),
+                ..DaemonState::load(self.store.root())
+            },
+            queue: Queue::load(self.store.root()),
+            wanted: BTreeMap::new(),
+            urls: BTreeSet::new(),
+            newest: newest_snapshots(&self.store),
+            in_progress: BTreeSet::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            gate: Arc::new(std::sync::Mutex::new(())),
+            resnapshot_after: every(&self.config.resnapshot_after)?,
+            check_every: optional(every(&self.config.check_links_every)?),
+            compost_every: optional(every(&self.config.compost_every)?),
+        };
+        run.state.scans = 0;
+        run.state.recorded = 0;
+        run.state.snapshots = 0;
+        run.state.event(format!(
+            "watching {} (pid {})",
+            self.vault.display(),
+            run.state.pid
+        ));
+        run.main().await
+    }
+}
+
+impl Run<'_> {
+    async fn main(&mut self) -> Result<(), Error> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut watching = Some(self.start_watching(tx.clone())?);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::Config(format!("cannot listen for SIGTERM: {e}")))?;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut snapshots: JoinSet<(String, Result<Snapshot, crate::store::Error>)> =
+            JoinSet::new();
+        let mut jobs: JoinSet<String> = JoinSet::new();
+        let mut scanning: Option<JoinHandle<Result<Scan, scan::Error>>> = Some(self.start_scan());
+        let mut first = true;
+        let mut pending = false;
+        let mut vault_missing = false;
+        loop {
+            self.fill(&mut snapshots);
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                signal = rx.recv() => match signal {
+                    Some(Signal::Changed(_)) => {
+                        if scanning.is_some() { pending = true } else { scanning = Some(self.start_scan()) }
+                    }
+                    Some(Signal::Trouble(t)) => self.state.error(format!("watcher: {t}")),
+                    None => {}
+                },
+                done = async { scanning.as_mut().expect("guarded").await }, if scanning.is_some() => {
+                    scanning = None;
+                    match done {
+                        Ok(Ok(scan)) => {
+                            vault_missing = false;
+                            self.scanned(&scan, first);
+                            first = false;
+                        }
+                        Ok(Err(scan::Error::NoVault(p) | scan::Error::EmptyVault(p))) => {
+                            if !vault_missing {
+                                self.state.error(format!(
+                                    "the vault {} is gone or empty; nothing is recorded as deleted. \
+                                     Waiting for it to come back (checked every 5 s)",
+                                    p.display()
+                                ));
+                            }
+                            vault_missing = true;
+                            watching = None;
+                        }
+                        Ok(Err(scan::Error::Cancelled)) => {}
+                        Ok(Err(e)) => self.state.error(format!("scan failed: {e}")),
+                        Err(e) => self.state.error(format!("scan task failed: {e}")),
+                    }
+                    if pending && !vault_missing {
+                        pending = false;
+                        scanning = Some(self.start_scan());
+                    }
+                    self.state.save(self.d.store.root());
+                }
+                Some(done) = snapshots.join_next(), if !snapshots.is_empty() => {
+                    if let Ok((url, result)) = done {
+                        self.snapshot_done(&url, result);
+                    }
+                }
+                Some(done) = jobs.join_next(), if !jobs.is_empty() => {
+                    if let Ok(text) = done {
+                        self.state.event(text);
+                        self.state.save(self.d.store.root());
+                    }
+                }
+                _ = tick.tick() => {
+                    if vault_missing && self.d.vault.is_dir() && scanning.is_none() {
+                        match self.start_watching(tx.clone()) {
+                            Ok(w) => {
+                                watching = Some(w);
+                                self.state.event(format!("the vault {} is back", self.d.vault.display()));
+                                scanning = Some(self.start_scan());
+                            }
+                            Err(e) => self.state.error(e.to_string()),
+                        }
+                    }
+                    if !first {
+                        self.scheduled(&mut jobs);
+                    }
+                }
+            }
+        }
+        // Shut down: stop scanning and snapshots; what was recorded stays, queued snapshots
+        // stay queued for the next start.
+        self.stop.store(true, Ordering::Relaxed);
+        drop(watching);
+        if let Some(scan) = scanning {
+            let _ = tokio::time::timeout(Duration::from_secs(4), scan).await;
+        }
+        snapshots.abort_all();
+        jobs.abort_all();
+        self.state.event(format!(
+            "stopped; {} snapshots left in the queue",
+            self.queue.items.len()
+        ));
+        self.state.save(self.d.store.root());
+        Ok(())
+    }
+
+    fn start_watching(&self, tx: mpsc::UnboundedSender<Signal>) -> Result<Watching, Error> {
+        events::watch(
+            &self.d.vault,
+            self.d.store.root(),
+            Duration::from_millis(self.d.config.debounce_ms),
+            Duration::from_secs(self.d.config.poll_secs.max(1)),
+            tx,
+        )
+        .map_err(|source| Error::Watch {
+            path: self.d.vault.clone(),
+            source,
+        })
+    }
+
+    fn start_scan(&self) -> JoinHandle<Result<Scan, scan::Error>> {
+        let vault = self.d.vault.clone();
+        let store = self.d.store.clone();
+        let mut options = self.d.scan.clone();
+        options.cancel = Some(self.stop.clone());
+        options.guard_empty = true;
+        let gate = self.gate.clone();
+        tokio::task::spawn_blocking(move || {
+            let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
+            scan::scan(&vault, &store, &options)
+        })
+    }
+
+    /// After a scan: count what it recorded; queue snapshots for new URLs. The first scan
+    /// reads every note (from the cache); later ones only the notes that changed.
+    fn scanned(&mut self, scan: &Scan, first: bool) {
+        self.state.scans += 1;
+        if !scan.records.is_empty() {
+            self.state.recorded += scan.records.len() as u64;
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in &scan.records {
+                *counts.entry(r.event.name()).or_default() += 1;
+            }
+            let what: Vec<String> = counts.iter().map(|(e, n)| format!("{n} {e}")).collect();
+            let example = &scan.records[0].path;
+            self.state.event(format!(
+                "recorded {} versions ({}), e.g. {example}",
+                scan.records.len(),
+                what.join(", ")
+            ));
+        }
+        for p in &scan.problems {
+            self.state.error(format!("{}: {}", p.path, p.message));
+        }
+        let facts: Vec<NoteFacts> = if first {
+            match scan.view() {
+                Ok(view) => view.notes().map(|(_, f)| f.clone()).collect(),
+                Err(e) => {
+                    self.state
+                        .error(format!("cannot read the notes' links: {e}"));
+                    Vec::new()
+                }
+            }
+        } else {
+            scan.take_fresh().into_values().collect()
+        };
+        for f in &facts {
+            for link in &f.links {
+                if let crate::links::Destination::External(u) = link.destination() {
+                    self.urls.insert(key(u));
+                }
+            }
+        }
+        for plan in plans_for_notes(
+            facts.iter(),
+            &self.d.snapshot,
+            None,
+            self.d.snapshot.max_pages,
+        ) {
+            let root = key(plan.root.as_str());
+            if !self.newest.contains_key(&root) {
+                self.enqueue(&plan, "new");
+            }
+            self.wanted.insert(root, plan);
+        }
+    }
+
+    fn enqueue(&mut self, plan: &Plan, why: &str) {
+        if !self.d.config.snapshots {
+            return;
+        }
+        let added = self.queue.push(Queued {
+            url: key(plan.root.as_str()),
+            depth: plan.depth,
+            max_pages: plan.max_pages,
+            queued: Timestamp::now(),
+            why: why.into(),
+        });
+        if added {
+            self.state
+                .event(format!("queued a snapshot of {} ({why})", plan.root));
+            if let Err(e) = self.queue.save(self.d.store.root()) {
+                self.state
+                    .error(format!("cannot save the snapshot queue: {e}"));
+            }
+        }
+    }
+
+    /// Starts queued snapshots up to the concurrency limit.
+    fn fill(&mut self, tasks: &mut JoinSet<(String, Result<Snapshot, crate::store::Error>)>) {
+        let limit = self.d.config.snapshot_concurrency.max(1);
+        let waiting: Vec<Queued> = self
+            .queue
+            .items
+            .iter()
+            .filter(|q| !self.in_progress.contains(&q.url))
+            .take(limit.saturating_sub(tasks.len()))
+            .cloned()
+            .collect();
+        for q in waiting {
+            let Ok(root) = url::Url::parse(&q.url) else {
+                self.queue.remove(&q.url);
+                continue;
+            };
+            let plan = Plan {
+                root,
+                depth: q.depth,
+                max_pages: q.max_pages,
+            };
+            let fetcher = self.d.fetcher.clone();
+            let store = self.d.store.clone();
+            self.in_progress.insert(q.url.clone());
+            tasks.spawn(async move {
+                let result = snapshot::take(&fetcher, &store, &plan, &NoProgress).await;
+                (q.url, result)
+            });
+        }
+    }
+
+    fn snapshot_done(&mut self, url: &str, result: Result<Snapshot, crate::store::Error>) {
+        self.in_progress.remove(url);
+        match result {
+            Ok(snap) => {
+                self.state.snapshots += 1;
+                let now = Timestamp::now();
+                let entry = self.newest.entry(url.to_string()).or_insert(Newest {
+                    success: None,
+                    attempt: now,
+                });
+                entry.attempt = now;
+                if snap.root_captured() {
+                    entry.success = Some(now);
+                    self.state.event(format!(
+                        "snapshot {} of {url}: {} captures",
+                        snap.id,
+                        snap.captures.len()
+                    ));
+                } else {
+                    let why = snap
+                        .failures
+                        .first()
+                        .map(|f| f.detail.clone())
+                        .unwrap_or_default();
+                    self.state
+                        .error(format!("snapshot {} of {url} failed: {why}", snap.id));
+                }
+                self.queue.remove(url);
+                if let Err(e) = self.queue.save(self.d.store.root()) {
+                    self.state
+                        .error(format!("cannot save the snapshot queue: {e}"));
+                }
+            }
+            // The archive could not be written (a full disk): the URL stays queued.
+            Err(e) => self.state.error(format!("snapshot of {url} failed: {e}")),
+        }
+        self.state.save(self.d.store.root());
+    }
+
+    /// Re-snapshots, link checks and composting that are due.
+    fn scheduled(&mut self, jobs: &mut JoinSet<String>) {
+        let now = Timestamp::now();
+        let older = |t: Timestamp, d: Duration| now.duration_since(t).unsigned_abs() >= d;
+        let due: Vec<Plan> = self
+            .wanted
+            .iter()
+            .filter(|(root, _)| match self.newest.get(*root) {
+                Some(Newest {
+                    success: Some(t), ..
+                }) => older(*t, self.resnapshot_after),
+                Some(Newest {
+                    success: None,
+                    attempt,
+                }) => older(*attempt, RETRY_FAILED),
+                None => false,
+            })
+            .map(|(_, p)| p.clone())
+            .collect();
+        for plan in due {
+            self.enqueue(&plan, "stale");
+        }
+        if !jobs.is_empty() {
+            return;
+        }
+        if let Some(every) = self.check_every
+            && self.state.links_checked.is_none_or(|t| older(t, every))
+            && !self.urls.is_empty()
+        {
+            self.state.links_checked = Some(now);
+            let (fetcher, store, urls) = (
+                self.d.fetcher.clone(),
+                self.d.store.clone(),
+                self.urls.iter().cloned().collect::<Vec<_>>(),
+            );
+            let concurrency = self.d.links.concurrency;
+            jobs.spawn(async move {
+                let results = linkcheck::check_all(&fetcher, &urls, concurrency).await;
+                let failed = results.iter().filter(|r| !r.ok).count();
+                match linkcheck::record(&store, &results) {
+                    Ok(()) => format!("checked {} links ({failed} failed)", results.len()),
+                    Err(e) => format!(
+                        "checked {} links, but cannot record the results: {e}",
+                        results.len()
+                    ),
+                }
+            });
+            return;
+        }
+        if let Some(every) = self.compost_every
+            && self.state.composted.is_none_or(|t| older(t, every))
+        {
+            self.state.composted = Some(now);
+            let (fetcher, store, vault) = (
+                self.d.fetcher.clone(),
+                self.d.store.clone(),
+                self.d.vault.clone(),
+            );
+            let (snapshot, options, gate) = (
+                self.d.snapshot.clone(),
+                self.d.scan.clone(),
+                self.gate.clone(),
+            );
+            jobs.spawn(async move {
+                compost(&fetcher, &store, &vault, &snapshot, &options, gate).await
+            });
+        }
+    }
+}
+
+/// Composting, as `vaultkeep compost` does it. Its edits come back as file events and are
+/// recorded by the next scan; being idempotent, they cause no further edits.
+async fn compost(
+    fetcher: &Fetcher,
+    store: &Store,
+    vault: &Path,
+    snapshot: &SnapshotConfig,
+    options: &ScanOptions,
+    gate: Arc<std::sync::Mutex<()>>,
+) -> String {
+    let scanned = {
+        let (vault, store, options) = (vault.to_path_buf(), store.clone(), options.clone());
+        tokio::task::spawn_blocking(move || {
+            let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
+            scan::scan(&vault, &store, &options).and_then(|s| s.view().map_err(Into::into))
+        })
+        .await
+    };
+    let view = match scanned {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return format!("composting skipped: {e}"),
+        Err(e) => return format!("composting skipped: {e}"),
+    };
+    let job = crate::compost::Compost {
+        vault,
+        store,
+        fetcher: Some(fetcher),
+        snapshot,
+        today: options.today,
+    };
+    match job.run(&view).await {
+        Ok(r) => {
+            let written = r.profiles.iter().filter(|p| p.outcome == "written").count();
+            format!(
+                "composting: {} profiles, {written} marked, {} snapshots taken",
+                r.profiles.len(),
+                r.snapshots_taken
+            )
+        }
+        Err(e) => format!("composting failed: {e}"),
+    }
+}
+
+/// The newest snapshot of every root in the archive.
+fn newest_snapshots(store: &Store) -> HashMap<String, Newest> {
+    let mut out: HashMap<String, Newest> = HashMap::new();
+    for snap in record::load_all(store).into_iter().flatten() {
+        let entry = out.entry(key(&snap.root)).or_insert(Newest {
+            success: None,
+            attempt: snap.started,
+        });
+        entry.attempt = entry.attempt.max(snap.started);
+        if snap.root_captured() {
+            entry.success = Some(entry.success.map_or(snap.started, |t| t.max(snap.started)));
+        }
+    }
+    out
+}

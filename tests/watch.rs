@@ -1,0 +1,302 @@
+//! `vaultkeep watch` (issue 4): the real binary as a daemon over a temp vault, waiting on
+//! observable results (history, status) with generous deadlines, never on fixed sleeps.
+
+use std::fs;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::Sandbox;
+use crate::common::server::{Reply, Server};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running daemon; killed if the test ends first.
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(s: &Sandbox, extra: &[&str]) -> Daemon {
+        let log = s.dir.path().join("watch.log");
+        let mut args = vec!["watch", "--log-file"];
+        let log = log.to_string_lossy().to_string();
+        args.push(&log);
+        args.extend_from_slice(extra);
+        let child = s
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child };
+        wait_in(s, &format!("the daemon's first scan ({log})"), || {
+            status(s)["scans"].as_u64().unwrap_or(0) >= 1 && status(s)["daemon"]["running"] == true
+        });
+        d
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, and the exit code.
+    fn terminate(mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        let code = self.child.wait().unwrap().code();
+        (code, started.elapsed())
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status(s: &Sandbox) -> Value {
+    let out = s.run(&["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Polls until `ok` holds, or fails the test with `what` (and the daemon's log).
+fn wait(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `wait`, showing the daemon's log of `s` on failure.
+fn wait_in(s: &Sandbox, what: &str, ok: impl FnMut() -> bool) {
+    let log = s.dir.path().join("watch.log");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait(what, ok)));
+    if let Err(e) = result {
+        eprintln!(
+            "--- watch.log ---\n{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// The events of a file's history.
+fn events(s: &Sandbox, path: &str) -> Vec<String> {
+    let (h, _) = s.json(&["history", path]);
+    h["versions"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|x| x["event"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn one_daemon_per_archive_and_a_clean_stop_on_sigterm() {
+    let s = Sandbox::empty();
+    s.write("a.md", "a");
+    let d = Daemon::start(&s, &[]);
+    let second = s.run(&["watch"]);
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&format!("pid {}", d.pid())), "{err}");
+    let st = status(&s);
+    assert_eq!(st["daemon"]["pid"], d.pid());
+    let (code, took) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    assert_eq!(status(&s)["daemon"]["running"], false);
+}
+
+#[test]
+fn every_change_of_notes_and_assets_is_recorded() {
+    let s = Sandbox::with_sample_vault();
+    let _d = Daemon::start(&s, &[]);
+    s.write("new.md", "first");
+    wait("the new note", || events(&s, "new.md") == ["created"]);
+    s.write("new.md", "second");
+    wait("its edit", || {
+        events(&s, "new.md") == ["created", "modified"]
+    });
+    fs::rename(s.vault.join("new.md"), s.vault.join("moved.md")).unwrap();
+    wait("its rename", || {
+        events(&s, "moved.md") == ["created", "modified", "renamed"]
+    });
+    fs::remove_file(s.vault.join("moved.md")).unwrap();
+    wait("its deletion", || {
+        events(&s, "moved.md").last().map(String::as_str) == Some("deleted")
+    });
+    // An asset, and a folder moved as a whole.
+    s.write("assets/new.png", b"\x89PNG fake");
+    wait("the new asset", || {
+        events(&s, "assets/new.png") == ["created"]
+    });
+    fs::rename(s.vault.join("ecosystem/pip"), s.vault.join("pip-moved")).unwrap();
+    let moved =
+        "pip-moved/profiles/coexistence-awareness-based-intrinsically-motivated-association.md";
+    wait("the moved folder", || {
+        events(&s, moved) == ["created", "renamed"]
+    });
+    // Nothing under .obsidian/ or .trash/ is content.
+    s.write(".obsidian/workspace.json", "{}");
+    s.write(".trash/old.md", "x");
+    s.write("last.md", "x");
+    wait("the last note", || events(&s, "last.md") == ["created"]);
+    assert!(events(&s, ".obsidian/workspace.json").is_empty());
+    assert!(events(&s, ".trash/old.md").is_empty());
+}
+
+#[test]
+fn editor_saves_are_modifications() {
+    let s = Sandbox::empty();
+    s.write("note.md", "v1");
+    let _d = Daemon::start(&s, &[]);
+    // Atomic save: a temp file, then a rename over the note (what Obsidian and vim do).
+    s.write(".note.md.tmp", "v2");
+    fs::rename(s.vault.join(".note.md.tmp"), s.vault.join("note.md")).unwrap();
+    wait("the atomic save", || {
+        events(&s, "note.md") == ["created", "modified"]
+    });
+    // Truncate and write in place.
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(s.vault.join("note.md"))
+            .unwrap();
+        f.write_all(b"v3 written in place").unwrap();
+    }
+    wait("the in-place save", || {
+        events(&s, "note.md") == ["created", "modified", "modified"]
+    });
+    let out = s.run(&["recover", "note.md", "--output", "-"]);
+    assert_eq!(out.stdout, b"v3 written in place");
+}
+
+#[test]
+fn a_burst_of_a_thousand_files_is_recorded() {
+    let s = Sandbox::empty();
+    let _d = Daemon::start(&s, &[]);
+    for i in 0..1000 {
+        s.write(&format!("burst/{:03}/{i}.md", i % 37), format!("note {i}"));
+    }
+    wait("1000 files", || status(&s)["archive"]["files"] == 1000);
+    assert_eq!(events(&s, "burst/000/999.md"), ["created"]);
+    assert_eq!(events(&s, "burst/001/38.md"), ["created"]);
+}
+
+#[test]
+fn a_new_url_is_snapshotted_and_a_restart_resumes_a_queued_snapshot() {
+    let answer = Arc::new(AtomicBool::new(false));
+    let a = answer.clone();
+    let server = Server::start(move |req| {
+        if req.path() == "/robots.txt" {
+            return Reply::status(404);
+        }
+        let start = Instant::now();
+        while !a.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(25) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Reply::ok("text/html", format!("<p>{}</p>", req.path()))
+    });
+    let s = Sandbox::empty();
+    let d = Daemon::start(&s, &["--allow-private"]);
+    s.write("links.md", format!("See {}\n", server.url("/slow")));
+    wait("the snapshot to be queued", || {
+        status(&s)["queued"][0] == server.url("/slow")
+    });
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(status(&s)["queue"], 1, "the queue survives the stop");
+    answer.store(true, Ordering::SeqCst);
+    let _d = Daemon::start(&s, &["--allow-private"]);
+    wait("the resumed snapshot", || {
+        status(&s)["queue"] == 0 && status(&s)["archive"]["snapshots"] == 1
+    });
+    let (list, _) = s.json(&["archive", "list"]);
+    assert_eq!(list["snapshots"][0]["root"], server.url("/slow"));
+    assert_eq!(list["snapshots"][0]["pages"], 1);
+    // A URL added while the daemon runs is captured right away.
+    s.write("more.md", format!("And {}\n", server.url("/fast")));
+    wait("the new URL's snapshot", || {
+        status(&s)["archive"]["snapshots"] == 2
+    });
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_nothing_recorded() {
+    let s = Sandbox::empty();
+    let d = Daemon::start(&s, &[]);
+    let vault = s.vault.clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..1500 {
+            let p = vault.join(format!("k/{}/{i}.md", i % 20));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, format!("{i}")).unwrap();
+        }
+    });
+    wait("some of the burst recorded", || {
+        status(&s)["recorded"].as_u64().unwrap_or(0) > 0
+    });
+    d.kill9();
+    writer.join().unwrap();
+    let before = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    let whole = &before[..before.rfind('\n').map_or(0, |i| i + 1)];
+    assert!(!whole.is_empty());
+    let verify = s.run(&["archive", "verify"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let _d = Daemon::start(&s, &[]);
+    wait_in(&s, "the whole burst", || {
+        status(&s)["archive"]["files"] == 1500
+    });
+    let after = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    assert!(
+        after.starts_with(whole),
+        "every version recorded before the kill is still there"
+    );
+}
+
+#[test]
+fn a_vanished_vault_is_not_recorded_as_deleted() {
+    let s = Sandbox::empty();
+    s.write("a.md", "a");
+    s.write("b.md", "b");
+    let _d = Daemon::start(&s, &[]);
+    let away = s.dir.path().join("away");
+    fs::rename(&s.vault, &away).unwrap();
+    wait("the daemon to notice", || {
+        status(&s)["last_errors"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|l| l["text"].as_str().unwrap().contains("is gone"))
+        })
+    });
+    fs::rename(&away, &s.vault).unwrap();
+    s.write("c.md", "c");
+    wait_in(&s, "work to resume", || events(&s, "c.md") == ["created"]);
+    assert_eq!(events(&s, "a.md"), ["created"], "never recorded as deleted");
+}
