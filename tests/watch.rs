@@ -166,6 +166,24 @@ fn every_change_of_notes_and_assets_is_recorded() {
 }
 
 #[test]
+fn an_idle_vault_causes_no_scans_and_the_daemons_reads_no_feedback_loop() {
+    let s = Sandbox::with_sample_vault();
+    let _d = Daemon::start(&s, &[]);
+    let scans = status(&s)["scans"].as_u64().unwrap();
+    // Reading every note (as a scan does) is not a change: nothing may trigger another scan.
+    s.run(&["history", "About this vault.md"]);
+    for entry in fs::read_dir(s.vault.join("ecosystem/cohere/profiles")).unwrap() {
+        fs::read(entry.unwrap().path()).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        status(&s)["scans"].as_u64().unwrap(),
+        scans,
+        "reads or the daemon's own work caused a scan"
+    );
+}
+
+#[test]
 fn editor_saves_are_modifications() {
     let s = Sandbox::empty();
     s.write("note.md", "v1");

@@ -301,8 +301,28 @@ impl Scan {
         Ok(view)
     }
 
+    /// What every note says (as [`Scan::view`], without indexing the files for links).
+    pub fn facts(&self) -> Result<HashMap<Digest, NoteFacts>, store::Error> {
+        let (facts, dirty) = self.load_facts()?;
+        if dirty {
+            self.save_facts(&facts);
+        }
+        Ok(facts)
+    }
+
     /// The view, and whether the note cache needs saving.
     fn build_view(&self) -> Result<(VaultView, bool), store::Error> {
+        let (facts, dirty) = self.load_facts()?;
+        let view = VaultView {
+            index: FileIndex::new(self.files.iter().map(|f| f.path.clone())),
+            files: self.files.clone(),
+            facts,
+        };
+        Ok((view, dirty))
+    }
+
+    /// Every note's facts, and whether the note cache needs saving.
+    fn load_facts(&self) -> Result<(HashMap<Digest, NoteFacts>, bool), store::Error> {
         let cache_dir = self.store.cache_dir();
         let (mut facts, fresh) = rayon::join(
             || cache::load(&cache_dir),
@@ -335,12 +355,7 @@ impl Scan {
         let before = facts.len();
         facts.retain(|d, _| live.contains(d));
         dirty |= facts.len() != before;
-        let view = VaultView {
-            index: FileIndex::new(self.files.iter().map(|f| f.path.clone())),
-            files: self.files.clone(),
-            facts,
-        };
-        Ok((view, dirty))
+        Ok((facts, dirty))
     }
 
     /// Saves the note cache; a failure only costs time next run.

@@ -69,8 +69,11 @@ pub fn watch(
 fn forward(result: DebounceEventResult, filter: &Filter, tx: &UnboundedSender<Signal>) {
     match result {
         Ok(events) => {
+            // Reads are not changes: counting them would make every scan (which reads the
+            // files it hashes) trigger the next one.
             let paths: Vec<PathBuf> = events
                 .iter()
+                .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
                 .flat_map(|e| e.paths.iter())
                 .filter(|p| filter.relevant(p))
                 .cloned()

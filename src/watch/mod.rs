@@ -128,6 +128,7 @@ struct Run<'a> {
     urls: BTreeSet<String>,
     newest: HashMap<String, Newest>,
     in_progress: BTreeSet<String>,
+    queue_dirty: bool,
     stop: Arc<AtomicBool>,
     /// One scan at a time: two at once would both record the same change.
     gate: Arc<std::sync::Mutex<()>>,
@@ -153,6 +154,7 @@ impl Daemon {
             urls: BTreeSet::new(),
             newest: newest_snapshots(&self.store),
             in_progress: BTreeSet::new(),
+            queue_dirty: false,
             stop: Arc::new(AtomicBool::new(false)),
             gate: Arc::new(std::sync::Mutex::new(())),
             resnapshot_after: every(&self.config.resnapshot_after)?,
@@ -319,17 +321,21 @@ impl Run<'_> {
         for p in &scan.problems {
             self.state.error(format!("{}: {}", p.path, p.message));
         }
-        let facts: Vec<NoteFacts> = if first {
-            match scan.view() {
-                Ok(view) => view.notes().map(|(_, f)| f.clone()).collect(),
+        // The first scan reads what every note says; later ones only the changed notes.
+        let (all, fresh);
+        let facts: Vec<&NoteFacts> = if first {
+            all = match scan.facts() {
+                Ok(f) => f,
                 Err(e) => {
                     self.state
                         .error(format!("cannot read the notes' links: {e}"));
-                    Vec::new()
+                    Default::default()
                 }
-            }
+            };
+            all.values().collect()
         } else {
-            scan.take_fresh().into_values().collect()
+            fresh = scan.take_fresh();
+            fresh.values().collect()
         };
         for f in &facts {
             for link in &f.links {
@@ -338,18 +344,26 @@ impl Run<'_> {
                 }
             }
         }
-        for plan in plans_for_notes(
-            facts.iter(),
+        let plans = plans_for_notes(
+            facts.iter().copied(),
             &self.d.snapshot,
             None,
             self.d.snapshot.max_pages,
-        ) {
+        );
+        let before = self.queue.items.len();
+        for plan in plans {
             let root = key(plan.root.as_str());
             if !self.newest.contains_key(&root) {
                 self.enqueue(&plan, "new");
             }
             self.wanted.insert(root, plan);
         }
+        let queued = self.queue.items.len() - before;
+        if queued > 0 {
+            self.state
+                .event(format!("queued {queued} snapshots of new URLs"));
+        }
+        self.save_queue();
     }
 
     fn enqueue(&mut self, plan: &Plan, why: &str) {
@@ -364,12 +378,18 @@ impl Run<'_> {
             why: why.into(),
         });
         if added {
+            tracing::info!("queued a snapshot of {} ({why})", plan.root);
+            self.queue_dirty = true;
+        }
+    }
+
+    /// Saves the queue if it changed (once per batch of changes, not per URL).
+    fn save_queue(&mut self) {
+        if std::mem::take(&mut self.queue_dirty)
+            && let Err(e) = self.queue.save(self.d.store.root())
+        {
             self.state
-                .event(format!("queued a snapshot of {} ({why})", plan.root));
-            if let Err(e) = self.queue.save(self.d.store.root()) {
-                self.state
-                    .error(format!("cannot save the snapshot queue: {e}"));
-            }
+                .error(format!("cannot save the snapshot queue: {e}"));
         }
     }
 
@@ -465,6 +485,7 @@ impl Run<'_> {
         for plan in due {
             self.enqueue(&plan, "stale");
         }
+        self.save_queue();
         if !jobs.is_empty() {
             return;
         }
