@@ -103,7 +103,7 @@ pub enum RecoverError {
 }
 
 /// Where a recovered version goes.
-pub enum Destination<'a> {
+pub enum Output<'a> {
     /// A file (the vault path by default).
     File { path: &'a Path, force: bool },
     /// Standard output.
@@ -115,7 +115,7 @@ pub fn recover(
     store: &Store,
     path: &str,
     version: Option<usize>,
-    to: Destination<'_>,
+    to: Output<'_>,
 ) -> Result<Version, RecoverError> {
     let records = store.read_versions()?;
     let versions = history(&records, path);
@@ -134,15 +134,13 @@ pub fn recover(
     })?;
     let bytes = read_object(store, &chosen.sha256)?;
     match to {
-        Destination::Stdout => {
-            io::stdout()
-                .write_all(&bytes)
-                .map_err(|source| RecoverError::Write {
-                    path: "standard output".into(),
-                    source,
-                })?
-        }
-        Destination::File { path: out, force } => {
+        Output::Stdout => io::stdout()
+            .write_all(&bytes)
+            .map_err(|source| RecoverError::Write {
+                path: "standard output".into(),
+                source,
+            })?,
+        Output::File { path: out, force } => {
             let shown = out.display().to_string();
             match fs::read(out) {
                 Ok(existing) if existing == bytes => return Ok(chosen),

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use super::output::{self, Exit, say};
 use super::{Context, HistoryArgs, RecoverArgs, ScanArgs};
 use crate::fsutil::human_bytes;
-use crate::history::{self, Destination, RecoverError};
+use crate::history::{self, Output, RecoverError};
 use crate::scan::{ScanOptions, ScanReport, scan as scan_vault};
 use crate::store::Store;
 
@@ -125,19 +125,19 @@ pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit>
     let path = vault_relative(&args.path);
     let default_out = ctx.vault.join(&path);
     let to = match &args.output {
-        Some(p) if p.as_os_str() == "-" => Destination::Stdout,
-        Some(p) => Destination::File {
+        Some(p) if p.as_os_str() == "-" => Output::Stdout,
+        Some(p) => Output::File {
             path: p,
             force: args.force,
         },
-        None => Destination::File {
+        None => Output::File {
             path: &default_out,
             force: args.force,
         },
     };
     let shown = match &to {
-        Destination::Stdout => None,
-        Destination::File { path, .. } => Some(path.display().to_string()),
+        Output::Stdout => None,
+        Output::File { path, .. } => Some(path.display().to_string()),
     };
     match history::recover(&store, &path, args.version, to) {
         Ok(v) => {
@@ -163,7 +163,7 @@ pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit>
     }
 }
 
-/// Accepts `vault/x.md`-style or `./x.md` paths by trimming, and `\` separators.
+/// A vault-relative path as typed: a leading `./` and `\` separators are accepted.
 fn vault_relative(path: &str) -> String {
     path.trim_start_matches("./").replace('\\', "/")
 }

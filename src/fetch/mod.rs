@@ -124,13 +124,7 @@ impl Fetched {
 
     /// The `charset` parameter of `Content-Type`.
     pub fn charset(&self) -> Option<String> {
-        let ct = self.header("content-type")?;
-        ct.split(';').skip(1).find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("charset")
-                .then(|| v.trim().trim_matches('"').to_string())
-        })
+        charset(&self.headers)
     }
 
     /// A header's first value.
@@ -140,6 +134,21 @@ impl Fetched {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The `charset` parameter of a `Content-Type` header among `headers`.
+pub fn charset(headers: &[(String, String)]) -> Option<String> {
+    let ct = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?
+        .1
+        .as_str();
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 /// The shared client.

@@ -58,7 +58,7 @@ pub fn build(
             is_html(capture.media_type.as_deref(), &bytes).then(|| {
                 process_html(
                     &bytes,
-                    charset(&capture.headers).as_deref(),
+                    crate::fetch::charset(&capture.headers).as_deref(),
                     &base,
                     &mut |r| Some(link(&r.url)),
                 )
@@ -169,19 +169,4 @@ fn invalid(url: &str, e: url::ParseError) -> store::Error {
         path: url.into(),
         source: std::io::Error::other(e),
     }
-}
-
-/// The `charset` of a `Content-Type` header.
-pub(crate) fn charset(headers: &[(String, String)]) -> Option<String> {
-    let ct = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?
-        .1
-        .as_str();
-    ct.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
 }
