@@ -78,6 +78,14 @@ impl Signals {
         ["was ", "is ", "been ", "were ", "got "]
             .iter()
             .any(|verb| lower.contains(&format!("{verb}{WORD}")))
+            || [" in ", " on ", " since "].iter().any(|p| {
+                // "composted in 2021", not "leaves composted in the bin".
+                let needle = format!("{WORD}{p}");
+                lower.match_indices(&needle).any(|(i, _)| {
+                    lower[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit())
+                })
+            })
+            || has_tag(&lower)
     }
 
     /// The rule by which the organization of the note at `path` counts as ended on `today`.
@@ -99,7 +107,10 @@ impl Signals {
             return Some(format!("end: {end} is in the past"));
         }
         if let Some(status) = &self.status
-            && status.eq_ignore_ascii_case(WORD)
+            && status
+                .to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w == WORD)
         {
             return Some(format!("status: {status}"));
         }
@@ -113,14 +124,46 @@ impl Signals {
     }
 }
 
+/// Whether a (lowercased) text holds the inline tag `#composted` (not `#composted-soil`).
+fn has_tag(lower: &str) -> bool {
+    lower.match_indices("#composted").any(|(i, m)| {
+        let before = lower[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || c == '(');
+        let after = lower[i + m.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '/'));
+        before && after
+    })
+}
+
 /// The first day of an `end` value: a year (`2023`) or a date (`2023-05-01`). A year counts
 /// once it has begun: an organization that ended "in 2026" has ended by late 2026.
 fn end_date(end: &str) -> Option<Date> {
     let end = end.trim();
-    if end.len() == 4 && end.bytes().all(|b| b.is_ascii_digit()) {
-        return Date::new(end.parse().ok()?, 1, 1).ok();
+    if let Some(date) = end.get(..10).and_then(|d| d.parse::<Date>().ok()) {
+        return Some(date);
     }
-    end.get(..10)?.parse::<Date>().ok()
+    // `2023-06` or `2023/06`: the first day of that month.
+    if let (Some(y), Some(m)) = (end.get(..4), end.get(5..7))
+        && matches!(end.as_bytes().get(4), Some(b'-' | b'/'))
+        && let (Ok(y), Ok(m)) = (y.parse::<i16>(), m.parse::<i8>())
+        && let Ok(date) = Date::new(y, m, 1)
+    {
+        return Some(date);
+    }
+    // A year on its own, or in words (`2023`, `June 2023`, `2023 (merged)`).
+    year_in(end).and_then(|y| Date::new(y, 1, 1).ok())
+}
+
+/// The first standalone four-digit year (1800-2199) in a text.
+fn year_in(text: &str) -> Option<i16> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|t| t.len() == 4)
+        .filter_map(|t| t.parse::<i16>().ok())
+        .find(|y| (1800..2200).contains(y))
 }
 
 #[cfg(test)]
@@ -204,8 +247,51 @@ mod tests {
             "Ouishare was composted in 2023. "
         ));
         assert!(Signals::body_says_composted("It has been Composted."));
+        assert!(Signals::body_says_composted(
+            "Composted in 2021 after ten years."
+        ));
+        assert!(Signals::body_says_composted("Status: #composted"));
         assert!(!Signals::body_says_composted(
             "supporting people to compost power-over culture"
         ));
+        assert!(!Signals::body_says_composted(
+            "see #composted-soil and the composted leaves"
+        ));
+        assert!(!Signals::body_says_composted(
+            "leaves composted in the garden"
+        ));
+    }
+
+    #[test]
+    fn end_values_people_write_are_read() {
+        for (yaml, composted) in [
+            ("end: 2023-06", true),
+            ("end: 2023/06", true),
+            ("end: \"June 2023\"", true),
+            ("end: \"2019 (merged into X)\"", true),
+            ("end: \"ongoing\"", false),
+            ("end: \"2030-01\"", false),
+        ] {
+            assert_eq!(
+                signals(yaml).judge(PROFILE, TODAY).is_some(),
+                composted,
+                "{yaml}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_status_that_mentions_composted_counts() {
+        assert!(
+            signals("status: \"Composted 🌱\"")
+                .judge(PROFILE, TODAY)
+                .is_some()
+        );
+        assert!(
+            signals("status: composted (2023)")
+                .judge(PROFILE, TODAY)
+                .is_some()
+        );
+        assert!(signals("status: active").judge(PROFILE, TODAY).is_none());
     }
 }

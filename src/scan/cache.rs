@@ -12,7 +12,7 @@ use crate::fsutil::write_derived;
 use crate::note::NoteFacts;
 
 /// Bumped whenever [`NoteFacts`] or the way notes are read changes, so old caches are dropped.
-pub(super) const FORMAT: u32 = 1;
+pub(super) const FORMAT: u32 = 2;
 
 #[derive(Deserialize)]
 struct CacheFile {
