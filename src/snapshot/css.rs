@@ -89,22 +89,18 @@ fn walk(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>) {
                 import: true,
             }),
             Token::Function(ref name) if name.eq_ignore_ascii_case("url") => {
-                let mut url = None;
+                url_function(p, start, after_import, out);
+            }
+            Token::Function(ref name)
+                if name.eq_ignore_ascii_case("image-set")
+                    || name.eq_ignore_ascii_case("-webkit-image-set") =>
+            {
+                // `image-set("a.png" 1x, url(b.png) 2x)`: its strings are URLs too.
                 let _ =
                     p.parse_nested_block(|inner| -> Result<(), cssparser::ParseError<'_, ()>> {
-                        if let Ok(Token::QuotedString(s)) = inner.next() {
-                            url = Some(s.to_string());
-                        }
-                        while inner.next().is_ok() {}
+                        image_set(inner, out);
                         Ok(())
                     });
-                if let Some(url) = url {
-                    out.push(CssRef {
-                        range: start..p.position().byte_index(),
-                        url,
-                        import: after_import,
-                    });
-                }
             }
             Token::Function(_)
             | Token::ParenthesisBlock
@@ -119,6 +115,50 @@ fn walk(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>) {
             _ => {}
         }
         after_import = false;
+    }
+}
+
+/// A `url("...")` function whose name was just read at `start`.
+fn url_function(p: &mut Parser<'_, '_>, start: usize, import: bool, out: &mut Vec<CssRef>) {
+    let mut url = None;
+    let _ = p.parse_nested_block(|inner| -> Result<(), cssparser::ParseError<'_, ()>> {
+        if let Ok(Token::QuotedString(s)) = inner.next() {
+            url = Some(s.to_string());
+        }
+        while inner.next().is_ok() {}
+        Ok(())
+    });
+    if let Some(url) = url {
+        out.push(CssRef {
+            range: start..p.position().byte_index(),
+            url,
+            import,
+        });
+    }
+}
+
+/// The strings and `url()`s inside an `image-set()`.
+fn image_set(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>) {
+    loop {
+        let start = p.position().byte_index();
+        let token = match p.next_including_whitespace_and_comments() {
+            Ok(t) => t.clone(),
+            Err(_) => break,
+        };
+        let url = match token {
+            Token::QuotedString(s) => s.to_string(),
+            Token::UnquotedUrl(u) => u.to_string(),
+            Token::Function(ref name) if name.eq_ignore_ascii_case("url") => {
+                url_function(p, start, false, out);
+                continue;
+            }
+            _ => continue,
+        };
+        out.push(CssRef {
+            range: start..p.position().byte_index(),
+            url,
+            import: false,
+        });
     }
 }
 
@@ -150,6 +190,20 @@ mod tests {
                 ("f.woff".into(), false),
                 ("nested.svg#frag".into(), false),
             ]
+        );
+    }
+
+    #[test]
+    fn image_set_candidates_are_references() {
+        let css = r#".hero { background-image: image-set("a.png" 1x, url(b.png) 2x); }"#;
+        assert_eq!(
+            urls(css),
+            vec![("a.png".into(), false), ("b.png".into(), false)]
+        );
+        let out = rewrite_css(css, |r| Some(format!("L/{}", r.url)));
+        assert_eq!(
+            out,
+            r#".hero { background-image: image-set(url("L/a.png") 1x, url("L/b.png") 2x); }"#
         );
     }
 
