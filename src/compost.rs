@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt};
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::annotate::properties::{EditError, set_properties};
-use crate::annotate::{Applied, NoteEdit, apply};
+use crate::annotate::properties::set_properties;
+use crate::annotate::{NoteEdit, Outcome, commit, read_text};
 use crate::copies::{Copies, CopyLink, key};
 use crate::fetch::Fetcher;
 use crate::note::read_note;
@@ -40,14 +40,9 @@ pub struct ProfileReport {
     pub preserved: Vec<Preserved>,
     /// Its URLs without a copy, and why.
     pub missing: Vec<Problem>,
-    /// `written`, `unchanged`, `changed_meanwhile`, `would_write` (dry run) or `skipped`.
-    pub outcome: String,
-    /// Why it was skipped, if it was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The unified diff of the edit (dry run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
+    /// What became of the edit.
+    #[serde(flatten)]
+    pub result: Outcome,
 }
 
 /// One preserved copy.
@@ -75,9 +70,9 @@ pub struct CompostReport {
 impl CompostReport {
     /// Whether anything failed (a URL without a copy, a profile left alone).
     pub fn failed(&self) -> bool {
-        self.profiles.iter().any(|p| {
-            !p.missing.is_empty() || matches!(p.outcome.as_str(), "changed_meanwhile" | "skipped")
-        })
+        self.profiles
+            .iter()
+            .any(|p| !p.missing.is_empty() || p.result.failed())
     }
 }
 
@@ -158,21 +153,16 @@ impl Compost<'_> {
             reason,
             preserved: Vec::new(),
             missing: Vec::new(),
-            outcome: "skipped".into(),
-            detail: None,
-            diff: None,
+            result: Outcome::default(),
         };
-        let before = match std::fs::read(self.vault.join(note)) {
-            Ok(b) => b,
-            Err(e) => {
-                out.detail = Some(format!("cannot read: {e}"));
+        let (before, text) = match read_text(self.vault, note) {
+            Ok(read) => read,
+            Err(skipped) => {
+                out.result = skipped;
                 return out;
             }
         };
-        let Ok(text) = std::str::from_utf8(&before) else {
-            out.detail = Some("not UTF-8 text".into());
-            return out;
-        };
+        let text = text.as_str();
         let facts = read_note(text);
         for plan in plans_for_notes([&facts], self.snapshot, None, 1) {
             let url = plan.root.to_string();
@@ -221,10 +211,8 @@ impl Compost<'_> {
         ];
         let after = match set_properties(text, &props) {
             Ok(a) => a,
-            Err(EditError::InvalidYaml { line, message }) => {
-                out.detail = Some(format!(
-                    "frontmatter is not valid YAML (line {line}: {message}); left alone"
-                ));
+            Err(e) => {
+                out.result = Outcome::skipped(e.to_string());
                 return out;
             }
         };
@@ -233,31 +221,7 @@ impl Compost<'_> {
             before,
             after: after.into_bytes(),
         };
-        if self.fetcher.is_none() {
-            out.outcome = if edit.changes() {
-                "would_write"
-            } else {
-                "unchanged"
-            }
-            .into();
-            out.diff = edit.changes().then(|| edit.diff());
-            return out;
-        }
-        out.outcome = match apply(self.vault, &edit) {
-            Ok(Applied::Written) => "written".into(),
-            Ok(Applied::Unchanged) => "unchanged".into(),
-            Ok(Applied::ChangedMeanwhile) => {
-                out.detail = Some(
-                    "the note changed while vaultkeep worked on it; your edit wins, run again"
-                        .into(),
-                );
-                "changed_meanwhile".into()
-            }
-            Err(e) => {
-                out.detail = Some(format!("cannot write: {e}"));
-                "skipped".into()
-            }
-        };
+        out.result = commit(self.vault, &edit, self.fetcher.is_none());
         out
     }
 }

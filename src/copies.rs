@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use url::Url;
 
+use crate::snapshot::paths::SEGMENT;
 use crate::snapshot::record::{self, Role, Snapshot};
 use crate::store::Store;
 
@@ -118,32 +119,12 @@ impl CopyLink {
             CopyLink::File(url) => url.clone(),
             CopyLink::Vault(path) => path
                 .split('/')
-                .map(|s| utf8_percent_encode(s, PATH).to_string())
+                .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
                 .collect::<Vec<_>>()
                 .join("/"),
         }
     }
 }
-
-/// Characters escaped in a `file:///` URL or a Markdown link path: brackets and parentheses
-/// too, so the link survives inside `[text](...)`.
-const PATH: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'(')
-    .add(b')')
-    .add(b'[')
-    .add(b']')
-    .add(b'|')
-    .add(b'^');
 
 /// `file:///abs/path`, each segment percent-encoded.
 pub fn file_url(path: &Path) -> String {
@@ -151,7 +132,7 @@ pub fn file_url(path: &Path) -> String {
     let encoded: Vec<String> = text
         .trim_start_matches('/')
         .split('/')
-        .map(|s| utf8_percent_encode(s, PATH).to_string())
+        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
         .collect();
     format!("file:///{}", encoded.join("/"))
 }

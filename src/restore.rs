@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::annotate::properties::{EditError, set_properties};
 use crate::annotate::suffix::{archived_suffix, insert_after};
-use crate::annotate::{Applied, NoteEdit, apply};
+use crate::annotate::{NoteEdit, Outcome, commit, read_text};
 use crate::compost;
 use crate::copies::{Copies, CopyLink, key};
 use crate::linkcheck::{self, LinksConfig, Reference, State};
@@ -108,14 +108,9 @@ pub struct NoteRestore {
     pub note: String,
     /// The dead URLs it now also points at the copy of.
     pub urls: Vec<String>,
-    /// `written`, `unchanged`, `changed_meanwhile`, `would_write` (dry run) or `skipped`.
-    pub outcome: String,
-    /// Why, when skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The unified diff (dry run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
+    /// What became of the edit.
+    #[serde(flatten)]
+    pub result: Outcome,
 }
 
 /// A dead URL with no local copy.
@@ -141,11 +136,7 @@ pub struct RestoreReport {
 impl RestoreReport {
     /// Whether anything was left undone.
     pub fn failed(&self) -> bool {
-        !self.without_copy.is_empty()
-            || self
-                .notes
-                .iter()
-                .any(|n| matches!(n.outcome.as_str(), "changed_meanwhile" | "skipped"))
+        !self.without_copy.is_empty() || self.notes.iter().any(|n| n.result.failed())
     }
 }
 
@@ -215,25 +206,19 @@ fn restore_note(
     let mut out = NoteRestore {
         note: note.to_string(),
         urls: Vec::new(),
-        outcome: "skipped".into(),
-        detail: None,
-        diff: None,
+        result: Outcome::default(),
     };
-    let before = match std::fs::read(vault.join(note)) {
-        Ok(b) => b,
-        Err(e) => {
-            out.detail = Some(format!("cannot read: {e}"));
+    let (before, text) = match read_text(vault, note) {
+        Ok(read) => read,
+        Err(skipped) => {
+            out.result = skipped;
             return out;
         }
     };
-    let Ok(text) = std::str::from_utf8(&before) else {
-        out.detail = Some("not UTF-8 text".into());
-        return out;
-    };
-    let (after, urls) = match restore_text(text, dead) {
+    let (after, urls) = match restore_text(&text, dead) {
         Ok(r) => r,
         Err(e) => {
-            out.detail = Some(e.to_string());
+            out.result = Outcome::skipped(e.to_string());
             return out;
         }
     };
@@ -243,30 +228,7 @@ fn restore_note(
         before,
         after: after.into_bytes(),
     };
-    if dry_run {
-        out.outcome = if edit.changes() {
-            "would_write"
-        } else {
-            "unchanged"
-        }
-        .into();
-        out.diff = edit.changes().then(|| edit.diff());
-        return out;
-    }
-    out.outcome = match apply(vault, &edit) {
-        Ok(Applied::Written) => "written".into(),
-        Ok(Applied::Unchanged) => "unchanged".into(),
-        Ok(Applied::ChangedMeanwhile) => {
-            out.detail = Some(
-                "the note changed while vaultkeep worked on it; your edit wins, run again".into(),
-            );
-            "changed_meanwhile".into()
-        }
-        Err(e) => {
-            out.detail = Some(format!("cannot write: {e}"));
-            "skipped".into()
-        }
-    };
+    out.result = commit(vault, &edit, dry_run);
     out
 }
 

@@ -52,6 +52,76 @@ pub enum Applied {
     ChangedMeanwhile,
 }
 
+/// What became of one note's edit, as reports show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// `written`, `unchanged`, `changed_meanwhile`, `would_write` (dry run) or `skipped`.
+    pub outcome: String,
+    /// Why, when the note was left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The unified diff of the edit (dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl Outcome {
+    /// The note was left alone, for this reason.
+    pub fn skipped(detail: impl Into<String>) -> Outcome {
+        Outcome {
+            outcome: "skipped".into(),
+            detail: Some(detail.into()),
+            diff: None,
+        }
+    }
+
+    /// Whether the edit was wanted but not made.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome.as_str(), "changed_meanwhile" | "skipped")
+    }
+}
+
+/// A note's bytes, which must be UTF-8 text to be edited.
+pub fn read_text(vault: &Path, note: &str) -> Result<(Vec<u8>, String), Outcome> {
+    let bytes =
+        fs::read(vault.join(note)).map_err(|e| Outcome::skipped(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| Outcome::skipped("not UTF-8 text"))?;
+    Ok((bytes, text))
+}
+
+/// Writes an edit, or with `dry_run` only shows it; either way says what became of it.
+pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool) -> Outcome {
+    if dry_run {
+        return Outcome {
+            outcome: if edit.changes() {
+                "would_write"
+            } else {
+                "unchanged"
+            }
+            .into(),
+            detail: None,
+            diff: edit.changes().then(|| edit.diff()),
+        };
+    }
+    let (outcome, detail) = match apply(vault, edit) {
+        Ok(Applied::Written) => ("written", None),
+        Ok(Applied::Unchanged) => ("unchanged", None),
+        Ok(Applied::ChangedMeanwhile) => (
+            "changed_meanwhile",
+            Some(
+                "the note changed while vaultkeep worked on it; your edit wins, run again"
+                    .to_string(),
+            ),
+        ),
+        Err(e) => ("skipped", Some(format!("cannot write: {e}"))),
+    };
+    Outcome {
+        outcome: outcome.into(),
+        detail,
+        diff: None,
+    }
+}
+
 /// Writes `edit` into the vault if the note still holds `edit.before`: a temp file in the
 /// same folder with the note's permissions, then a rename. The note is compared again just
 /// before the rename, so an edit made in between is never overwritten.

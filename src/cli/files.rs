@@ -44,12 +44,12 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
 }
 
 fn print_scan(vault: &Path, r: &ScanReport) {
-    let links: usize = r.links.values().sum();
+    let links: usize = r.summary.links.values().sum();
     say!(
         "Scanned {}: {} notes, {} assets, {} links",
         vault.display(),
-        r.notes,
-        r.assets,
+        r.summary.notes,
+        r.summary.assets,
         links
     );
     if r.recorded == 0 {
@@ -66,11 +66,12 @@ fn print_scan(vault: &Path, r: &ScanReport) {
     let t = &r.totals;
     say!("External URLs: {}", t.urls);
     let unresolved = r
+        .summary
         .unresolved
         .iter()
         .map(|u| format!("{}:{}  {} ({})", u.note, u.line, u.target, u.reason));
     output::list("Unresolved links", t.unresolved, unresolved);
-    let ambiguous = r.ambiguous.iter().map(|a| {
+    let ambiguous = r.summary.ambiguous.iter().map(|a| {
         let n = a.candidates.len();
         format!(
             "{}:{}  {} → {} ({n} candidates)",
@@ -79,11 +80,13 @@ fn print_scan(vault: &Path, r: &ScanReport) {
     });
     output::list("Ambiguous links", t.ambiguous, ambiguous);
     let composted = r
+        .summary
         .composted
         .iter()
         .map(|c| format!("{} ({})", c.note, c.reason));
     output::list("Composted profiles", t.composted, composted);
     let problems = r
+        .summary
         .problems
         .iter()
         .map(|p| format!("{}: {}", p.path, p.message));

@@ -45,7 +45,11 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
         today: scan_options(ctx).today,
     };
     let report = runtime()?.block_on(job.run(&view))?;
-    if report.profiles.iter().any(|p| p.outcome == "written") {
+    if report
+        .profiles
+        .iter()
+        .any(|p| p.result.outcome == "written")
+    {
         rescan(ctx, &store)?;
     }
     if args.json {
@@ -55,17 +59,22 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
             say!("No composted profiles in {}.", ctx.vault.display());
         }
         for p in &report.profiles {
-            say!("{} ({}): {}", p.note, p.reason, p.outcome.replace('_', " "));
+            say!(
+                "{} ({}): {}",
+                p.note,
+                p.reason,
+                p.result.outcome.replace('_', " ")
+            );
             for c in &p.preserved {
                 say!("  preserved {} ({}) → {}", c.url, c.captured, c.copy);
             }
             for m in &p.missing {
                 say!("  missing   {} ({})", m.path, m.message);
             }
-            if let Some(d) = &p.detail {
+            if let Some(d) = &p.result.detail {
                 say!("  {d}");
             }
-            if let Some(diff) = &p.diff {
+            if let Some(diff) = &p.result.diff {
                 say!("{diff}");
             }
         }
@@ -168,7 +177,7 @@ pub(crate) fn restore(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Resul
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "links restore")?;
     let view = scanned(ctx, &store)?.view()?;
     let report = restore_links(&ctx.vault, &store, &view, &ctx.config.links, dry_run)?;
-    if report.notes.iter().any(|n| n.outcome == "written") {
+    if report.notes.iter().any(|n| n.result.outcome == "written") {
         rescan(ctx, &store)?;
     }
     if json {
@@ -183,13 +192,13 @@ pub(crate) fn restore(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Resul
             say!(
                 "{}: {} ({})",
                 n.note,
-                n.outcome.replace('_', " "),
+                n.result.outcome.replace('_', " "),
                 n.urls.join(", ")
             );
-            if let Some(d) = &n.detail {
+            if let Some(d) = &n.result.detail {
                 say!("  {d}");
             }
-            if let Some(diff) = &n.diff {
+            if let Some(diff) = &n.result.diff {
                 say!("{diff}");
             }
         }

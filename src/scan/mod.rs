@@ -414,28 +414,20 @@ impl Scan {
         Ok(summary)
     }
 
-    fn complete(&self, summary: Summary, totals: Option<Totals>) -> ScanReport {
-        let mut problems = self.problems.clone();
+    fn complete(&self, mut summary: Summary, totals: Option<Totals>) -> ScanReport {
         let mut totals = totals.unwrap_or_else(|| summary.totals());
-        totals.problems += problems.len();
-        problems.extend(summary.problems.iter().cloned());
-        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        totals.problems += self.problems.len();
+        summary.problems.extend(self.problems.iter().cloned());
+        summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
         let mut events = std::collections::BTreeMap::new();
         for r in &self.records {
             *events.entry(r.event.name().to_string()).or_default() += 1;
         }
         ScanReport {
-            notes: summary.notes,
-            assets: summary.assets,
-            links: summary.links,
-            urls: summary.urls,
-            unresolved: summary.unresolved,
-            ambiguous: summary.ambiguous,
-            composted: summary.composted,
+            summary,
             recorded: self.records.len(),
             events,
             new_bytes: self.new_bytes,
-            problems,
             totals,
         }
     }

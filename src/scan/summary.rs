@@ -14,31 +14,20 @@ use crate::links::{Destination, LinkKind, Resolution};
 use crate::note::NoteFacts;
 use crate::report::Problem;
 
-/// What `vaultkeep scan` reports (its `--json` output).
+/// What `vaultkeep scan` reports (its `--json` output): what the notes say, and what this
+/// run recorded.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanReport {
-    /// Notes in the vault.
-    pub notes: usize,
-    /// Assets in the vault.
-    pub assets: usize,
-    /// Links by kind (`wikilink`, `embed`, `markdown`, `image`, `autolink`, `bare_url`, `frontmatter`).
-    pub links: BTreeMap<String, usize>,
-    /// Distinct external URLs, sorted.
-    pub urls: Vec<String>,
-    /// Internal links that lead nowhere.
-    pub unresolved: Vec<Unresolved>,
-    /// Links by name that several files answer to.
-    pub ambiguous: Vec<Ambiguous>,
-    /// Profiles whose organization has ended.
-    pub composted: Vec<Composted>,
+    /// Notes, assets, links, URLs, unresolved and ambiguous links, composted profiles, and
+    /// every problem (files that could not be read included).
+    #[serde(flatten)]
+    pub summary: Summary,
     /// New version records written by this run.
     pub recorded: usize,
     /// Those records by event (`created`, `modified`, `renamed`, `deleted`).
     pub events: BTreeMap<String, usize>,
     /// Bytes of new objects stored by this run.
     pub new_bytes: u64,
-    /// Files that could not be read or understood.
-    pub problems: Vec<Problem>,
     /// The length of each list (a brief report lists only the first few items).
     pub totals: Totals,
 }

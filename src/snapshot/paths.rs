@@ -106,8 +106,9 @@ pub fn relative_href(from: &[String], to: &[String]) -> String {
     }
 }
 
-/// Characters a path segment of a relative URL must escape.
-const SEGMENT: &AsciiSet = &CONTROLS
+/// Characters a path segment of a URL must escape: those that end or change a path, and the
+/// brackets and parentheses that would end a Markdown link around it.
+pub(crate) const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -122,7 +123,9 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'^')
     .add(b'|')
     .add(b'[')
-    .add(b']');
+    .add(b']')
+    .add(b'(')
+    .add(b')');
 
 fn decode(segment: &str) -> String {
     percent_decode_str(segment).decode_utf8_lossy().into_owned()

@@ -566,7 +566,11 @@ async fn compost(
     };
     match job.run(&view).await {
         Ok(r) => {
-            let written = r.profiles.iter().filter(|p| p.outcome == "written").count();
+            let written = r
+                .profiles
+                .iter()
+                .filter(|p| p.result.outcome == "written")
+                .count();
             format!(
                 "composting: {} profiles, {written} marked, {} snapshots taken",
                 r.profiles.len(),
