@@ -12,7 +12,8 @@ use serde::Serialize;
 pub struct FileIndex {
     exact: HashSet<String>,
     lower: HashMap<String, String>,
-    by_name: HashMap<String, Vec<String>>,
+    /// Lowercased file name → (path, lowercased path), nearest the root first.
+    by_name: HashMap<String, Vec<(String, String)>>,
 }
 
 /// What a link target resolved to.
@@ -42,7 +43,7 @@ impl FileIndex {
             index.insert(path);
         }
         for list in index.by_name.values_mut() {
-            list.sort_by(|a, b| depth(a).cmp(&depth(b)).then_with(|| a.cmp(b)));
+            list.sort_by(|a, b| depth(&a.0).cmp(&depth(&b.0)).then_with(|| a.0.cmp(&b.0)));
         }
         index
     }
@@ -50,8 +51,11 @@ impl FileIndex {
     fn insert(&mut self, path: String) {
         let lower = path.to_lowercase();
         let name = lower.rsplit('/').next().unwrap_or(&lower).to_string();
+        self.by_name
+            .entry(name)
+            .or_default()
+            .push((path.clone(), lower.clone()));
         self.lower.entry(lower).or_insert_with(|| path.clone());
-        self.by_name.entry(name).or_default().push(path.clone());
         self.exact.insert(path);
     }
 
@@ -142,9 +146,13 @@ impl FileIndex {
             let Some(paths) = self.by_name.get(&candidate_name) else {
                 continue;
             };
-            for p in paths {
-                let pl = p.to_lowercase();
-                if (pl == tail || pl.ends_with(&format!("/{tail}"))) && !hits.contains(&p) {
+            for (p, pl) in paths {
+                // The path is the suffix, or ends with `/` + the suffix.
+                let matches = pl == &tail
+                    || (pl.len() > tail.len()
+                        && pl.ends_with(tail.as_str())
+                        && pl.as_bytes()[pl.len() - tail.len() - 1] == b'/');
+                if matches && !hits.contains(&p) {
                     hits.push(p);
                 }
             }
