@@ -1,6 +1,6 @@
 //! Links in notes: what they are, where they are, and where they point.
 //!
-//! Extraction ([`extract`]) and resolution ([`resolve`]) are pure functions over text and a
+//! Extraction ([`body_links`], [`property_links`]) and resolution ([`FileIndex`]) are pure functions over text and a
 //! list of vault paths, so they are tested without a file system.
 
 mod extract;
