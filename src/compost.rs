@@ -93,22 +93,23 @@ pub struct Compost<'a> {
 impl Compost<'_> {
     /// Preserves and marks every composted profile of `view`.
     pub async fn run(&self, view: &VaultView) -> Result<CompostReport, store::Error> {
-        let composted: Vec<(&str, String)> = view
+        let composted: Vec<(&str, String, &crate::note::NoteFacts)> = view
             .notes()
-            .filter_map(|(note, facts)| facts.signals.judge(note, self.today).map(|r| (note, r)))
+            .filter_map(|(note, facts)| {
+                facts
+                    .signals
+                    .judge(note, self.today)
+                    .map(|r| (note, r, facts))
+            })
             .collect();
         let mut copies = Copies::load(self.store);
         let mut report = CompostReport::default();
         // Every URL of every composted profile that has no copy yet, each once.
         let mut needed: BTreeMap<String, Plan> = BTreeMap::new();
-        for (note, _) in &composted {
-            let Some(facts) = view.note(note) else {
-                continue;
-            };
-            for plan in plans_for_notes([facts], self.snapshot, None, self.snapshot.max_pages) {
-                if copies.get(plan.root.as_str()).is_none() {
-                    needed.entry(key(plan.root.as_str())).or_insert(plan);
-                }
+        let facts = composted.iter().map(|(_, _, f)| *f);
+        for plan in plans_for_notes(facts, self.snapshot, None, self.snapshot.max_pages) {
+            if copies.get(plan.root.as_str()).is_none() {
+                needed.entry(key(plan.root.as_str())).or_insert(plan);
             }
         }
         let mut failures: BTreeMap<String, String> = BTreeMap::new();
@@ -132,7 +133,7 @@ impl Compost<'_> {
                 copies.add(self.store, &snap);
             }
         }
-        for (note, reason) in composted {
+        for (note, reason, _) in composted {
             report
                 .profiles
                 .push(self.mark(note, reason, &copies, &failures));

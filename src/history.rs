@@ -1,7 +1,7 @@
 //! The recorded versions of one vault file, following renames, and bringing one back.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -164,17 +164,10 @@ pub fn recover(
 
 /// An object's bytes, checked against its name.
 pub fn read_object(store: &Store, digest: &Digest) -> Result<Vec<u8>, RecoverError> {
-    let path = store.objects().path(digest);
-    let mut bytes = Vec::new();
-    store
-        .objects()
-        .open(digest)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(store::Error::io("read", &path))?;
-    if Digest::of(&bytes) != *digest {
-        return Err(RecoverError::Damaged(*digest));
-    }
-    Ok(bytes)
+    store.objects().read(digest).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => RecoverError::Damaged(*digest),
+        _ => store::Error::io("read", &store.objects().path(digest))(e).into(),
+    })
 }
 
 #[cfg(test)]

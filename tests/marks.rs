@@ -8,29 +8,22 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type};
-use crate::common::{Sandbox, shared};
+use crate::common::{Sandbox, files_under, shared};
 
 const COMPOSTED: &str = "content/ecosystem/cohere/profiles/Ouishare.md";
 const EARLIER: &str = "_history/content/ecosystem/cohere/profiles/Ouishare@62476dfe.md";
 
 /// Every file of a folder and its bytes.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(dir).unwrap().display().to_string(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// The frontmatter of a note, parsed with yaml_serde (not with vaultkeep's reader).
@@ -275,15 +268,13 @@ fn links_die_only_after_repeated_hard_failures_and_come_back_from_copies() {
     let other = Server::start(|_| Reply::ok("text/html", "<p>other</p>"));
     let other_url = other.url("/page");
     let s = Sandbox::empty();
-    let note = format!(
-        "---\ntitle: Links\nurl: {}\n---\nBare: {}\nMarked: [the page]({}) and <{}>\nBusy: {}\nHEAD-hater: {}\n`{}` in code\n",
-        server.url("/gone"),
-        server.url("/gone"),
-        server.url("/gone"),
+    let (gone_url, busy, hater) = (
         server.url("/gone"),
         server.url("/busy"),
         server.url("/head-hater"),
-        server.url("/gone"),
+    );
+    let note = format!(
+        "---\ntitle: Links\nurl: {gone_url}\n---\nBare: {gone_url}\nMarked: [the page]({gone_url}) and <{gone_url}>\nBusy: {busy}\nHEAD-hater: {hater}\n`{gone_url}` in code\n"
     );
     s.write("n.md", &note);
     s.write(
@@ -374,15 +365,7 @@ fn links_die_only_after_repeated_hard_failures_and_come_back_from_copies() {
     let href = format!("file://{}", file.replace(' ', "%20"));
     let suffix = format!(" ([archived {date}]({href}))");
     let expected = format!(
-        "---\ntitle: Links\nurl: {}\nurl_archived:\n  - \"{href}\"\n---\nBare: {}{suffix}\nMarked: [the page]({}){suffix} and <{}>{suffix}\nBusy: {}\nHEAD-hater: {}\n`{}` in code\nOther: {}\n",
-        server.url("/gone"),
-        server.url("/gone"),
-        server.url("/gone"),
-        server.url("/gone"),
-        server.url("/busy"),
-        server.url("/head-hater"),
-        server.url("/gone"),
-        other_url,
+        "---\ntitle: Links\nurl: {gone_url}\nurl_archived:\n  - \"{href}\"\n---\nBare: {gone_url}{suffix}\nMarked: [the page]({gone_url}){suffix} and <{gone_url}>{suffix}\nBusy: {busy}\nHEAD-hater: {hater}\n`{gone_url}` in code\nOther: {other_url}\n"
     );
     assert_eq!(after, expected);
     assert_eq!(

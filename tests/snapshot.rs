@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type, percent_decode};
-use crate::common::{Sandbox, copy_dir, shared, stderr};
+use crate::common::{Sandbox, copy_dir, files_under, shared, stderr};
 
 /// Runs `archive snapshot ARGS --allow-private --json`; returns the first snapshot's summary,
 /// its full record, and the exit code.
@@ -126,25 +126,17 @@ fn is_relative(r: &str) -> bool {
 /// Every relative reference of every HTML and CSS file under `dir` that points at no file.
 fn dangling(dir: &Path) -> Vec<String> {
     let mut bad = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if !matches!(ext, "html" | "htm" | "css") {
-                continue;
-            }
-            let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
-            for r in references(&text).into_iter().filter(|r| is_relative(r)) {
-                let clean = r.split('#').next().unwrap();
-                let target = p.parent().unwrap().join(percent_decode(clean));
-                if !target.is_file() {
-                    bad.push(format!("{} -> {r}", p.strip_prefix(dir).unwrap().display()));
-                }
+    for p in files_under(dir) {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "html" | "htm" | "css") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
+        for r in references(&text).into_iter().filter(|r| is_relative(r)) {
+            let clean = r.split('#').next().unwrap();
+            let target = p.parent().unwrap().join(percent_decode(clean));
+            if !target.is_file() {
+                bad.push(format!("{} -> {r}", p.strip_prefix(dir).unwrap().display()));
             }
         }
     }
@@ -292,7 +284,26 @@ fn a_second_snapshot_of_an_unchanged_site_stores_no_new_bytes_and_a_changed_page
         .collect();
     assert_eq!(ids.len(), 3);
     assert_eq!(ids[0], third["id"].as_str().unwrap(), "newest first");
-    // Unchanged files of the offline copy are not stored twice either: they are hard links.
+    // Unchanged files of the offline copy are not stored twice either: the same favicon in
+    // all three copies is one inode (the object) with three more names.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let host = format!("127.0.0.1_{}", server.addr.port());
+        let icons: Vec<_> = [&first, &second, &third]
+            .iter()
+            .map(|snap| fs::metadata(offline_dir(snap).join(&host).join("favicon.png")).unwrap())
+            .collect();
+        assert!(
+            icons.iter().all(|m| m.ino() == icons[0].ino()),
+            "one inode for one favicon"
+        );
+        assert!(
+            icons[0].nlink() >= 4,
+            "object + 3 copies: {}",
+            icons[0].nlink()
+        );
+    }
     let (verify, code) = s.json(&["archive", "verify"]);
     assert_eq!(code, 0, "{verify}");
 }

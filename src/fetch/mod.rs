@@ -197,11 +197,6 @@ impl Fetcher {
         })
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &FetchConfig {
-        &self.config
-    }
-
     /// GETs `url`, following redirects, and reads the body.
     pub async fn get(&self, url: &Url) -> Result<Fetched, Failure> {
         self.fetch(Method::GET, url, true).await

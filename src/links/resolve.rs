@@ -59,11 +59,6 @@ impl FileIndex {
         self.exact.insert(path);
     }
 
-    /// Whether the vault has this exact path.
-    pub fn contains(&self, path: &str) -> bool {
-        self.exact.contains(path)
-    }
-
     /// Resolves `target` (as written, before percent-decoding) from the note at `note`.
     pub fn resolve(&self, note: &str, target: &str) -> Resolution {
         let target = target.trim();

@@ -340,8 +340,11 @@ impl Scan {
         let read: Vec<(Digest, NoteFacts)> = missing
             .par_iter()
             .map(|d| {
-                let path = self.store.objects().path(d);
-                let bytes = std::fs::read(&path).map_err(store::Error::io("read", &path))?;
+                let bytes = self
+                    .store
+                    .objects()
+                    .read(d)
+                    .map_err(store::Error::io("read", &self.store.objects().path(d)))?;
                 Ok((
                     *d,
                     crate::note::read_note_bytes(&bytes, self.options.max_note_bytes),

@@ -14,7 +14,6 @@ use super::html::{process_html, resolve};
 use super::paths::{numbered, offline_path, relative_href};
 use super::record::{Capture, OfflineFile, Role};
 use crate::digest::Digest;
-use crate::history::read_object;
 use crate::store::{self, Store};
 
 /// Folder of the offline copy inside a snapshot's folder.
@@ -156,11 +155,10 @@ fn place(store: &Store, digest: &Digest, path: &Path) -> Result<(), store::Error
 }
 
 fn object(store: &Store, digest: &Digest) -> Result<Vec<u8>, store::Error> {
-    read_object(store, digest).map_err(|e| store::Error::Io {
-        action: "read",
-        path: store.objects().path(digest),
-        source: std::io::Error::other(e.to_string()),
-    })
+    store
+        .objects()
+        .read(digest)
+        .map_err(store::Error::io("read", &store.objects().path(digest)))
 }
 
 fn invalid(url: &str, e: url::ParseError) -> store::Error {

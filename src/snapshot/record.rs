@@ -166,13 +166,6 @@ impl Snapshot {
             offline: self.offline.as_ref().map(|o| dir.join(o)),
         }
     }
-
-    /// The capture of a URL (asked for or arrived at), if any.
-    pub fn capture_of(&self, url: &str) -> Option<&Capture> {
-        self.captures
-            .iter()
-            .find(|c| c.url == url || c.final_url == url)
-    }
 }
 
 /// The folder holding every snapshot.

@@ -38,11 +38,6 @@ impl Objects {
         self.dir.join(&hex[..2]).join(hex)
     }
 
-    /// Whether the archive holds this object.
-    pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).exists()
-    }
-
     /// Stores bytes whose digest the caller computed. Returns whether they were new.
     pub fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<bool> {
         let target = self.path(digest);
@@ -84,9 +79,17 @@ impl Objects {
         Ok((digest, size, true))
     }
 
-    /// Opens an object for reading.
-    pub fn open(&self, digest: &Digest) -> io::Result<File> {
-        File::open(self.path(digest))
+    /// An object's bytes, checked against its name: a damaged object is an `InvalidData`
+    /// error, never wrong bytes.
+    pub fn read(&self, digest: &Digest) -> io::Result<Vec<u8>> {
+        let bytes = fs::read(self.path(digest))?;
+        if Digest::of(&bytes) != *digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("object {digest} is damaged"),
+            ));
+        }
+        Ok(bytes)
     }
 
     /// Makes every object written so far durable (one `syncfs` of the archive's file system).
@@ -171,6 +174,21 @@ mod tests {
             o.path(&d)
                 .ends_with(format!("{}/{}", &d.to_hex()[..2], d.to_hex()))
         );
+    }
+
+    #[test]
+    fn a_damaged_object_is_an_error_not_wrong_bytes() {
+        let (_dir, o) = objects();
+        let d = Digest::of(b"good");
+        o.put(&d, b"good").unwrap();
+        assert_eq!(o.read(&d).unwrap(), b"good");
+        let path = o.path(&d);
+        let mut perms = fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&path, perms).unwrap();
+        fs::write(&path, b"rot!").unwrap();
+        assert_eq!(o.read(&d).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]

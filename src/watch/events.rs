@@ -115,9 +115,7 @@ impl Filter {
             return false;
         }
         match path.strip_prefix(&self.vault) {
-            Ok(rel) => rel
-                .components()
-                .all(|c| !c.as_os_str().to_string_lossy().starts_with('.')),
+            Ok(rel) => crate::vault::is_content_path(&rel.to_string_lossy()),
             Err(_) => path == self.vault || self.vault.starts_with(path),
         }
     }
