@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::{Sandbox, copy_dir, shared, stderr};
+use crate::common::{Sandbox, copy_dir, data, stderr};
 
 /// xorshift: enough randomness for kill times, reproducible from the printed seed.
 struct Rng(u64);
@@ -22,7 +22,7 @@ fn scans_killed_at_random_moments_leave_a_verifiable_archive() {
     let s = Sandbox::empty();
     for copy in 0..3 {
         copy_dir(
-            &shared("data/vaults/dendron"),
+            &data("vaults/dendron"),
             &s.vault.join(format!("copy-{copy}")),
         );
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type};
-use crate::common::{Sandbox, files_under, shared};
+use crate::common::{Sandbox, files_under, data};
 
 const COMPOSTED: &str = "content/ecosystem/cohere/profiles/Ouishare.md";
 const EARLIER: &str = "_history/content/ecosystem/cohere/profiles/Ouishare@62476dfe.md";
@@ -51,8 +51,8 @@ fn ouishare() -> Ouishare {
         "/mission" => Reply::ok("text/html", "<p>mission</p>"),
         p => Reply::ok(content_type(p), "body{}"),
     });
-    let handbook = Server::dir(shared("data/sites/enspiral-handbook"));
-    let s = Sandbox::with_shared_vault("cohere");
+    let handbook = Server::dir(data("sites/enspiral-handbook"));
+    let s = Sandbox::with_data_vault("cohere");
     let path = s.vault.join(COMPOSTED);
     let text = fs::read_to_string(&path).unwrap();
     let text = text

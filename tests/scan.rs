@@ -1,12 +1,12 @@
-//! `vaultkeep scan` on the shared vaults, with facts established independently of vaultkeep.
+//! `vaultkeep scan` on the test vaults, with facts established independently of vaultkeep.
 
-use crate::common::{Sandbox, count_content, shared, strings};
+use crate::common::{Sandbox, count_content, data, strings};
 
 #[test]
-fn every_shared_vault_is_counted_as_obsidian_sees_it() {
+fn every_test_vault_is_counted_as_obsidian_sees_it() {
     for name in ["cohere", "kepano", "dendron"] {
-        let s = Sandbox::with_shared_vault(name);
-        let (notes, assets) = count_content(&shared(&format!("data/vaults/{name}")));
+        let s = Sandbox::with_data_vault(name);
+        let (notes, assets) = count_content(&data(&format!("vaults/{name}")));
         let (report, _) = s.scan();
         assert_eq!(report["notes"], notes, "{name}");
         assert_eq!(report["assets"], assets, "{name}");
@@ -20,7 +20,7 @@ fn every_shared_vault_is_counted_as_obsidian_sees_it() {
 
 #[test]
 fn cohere_has_one_composted_profile_and_the_ouishare_links() {
-    let s = Sandbox::with_shared_vault("cohere");
+    let s = Sandbox::with_data_vault("cohere");
     let (r, code) = s.scan();
     assert_eq!(code, 0);
     let composted = r["composted"].as_array().unwrap();
@@ -64,7 +64,7 @@ fn the_earlier_ouishare_version_links_the_logo_that_exists() {
     // `_history/content/...` sits one level deeper than `content/`, so its
     // `../../../assets/ouishare-logo.svg` resolves to `_history/content/assets/...` (missing),
     // while the `content/` profile's png is missing too: both reported, nothing read outside.
-    let s = Sandbox::with_shared_vault("cohere");
+    let s = Sandbox::with_data_vault("cohere");
     let (r, _) = s.scan();
     let targets: Vec<_> = r["unresolved"]
         .as_array()
@@ -81,7 +81,7 @@ fn the_earlier_ouishare_version_links_the_logo_that_exists() {
 
 #[test]
 fn kepano_templates_with_placeholders_are_reported_and_their_body_links_still_read() {
-    let s = Sandbox::with_shared_vault("kepano");
+    let s = Sandbox::with_data_vault("kepano");
     let (r, code) = s.scan();
     assert_eq!(code, 1, "problems make the exit code 1");
     let problems = r["problems"].as_array().unwrap();
@@ -115,7 +115,7 @@ fn kepano_templates_with_placeholders_are_reported_and_their_body_links_still_re
 
 #[test]
 fn kepano_frontmatter_wikilinks_in_lists_are_links() {
-    let s = Sandbox::with_shared_vault("kepano");
+    let s = Sandbox::with_data_vault("kepano");
     let (r, _) = s.scan();
     // "Notes/2023 Japan Trip.md" lists `loc: ["[[Kyoto]]", "[[Japan]]"]`: Kyoto exists, Japan does not.
     let trip: Vec<_> = r["unresolved"]
@@ -136,7 +136,7 @@ fn kepano_frontmatter_wikilinks_in_lists_are_links() {
 
 #[test]
 fn dendron_links_are_counted_by_kind() {
-    let s = Sandbox::with_shared_vault("dendron");
+    let s = Sandbox::with_data_vault("dendron");
     let (r, _) = s.scan();
     let links = &r["links"];
     for kind in [
@@ -190,7 +190,7 @@ fn the_sample_vault_shows_its_one_broken_embed_and_ouishare_composted() {
 
 #[test]
 fn an_unchanged_rescan_records_nothing() {
-    let s = Sandbox::with_shared_vault("cohere");
+    let s = Sandbox::with_data_vault("cohere");
     let (first, _) = s.scan();
     assert!(first["recorded"].as_u64().unwrap() > 0);
     let (second, _) = s.scan();
@@ -202,7 +202,7 @@ fn an_unchanged_rescan_records_nothing() {
 
 #[test]
 fn a_rescan_after_deleting_the_index_rehashes_but_records_nothing() {
-    let s = Sandbox::with_shared_vault("cohere");
+    let s = Sandbox::with_data_vault("cohere");
     s.scan();
     std::fs::remove_file(s.archive.join("index")).unwrap();
     std::fs::remove_dir_all(s.archive.join("cache")).unwrap();
@@ -213,7 +213,7 @@ fn a_rescan_after_deleting_the_index_rehashes_but_records_nothing() {
 
 #[test]
 fn edits_renames_and_deletions_are_recorded_as_such() {
-    let s = Sandbox::with_shared_vault("cohere");
+    let s = Sandbox::with_data_vault("cohere");
     s.scan();
     let profiles = s.vault.join("ecosystem/cohere/profiles");
     std::fs::write(
@@ -272,7 +272,7 @@ fn a_missing_vault_cannot_run() {
 
 #[test]
 fn a_locked_archive_cannot_run_and_names_the_holder() {
-    let s = Sandbox::with_shared_vault("cohere");
+    let s = Sandbox::with_data_vault("cohere");
     s.scan();
     // Hold the lock as another process would.
     let lock = std::fs::OpenOptions::new()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type, percent_decode};
-use crate::common::{Sandbox, copy_dir, files_under, shared, stderr};
+use crate::common::{Sandbox, copy_dir, files_under, data, stderr};
 
 /// Runs `archive snapshot ARGS --allow-private --json`; returns the first snapshot's summary,
 /// its full record, and the exit code.
@@ -194,7 +194,7 @@ fn reachable_pages(site: &Path) -> BTreeSet<String> {
 
 #[test]
 fn the_whole_handbook_is_crawled_and_opens_offline() {
-    let site = shared("data/sites/enspiral-handbook");
+    let site = data("sites/enspiral-handbook");
     let server = Server::dir(site.clone());
     let s = Sandbox::empty();
     let (summary, record, code) = snapshot(&s, &[&server.url("/"), "--depth", "20"]);
@@ -258,7 +258,7 @@ fn the_whole_handbook_is_crawled_and_opens_offline() {
 fn a_second_snapshot_of_an_unchanged_site_stores_no_new_bytes_and_a_changed_page_only_itself() {
     let s = Sandbox::empty();
     let site = s.dir.path().join("site");
-    copy_dir(&shared("data/sites/enspiral-handbook"), &site);
+    copy_dir(&data("sites/enspiral-handbook"), &site);
     let server = Server::dir(site.clone());
     let (first, _, _) = snapshot(&s, &[&server.url("/"), "--depth", "1"]);
     assert!(first["new_bytes"].as_u64().unwrap() > 100_000);
@@ -629,7 +629,7 @@ fn rate_limits_are_retried_after_retry_after() {
 
 #[test]
 fn a_note_snapshots_its_urls_and_crawls_its_url_and_its_handbook() {
-    let site = shared("data/sites/enspiral-handbook");
+    let site = data("sites/enspiral-handbook");
     // The handbook under /handbook/, as documentation sites often are.
     let handbook = Server::start(move |req| match req.path().strip_prefix("/handbook") {
         Some(rest) => crate::common::server::static_file(

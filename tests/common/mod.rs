@@ -8,17 +8,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The project's shared material (`../shared`, or `$VAULTKEEP_SHARED`).
-pub fn shared(rel: &str) -> PathBuf {
-    let base = std::env::var_os("VAULTKEEP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let path = base.join(rel);
-    assert!(
-        path.exists(),
-        "test data missing: {} (set VAULTKEEP_SHARED)",
-        path.display()
-    );
+/// Test data kept in the repository (`tests/data/`, see its ATTRIBUTION.md).
+pub fn data(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel);
+    assert!(path.exists(), "test data missing: {}", path.display());
     path
 }
 
@@ -61,10 +56,10 @@ impl Sandbox {
         }
     }
 
-    /// A copy of `shared/data/vaults/<name>`.
-    pub fn with_shared_vault(name: &str) -> Sandbox {
+    /// A copy of `tests/data/vaults/<name>`.
+    pub fn with_data_vault(name: &str) -> Sandbox {
         let s = Sandbox::empty();
-        copy_dir(&shared(&format!("data/vaults/{name}")), &s.vault);
+        copy_dir(&data(&format!("vaults/{name}")), &s.vault);
         s
     }
 
