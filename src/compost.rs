@@ -17,7 +17,7 @@ use crate::note::read_note;
 use crate::report::Problem;
 use crate::scan::VaultView;
 use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
-use crate::snapshot::{self, NoProgress, Plan};
+use crate::snapshot::{self, NoProgress, Plan, Postpone, Taken};
 use crate::store::{self, Store};
 
 /// The original URL of each preserved copy.
@@ -65,6 +65,8 @@ pub struct CompostReport {
     pub profiles: Vec<ProfileReport>,
     /// Snapshots taken by this run.
     pub snapshots_taken: usize,
+    /// Whether the network was down: profiles whose URLs could not be tried were left alone.
+    pub offline: bool,
 }
 
 impl CompostReport {
@@ -88,6 +90,9 @@ pub struct Compost<'a> {
     pub snapshot: &'a SnapshotConfig,
     /// The day composting is judged on.
     pub today: Date,
+    /// Held while recording a note before it is edited, when other work (the daemon's scans)
+    /// appends to the same archive.
+    pub gate: Option<&'a std::sync::Mutex<()>>,
 }
 
 impl Compost<'_> {
@@ -113,15 +118,32 @@ impl Compost<'_> {
             }
         }
         let mut failures: BTreeMap<String, String> = BTreeMap::new();
+        let mut offline: BTreeMap<String, String> = BTreeMap::new();
         if let Some(fetcher) = self.fetcher {
             let store = self.store;
             let taken: Vec<_> = stream::iter(needed.into_values())
-                .map(|plan| async move { snapshot::take(fetcher, store, &plan, &NoProgress).await })
+                .map(|plan| async move {
+                    let taken = snapshot::take(
+                        fetcher,
+                        store,
+                        &plan,
+                        &NoProgress,
+                        Postpone::UnlessNetworkKnownUp,
+                    )
+                    .await;
+                    (plan, taken)
+                })
                 .buffer_unordered(4)
                 .collect()
                 .await;
-            for snap in taken {
-                let snap = snap?;
+            for (plan, taken) in taken {
+                let snap = match taken? {
+                    Taken::Recorded(snap) => snap,
+                    Taken::Offline(why) => {
+                        offline.insert(key(plan.root.as_str()), why);
+                        continue;
+                    }
+                };
                 report.snapshots_taken += 1;
                 if let Some(f) = snap
                     .failures
@@ -133,10 +155,11 @@ impl Compost<'_> {
                 copies.add(self.store, &snap);
             }
         }
+        report.offline = !offline.is_empty();
         for (note, reason, _) in composted {
             report
                 .profiles
-                .push(self.mark(note, reason, &copies, &failures));
+                .push(self.mark(note, reason, &copies, &failures, &offline));
         }
         Ok(report)
     }
@@ -148,6 +171,7 @@ impl Compost<'_> {
         reason: String,
         copies: &Copies,
         failures: &BTreeMap<String, String>,
+        offline: &BTreeMap<String, String>,
     ) -> ProfileReport {
         let mut out = ProfileReport {
             note: note.to_string(),
@@ -165,7 +189,19 @@ impl Compost<'_> {
         };
         let text = text.as_str();
         let facts = read_note(text);
-        for plan in plans_for_notes([&facts], self.snapshot, None, 1) {
+        let plans = plans_for_notes([&facts], self.snapshot, None, 1);
+        // Offline is not dead: a URL that could not be tried is not marked missing, and the
+        // profile waits for a run that can reach the network (issue 9).
+        if let Some(why) = plans
+            .iter()
+            .find_map(|p| offline.get(&key(p.root.as_str())))
+        {
+            out.result = Outcome::skipped(format!(
+                "postponed: the network is down ({why}); run again when online"
+            ));
+            return out;
+        }
+        for plan in plans {
             let url = plan.root.to_string();
             match copies.get(&url) {
                 Some(copy) => out.preserved.push(Preserved {
@@ -222,7 +258,15 @@ impl Compost<'_> {
             before,
             after: after.into_bytes(),
         };
-        out.result = commit(self.vault, &edit, self.fetcher.is_none());
+        let keep = |path: &str, bytes: &[u8]| {
+            let _one = self
+                .gate
+                .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
+            crate::history::keep(self.store, path, bytes)
+                .map(drop)
+                .map_err(|e| crate::report::chain(&e))
+        };
+        out.result = commit(self.vault, &edit, self.fetcher.is_none(), &keep);
         out
     }
 }

@@ -42,7 +42,7 @@ pub struct ScanConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read the config file {path}: {source}")]
+    #[error("cannot read the config file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -93,6 +93,76 @@ impl Config {
     }
 }
 
+/// A length of time written the way people write it (`30s`, `15m`, `12h`, `1d`, `2w`,
+/// `1h30m`, or a bare number of seconds), checked when the config or the command line is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Period(pub std::time::Duration);
+
+impl Period {
+    /// A period of whole seconds.
+    pub const fn secs(secs: u64) -> Period {
+        Period(std::time::Duration::from_secs(secs))
+    }
+
+    /// The standard duration.
+    pub fn get(self) -> std::time::Duration {
+        self.0
+    }
+
+    /// `None` for zero, which settings use to mean "never".
+    pub fn nonzero(self) -> Option<std::time::Duration> {
+        (!self.0.is_zero()).then_some(self.0)
+    }
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Period, String> {
+        let t = text.trim();
+        if let Ok(secs) = t.parse::<u64>() {
+            return Ok(Period::secs(secs));
+        }
+        let span: jiff::Span = t.parse().map_err(|e| {
+            format!("not a duration: {text:?} (write it like 30s, 12h, 1d, 2w): {e}")
+        })?;
+        let d = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| format!("not a duration: {text:?}: {e}"))?;
+        std::time::Duration::try_from(d)
+            .map(Period)
+            .map_err(|_| format!("not a duration: {text:?} is negative"))
+    }
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = jiff::SignedDuration::try_from(self.0).unwrap_or(jiff::SignedDuration::MAX);
+        write!(f, "{d:#}")
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Period, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Period::secs(s)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl serde::Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +175,33 @@ mod tests {
         let c = Config::load(Some(&file)).unwrap();
         assert_eq!(c.vault.unwrap(), dir.path().join("notes"));
         assert_eq!(c.scan.max_note_bytes, Some(100));
+    }
+
+    #[test]
+    fn periods_read_like_people_write_them() {
+        let p = |t: &str| t.parse::<Period>().map(Period::get);
+        assert_eq!(p("1d").unwrap().as_secs(), 86_400);
+        assert_eq!(p("12h").unwrap().as_secs(), 43_200);
+        assert_eq!(p("1h30m").unwrap().as_secs(), 5_400);
+        assert_eq!(p("2w").unwrap().as_secs(), 1_209_600);
+        assert_eq!(p("90").unwrap().as_secs(), 90);
+        assert_eq!(p("0").unwrap().as_secs(), 0);
+        for bad in ["soon", "-1d", "99999999999w", "1e20"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Period::secs(86_400).to_string(), "24h");
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_at_load_naming_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("v.toml");
+        fs::write(&file, "[links]\nmin_gap = \"soon\"\n").unwrap();
+        let e = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            e.contains("v.toml") && e.contains("min_gap") && e.contains("soon"),
+            "{e}"
+        );
     }
 
     #[test]

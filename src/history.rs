@@ -80,9 +80,20 @@ pub enum RecoverError {
     },
     /// The destination exists and differs.
     #[error(
-        "{0} exists and differs from the version asked for; use --force to overwrite it, or --output to write elsewhere"
+        "{0} exists and differs from the version asked for; use --force to overwrite it (its content is recorded first), or --output to write elsewhere"
     )]
     Exists(String),
+    /// The destination holds content no recorded version has, and the archive's writer (the
+    /// daemon) did not record it in time: overwriting it would lose it.
+    #[error(
+        "{path} has changes that are not recorded yet, and the archive is in use by {holder}; wait a moment for it to record them and run again (nothing was overwritten)"
+    )]
+    Unrecorded {
+        /// The vault file.
+        path: String,
+        /// Who holds the archive.
+        holder: store::LockHolder,
+    },
     /// The archive's copy does not hash to its name.
     #[error(
         "object {0} is damaged (its bytes do not match its sha256); run `vaultkeep archive verify`"
@@ -92,7 +103,7 @@ pub enum RecoverError {
     #[error(transparent)]
     Store(#[from] store::Error),
     /// Writing the destination failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The destination.
         path: String,
@@ -104,19 +115,34 @@ pub enum RecoverError {
 
 /// Where a recovered version goes.
 pub enum Output<'a> {
-    /// A file (the vault path by default).
-    File { path: &'a Path, force: bool },
+    /// A file (the vault path by default). `in_vault` is its vault-relative path when it lies
+    /// inside the vault: content it replaces is recorded first.
+    File {
+        path: &'a Path,
+        force: bool,
+        in_vault: Option<String>,
+    },
     /// Standard output.
     Stdout,
 }
 
-/// Writes version `version` (default: the newest) of `path` to `to`. Returns the version.
+/// What `recover` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovered {
+    /// The version written.
+    pub version: Version,
+    /// The version that now holds the content the write replaced, when it replaced a file of
+    /// the vault with different content.
+    pub kept: Option<Version>,
+}
+
+/// Writes version `version` (default: the newest) of `path` to `to`.
 pub fn recover(
     store: &Store,
     path: &str,
     version: Option<usize>,
     to: Output<'_>,
-) -> Result<Version, RecoverError> {
+) -> Result<Recovered, RecoverError> {
     let records = store.read_versions()?;
     let versions = history(&records, path);
     if versions.is_empty() {
@@ -133,6 +159,7 @@ pub fn recover(
         asked: version.unwrap_or(0),
     })?;
     let bytes = read_object(store, &chosen.sha256)?;
+    let mut kept = None;
     match to {
         Output::Stdout => io::stdout()
             .write_all(&bytes)
@@ -140,12 +167,26 @@ pub fn recover(
                 path: "standard output".into(),
                 source,
             })?,
-        Output::File { path: out, force } => {
+        Output::File {
+            path: out,
+            force,
+            in_vault,
+        } => {
             let shown = out.display().to_string();
             match fs::read(out) {
-                Ok(existing) if existing == bytes => return Ok(chosen),
+                Ok(existing) if existing == bytes => {
+                    return Ok(Recovered {
+                        version: chosen,
+                        kept,
+                    });
+                }
                 Ok(_) if !force => return Err(RecoverError::Exists(shown)),
-                _ => {}
+                Ok(existing) => {
+                    if let Some(rel) = &in_vault {
+                        kept = Some(keep_replaced(store, rel, &existing)?);
+                    }
+                }
+                Err(_) => {}
             }
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::create_dir_all(dir).map_err(|source| RecoverError::Write {
@@ -159,7 +200,96 @@ pub fn recover(
             })?;
         }
     }
-    Ok(chosen)
+    Ok(Recovered {
+        version: chosen,
+        kept,
+    })
+}
+
+/// [`keep`], taking the archive's lock for it. When another process holds the lock (the
+/// daemon, which records every change within moments), waits a little for it to record the
+/// content; if it does not, refuses rather than lose the bytes.
+fn keep_replaced(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, RecoverError> {
+    let digest = Digest::of(bytes);
+    let recorded = |store: &Store| -> Result<Option<Version>, RecoverError> {
+        Ok(history(&store.read_versions()?, path)
+            .into_iter()
+            .rev()
+            .find(|v| v.sha256 == digest && v.event != Event::Deleted))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(v) = recorded(store)? {
+            return Ok(v);
+        }
+        match store.lock("recover") {
+            Ok(_lock) => return Ok(keep(store, path, bytes)?),
+            Err(store::Error::Locked { holder, .. }) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(RecoverError::Unrecorded {
+                        path: path.to_string(),
+                        holder,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Makes sure `bytes`, the content of vault file `path` that is about to be replaced, is a
+/// recorded version: if no recorded version of `path` holds it, it is stored and recorded (as
+/// `modified`, or `created` for a path without history). Returns the version that holds it
+/// now. The caller holds the archive's lock. Nothing vaultkeep writes into the vault may
+/// destroy bytes the archive does not have (issue 9).
+pub fn keep(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, store::Error> {
+    let records = store.read_versions()?;
+    let versions = history(&records, path);
+    let digest = Digest::of(bytes);
+    if let Some(v) = versions
+        .iter()
+        .rev()
+        .find(|v| v.sha256 == digest && v.event != Event::Deleted)
+    {
+        return Ok(v.clone());
+    }
+    let objects = store.objects();
+    let object = objects.path(&digest);
+    objects
+        .put(&digest, bytes)
+        .map_err(store::Error::io("write", &object))?;
+    objects
+        .sync()
+        .map_err(store::Error::io("sync the objects of", store.root()))?;
+    let live = versions
+        .last()
+        .is_some_and(|v| v.event != Event::Deleted && v.path == path);
+    let record = VersionRecord {
+        time: Timestamp::now(),
+        event: if live {
+            Event::Modified
+        } else {
+            Event::Created
+        },
+        path: path.to_string(),
+        from: None,
+        sha256: digest,
+        size: bytes.len() as u64,
+    };
+    let journal = store.versions();
+    journal
+        .append(std::slice::from_ref(&record))
+        .map_err(store::Error::io("append to", journal.path()))?;
+    Ok(Version {
+        version: versions.len() + 1,
+        time: record.time,
+        event: record.event,
+        sha256: digest,
+        size: record.size,
+        path: record.path,
+        from: None,
+    })
 }
 
 /// An object's bytes, checked against its name.

@@ -14,6 +14,7 @@ pub mod composted;
 pub mod config;
 pub mod copies;
 pub mod digest;
+mod failpoint;
 pub mod fetch;
 pub mod fsutil;
 pub mod history;

@@ -1,9 +1,10 @@
 //! Dead links: every external URL of the vault checked (HEAD, falling back to GET), every
 //! result recorded in `checks.jsonl`, and each URL classified from its history. A URL is dead
 //! only after hard failures (404, 410, no such host, refused) on several checks spread over
-//! time; a 429, a 5xx, a timeout or a TLS error never makes it dead.
+//! time; a 429, a 5xx, a timeout or a TLS error never makes it dead, and neither does a check
+//! made while the network was down (issue 9: offline is not dead).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -11,8 +12,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::copies::key;
-use crate::fetch::{Failure, Fetcher};
+use crate::config::Period;
+use crate::copies::{Copies, key};
+use crate::fetch::{Failure, Fetcher, is_network_level};
 use crate::scan::VaultView;
 use crate::store::{self, Journal, Store};
 
@@ -23,7 +25,7 @@ pub struct LinksConfig {
     /// Hard failures needed before a URL counts as dead.
     pub dead_after: usize,
     /// Time the hard failures must span (`30m`, `12h`, `1d`, `1w`).
-    pub min_gap: String,
+    pub min_gap: Period,
     /// URLs checked at once.
     pub concurrency: usize,
 }
@@ -32,10 +34,30 @@ impl Default for LinksConfig {
     fn default() -> Self {
         LinksConfig {
             dead_after: 2,
-            min_gap: "1d".into(),
+            min_gap: Period::secs(86_400),
             concurrency: 16,
         }
     }
+}
+
+impl LinksConfig {
+    /// The rule these settings give.
+    pub fn rule(&self) -> Rule {
+        Rule {
+            dead_after: self.dead_after,
+            min_gap: self.min_gap,
+        }
+    }
+}
+
+/// When a URL counts as dead: `dead_after` hard failures since its last success, spanning at
+/// least `min_gap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Hard failures needed.
+    pub dead_after: usize,
+    /// Time they must span.
+    pub min_gap: Period,
 }
 
 /// One check of one URL: a line of `checks.jsonl`.
@@ -80,8 +102,9 @@ pub enum State {
 }
 
 /// Classifies a URL from its checks, oldest first. Only the checks since its last success
-/// count; soft failures neither count nor reset.
-pub fn classify(checks: &[CheckRecord], dead_after: usize, min_gap: Duration) -> State {
+/// count; soft failures (offline ones included) neither count nor reset.
+pub fn classify(checks: &[CheckRecord], rule: Rule) -> State {
+    let (dead_after, min_gap) = (rule.dead_after, rule.min_gap.get());
     let Some(last) = checks.last() else {
         return State::Unknown;
     };
@@ -102,25 +125,6 @@ pub fn classify(checks: &[CheckRecord], dead_after: usize, min_gap: Duration) ->
     } else {
         State::Unknown
     }
-}
-
-/// `30s`, `15m`, `12h`, `1d`, `2w`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 12h, 1d, 1w)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("unknown unit in {text:?} (s, m, h, d, w)")),
-    };
-    Ok(Duration::from_secs(n * secs))
 }
 
 fn journal(store: &Store) -> Journal {
@@ -235,6 +239,223 @@ pub async fn check_all(fetcher: &Fetcher, urls: &[String], concurrency: usize) -
         .await
 }
 
+/// Whether a run's results say the network itself was down: every host (or, out of three or
+/// more, nine in ten) failed at name resolution or connection. One or two hosts failing that
+/// way, in a run where nothing said "offline", are judged on their own.
+pub fn network_down(results: &[CheckRecord]) -> bool {
+    let mut hosts: HashMap<String, bool> = HashMap::new();
+    for r in results {
+        let host = Url::parse(&r.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let unreachable = !r.ok && r.reason.as_deref().is_some_and(is_network_level);
+        *hosts.entry(host).or_insert(true) &= unreachable;
+    }
+    let total = hosts.len();
+    let down = hosts.values().filter(|d| **d).count();
+    let said_offline = results
+        .iter()
+        .any(|r| r.reason.as_deref() == Some("offline"));
+    total > 0 && ((total >= 3 && down * 10 >= total * 9) || (down == total && said_offline))
+}
+
+/// Turns the network-level failures of an offline run into `offline` checks, which judge
+/// nothing. Successes stay what they are.
+pub fn mark_offline(results: &mut [CheckRecord]) {
+    for r in results.iter_mut() {
+        if !r.ok && r.reason.as_deref().is_some_and(is_network_level) {
+            r.reason = Some("offline".into());
+            r.detail = Some(format!(
+                "the network was down during this check ({})",
+                r.detail.as_deref().unwrap_or("no answer")
+            ));
+        }
+    }
+}
+
+/// What the last check concluded, kept in `links.json` so that `links restore` acts on the
+/// same verdict (issue 9: one verdict).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    /// When the check ran.
+    pub time: Timestamp,
+    /// The rule it judged with.
+    pub rule: Rule,
+    /// Whether that rule came from the command line (`--dead-after`, `--min-gap`) rather
+    /// than from the configuration; `links restore` then judges with it too.
+    #[serde(default)]
+    pub explicit: bool,
+    /// Whether the network was down (nothing was judged).
+    pub offline: bool,
+    /// The URLs it found dead.
+    pub dead: Vec<String>,
+}
+
+const VERDICT: &str = "links.json";
+
+impl Verdict {
+    /// The last recorded verdict, if any.
+    pub fn load(store: &Store) -> Option<Verdict> {
+        let bytes = std::fs::read(store.root().join(VERDICT)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn save(&self, store: &Store) -> Result<(), store::Error> {
+        let path = store.root().join(VERDICT);
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| store::Error::io("encode", &path)(std::io::Error::other(e)))?;
+        crate::fsutil::write_atomic(&path, &bytes).map_err(store::Error::io("write", &path))
+    }
+}
+
+/// One URL in the `links check` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct UrlReport {
+    /// The URL.
+    pub url: String,
+    /// Its state after this check.
+    pub state: State,
+    /// The latest check.
+    pub last: CheckRecord,
+    /// Checks recorded so far.
+    pub checks: usize,
+    /// Where the vault references it.
+    pub references: Vec<Reference>,
+    /// Its newest local copy.
+    pub local_copy: Option<LocalCopy>,
+}
+
+/// A URL's newest local copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalCopy {
+    /// The snapshot.
+    pub snapshot: String,
+    /// When it was captured.
+    pub captured: Timestamp,
+    /// Its entry page.
+    pub offline: std::path::PathBuf,
+}
+
+/// The result of `vaultkeep links check`.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    /// URLs checked.
+    pub checked: usize,
+    /// URLs dead.
+    pub dead: usize,
+    /// Whether the network was down: the checks were recorded as `offline` and judged nothing.
+    pub offline: bool,
+    /// The rule URLs were judged with.
+    pub rule: Rule,
+    /// Every URL, in order.
+    pub urls: Vec<UrlReport>,
+}
+
+impl CheckReport {
+    /// URLs in a state.
+    pub fn count(&self, state: State) -> usize {
+        self.urls.iter().filter(|u| u.state == state).count()
+    }
+}
+
+/// Checks every external URL of `view`, records the results and the verdict, and reports.
+/// When the network is down, the checks are recorded as `offline` and nothing is judged.
+pub async fn run(
+    fetcher: &Fetcher,
+    store: &Store,
+    view: &VaultView,
+    rule: Rule,
+    explicit: bool,
+    concurrency: usize,
+) -> Result<CheckReport, store::Error> {
+    let urls = external_urls(view);
+    let list: Vec<String> = urls.keys().cloned().collect();
+    let checked = check_and_record(fetcher, store, &list, rule, explicit, concurrency).await?;
+    let history = history(store)?;
+    let copies = Copies::load(store);
+    let mut report = CheckReport {
+        checked: checked.results.len(),
+        dead: 0,
+        offline: checked.offline,
+        rule,
+        urls: Vec::new(),
+    };
+    for (url, references) in urls {
+        let checks = history.get(&url).cloned().unwrap_or_default();
+        let Some(last) = checks.last().cloned() else {
+            continue;
+        };
+        report.urls.push(UrlReport {
+            state: classify(&checks, rule),
+            checks: checks.len(),
+            local_copy: copies.get(&url).map(|c| LocalCopy {
+                snapshot: c.snapshot.clone(),
+                captured: c.captured,
+                offline: c.entry.clone(),
+            }),
+            url,
+            last,
+            references,
+        });
+    }
+    report.dead = report.count(State::Dead);
+    Ok(report)
+}
+
+/// What one round of checks found.
+#[derive(Debug)]
+pub struct Checked {
+    /// One result per URL.
+    pub results: Vec<CheckRecord>,
+    /// Whether the network was down.
+    pub offline: bool,
+}
+
+/// Checks `urls`, records the results (as `offline` when the network was down) and the
+/// verdict `rule` gives on them; `explicit` when the rule came from the command line.
+pub async fn check_and_record(
+    fetcher: &Fetcher,
+    store: &Store,
+    urls: &[String],
+    rule: Rule,
+    explicit: bool,
+    concurrency: usize,
+) -> Result<Checked, store::Error> {
+    let mut results = check_all(fetcher, urls, concurrency).await;
+    let offline = network_down(&results);
+    if offline {
+        mark_offline(&mut results);
+    }
+    record(store, &results)?;
+    let dead = dead_urls(store, urls.iter().cloned(), rule)?;
+    Verdict {
+        time: Timestamp::now(),
+        rule,
+        explicit,
+        offline,
+        dead: dead.into_iter().collect(),
+    }
+    .save(store)?;
+    Ok(Checked { results, offline })
+}
+
+/// The URLs of `urls` that are dead by `rule` and the recorded checks.
+pub fn dead_urls(
+    store: &Store,
+    urls: impl IntoIterator<Item = String>,
+    rule: Rule,
+) -> Result<BTreeSet<String>, store::Error> {
+    let history = history(store)?;
+    Ok(urls
+        .into_iter()
+        .filter(|u| {
+            let checks = history.get(u).map(Vec::as_slice).unwrap_or(&[]);
+            classify(checks, rule) == State::Dead
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +471,13 @@ mod tests {
         }
     }
 
+    fn rule(dead_after: usize, min_gap: Duration) -> Rule {
+        Rule {
+            dead_after,
+            min_gap: Period(min_gap),
+        }
+    }
+
     const DAY: Duration = Duration::from_secs(86_400);
 
     #[test]
@@ -258,9 +486,9 @@ mod tests {
             rec(0, false, Some(404), Some("http")),
             rec(25, false, None, Some("refused")),
         ];
-        assert_eq!(classify(&gone, 2, DAY), State::Dead);
+        assert_eq!(classify(&gone, rule(2, DAY)), State::Dead);
         assert_eq!(
-            classify(&gone[..1], 2, DAY),
+            classify(&gone[..1], rule(2, DAY)),
             State::Unknown,
             "one failure is not enough"
         );
@@ -269,11 +497,11 @@ mod tests {
             rec(1, false, Some(410), Some("http")),
         ];
         assert_eq!(
-            classify(&quick, 2, DAY),
+            classify(&quick, rule(2, DAY)),
             State::Unknown,
             "too close together"
         );
-        assert_eq!(classify(&quick, 2, Duration::ZERO), State::Dead);
+        assert_eq!(classify(&quick, rule(2, Duration::ZERO)), State::Dead);
     }
 
     #[test]
@@ -284,15 +512,14 @@ mod tests {
             rec(60, false, None, Some("timeout")),
             rec(90, false, None, Some("error")),
         ];
-        assert_eq!(classify(&soft, 2, DAY), State::Unknown);
+        assert_eq!(classify(&soft, rule(2, DAY)), State::Unknown);
         assert_eq!(
             classify(
                 &[
                     rec(0, false, Some(403), Some("http")),
                     rec(48, false, Some(403), Some("http"))
                 ],
-                2,
-                DAY
+                rule(2, DAY)
             ),
             State::Unknown
         );
@@ -305,24 +532,65 @@ mod tests {
             rec(30, false, Some(404), Some("http")),
             rec(40, true, Some(200), None),
         ];
-        assert_eq!(classify(&back, 2, DAY), State::Alive);
+        assert_eq!(classify(&back, rule(2, DAY)), State::Alive);
         let again = [
             rec(0, false, Some(404), Some("http")),
             rec(10, true, Some(200), None),
             rec(40, false, Some(404), Some("http")),
         ];
         assert_eq!(
-            classify(&again, 2, DAY),
+            classify(&again, rule(2, DAY)),
             State::Unknown,
             "failures before the success do not count"
         );
     }
 
+    fn at(url: &str, ok: bool, reason: Option<&str>) -> CheckRecord {
+        CheckRecord {
+            url: url.into(),
+            ..rec(0, ok, None, reason)
+        }
+    }
+
     #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(parse_duration("1d").unwrap(), DAY);
-        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert!(parse_duration("soon").is_err());
+    fn a_run_where_every_host_fails_before_answering_is_offline() {
+        let all_down = [
+            at("https://a.org/x", false, Some("no such host")),
+            at("https://b.org/", false, Some("no such host")),
+            at("https://c.org/", false, Some("refused")),
+            at("https://d.org/", false, Some("timeout")),
+        ];
+        assert!(network_down(&all_down));
+        let one_answered = [
+            at("https://a.org/x", false, Some("no such host")),
+            at("https://b.org/", false, Some("no such host")),
+            at("https://c.org/", true, None),
+        ];
+        assert!(!network_down(&one_answered));
+        // Two dead domains on a working network are judged on their own...
+        let two = [
+            at("https://a.org/", false, Some("no such host")),
+            at("https://b.org/", false, Some("no such host")),
+        ];
+        assert!(!network_down(&two));
+        // ... unless the resolver itself said it could not work.
+        let unresolvable = [at("https://a.org/", false, Some("offline"))];
+        assert!(network_down(&unresolvable));
+        let mut marked = all_down.to_vec();
+        mark_offline(&mut marked);
+        assert!(
+            marked
+                .iter()
+                .all(|r| r.reason.as_deref() == Some("offline"))
+        );
+        assert!(marked.iter().all(|r| !r.is_hard()));
+    }
+
+    #[test]
+    fn offline_checks_never_make_a_url_dead() {
+        let offline: Vec<_> = (0..10)
+            .map(|h| rec(h * 30, false, None, Some("offline")))
+            .collect();
+        assert_eq!(classify(&offline, rule(2, DAY)), State::Unknown);
     }
 }

@@ -20,3 +20,19 @@ impl Problem {
         }
     }
 }
+
+/// An error and its causes on one line, each said once: `cannot read x: Permission denied`.
+/// Library errors keep their cause in `source()`, not in their own message (style.md).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}

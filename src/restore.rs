@@ -11,7 +11,7 @@ use crate::annotate::suffix::{archived_suffix, insert_after};
 use crate::annotate::{NoteEdit, Outcome, commit, read_text};
 use crate::compost;
 use crate::copies::{Copies, CopyLink, key};
-use crate::linkcheck::{self, LinksConfig, Reference, State};
+use crate::linkcheck::{self, Reference, Rule};
 use crate::links::{Destination, LinkKind};
 use crate::note::read_note;
 use crate::scan::VaultView;
@@ -125,6 +125,8 @@ pub struct Uncopied {
 /// The result of `vaultkeep links restore`.
 #[derive(Debug, Default, Serialize)]
 pub struct RestoreReport {
+    /// The rule URLs were judged dead by.
+    pub rule: Option<Rule>,
     /// Dead URLs in the vault.
     pub dead: usize,
     /// Notes edited (or, in a dry run, to edit).
@@ -141,25 +143,25 @@ impl RestoreReport {
 }
 
 /// Points every note's dead links at their local copies (or, with `dry_run`, shows how).
+/// `rule` is the one `links check` judged with (its recorded verdict), unless the user gave
+/// another.
 pub fn restore(
     vault: &Path,
     store: &Store,
     view: &VaultView,
-    config: &LinksConfig,
+    rule: Rule,
     dry_run: bool,
 ) -> Result<RestoreReport, store::Error> {
-    let min_gap = linkcheck::parse_duration(&config.min_gap).map_err(|e| store::Error::Io {
-        action: "read [links] min_gap",
-        path: "vaultkeep.toml".into(),
-        source: std::io::Error::other(e),
-    })?;
-    let history = linkcheck::history(store)?;
     let copies = Copies::load(store);
-    let mut report = RestoreReport::default();
+    let mut report = RestoreReport {
+        rule: Some(rule),
+        ..RestoreReport::default()
+    };
     let mut dead: HashMap<String, Replacement> = HashMap::new();
-    for (url, refs) in linkcheck::external_urls(view) {
-        let checks = history.get(&url).map(Vec::as_slice).unwrap_or(&[]);
-        if linkcheck::classify(checks, config.dead_after, min_gap) != State::Dead {
+    let urls = linkcheck::external_urls(view);
+    let gone = linkcheck::dead_urls(store, urls.keys().cloned(), rule)?;
+    for (url, refs) in urls {
+        if !gone.contains(&url) {
             continue;
         }
         report.dead += 1;
@@ -191,7 +193,9 @@ pub fn restore(
             |l| matches!(l.destination(), Destination::External(u) if dead.contains_key(&key(u))),
         );
         if mentions {
-            report.notes.push(restore_note(vault, note, &dead, dry_run));
+            report
+                .notes
+                .push(restore_note(vault, store, note, &dead, dry_run));
         }
     }
     Ok(report)
@@ -199,6 +203,7 @@ pub fn restore(
 
 fn restore_note(
     vault: &Path,
+    store: &Store,
     note: &str,
     dead: &HashMap<String, Replacement>,
     dry_run: bool,
@@ -228,7 +233,12 @@ fn restore_note(
         before,
         after: after.into_bytes(),
     };
-    out.result = commit(vault, &edit, dry_run);
+    let keep = |path: &str, bytes: &[u8]| {
+        crate::history::keep(store, path, bytes)
+            .map(drop)
+            .map_err(|e| crate::report::chain(&e))
+    };
+    out.result = commit(vault, &edit, dry_run, &keep);
     out
 }
 

@@ -105,6 +105,39 @@ pub struct Listing {
     pub problems: Vec<Problem>,
 }
 
+/// A path a person typed for a vault file, as a vault-relative path: relative to the vault
+/// (`notes/a.md`), or with the vault folder in front as seen from the working folder
+/// (`vault/notes/a.md`), or absolute inside the vault. `known` says whether a vault-relative
+/// path names a file the vault or the archive has; it wins when a path could be read both
+/// ways. `None` when the path lies outside the vault.
+pub fn relative_path(vault: &Path, typed: &str, known: impl Fn(&str) -> bool) -> Option<String> {
+    let plain = typed.replace('\\', "/");
+    let plain = plain.trim_start_matches("./").to_string();
+    let typed_path = Path::new(typed);
+    if typed_path.is_relative() && known(&plain) {
+        return Some(plain);
+    }
+    let absolute = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().map_or_else(|_| p.to_path_buf(), |d| d.join(p))
+        }
+    };
+    let root = fs::canonicalize(vault).unwrap_or_else(|_| absolute(vault));
+    // The file may be gone (recovering a deleted note): resolve its folder, keep its name.
+    let full = absolute(typed_path);
+    let resolved = match (full.parent(), full.file_name()) {
+        (Some(dir), Some(name)) => fs::canonicalize(dir).map_or(full.clone(), |d| d.join(name)),
+        _ => full.clone(),
+    };
+    match resolved.strip_prefix(&root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => Some(rel.to_string_lossy().replace('\\', "/")),
+        _ if typed_path.is_relative() => Some(plain),
+        _ => None,
+    }
+}
+
 /// Whether a vault-relative path is content (no dot-file or dot-folder on the way).
 pub fn is_content_path(path: &str) -> bool {
     !path.split('/').any(|part| part.starts_with('.'))
@@ -296,6 +329,28 @@ fn open_dir<Fd: AsFd>(at: Fd, path: &Path) -> std::io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_paths_may_carry_the_vault_folder_or_be_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        fs::create_dir_all(vault.join("notes")).unwrap();
+        fs::write(vault.join("notes/a.md"), "a").unwrap();
+        let exists = |rel: &str| vault.join(rel).exists();
+        let rel = |t: &str| relative_path(&vault, t, exists);
+        assert_eq!(rel("notes/a.md").as_deref(), Some("notes/a.md"));
+        assert_eq!(rel("./notes/a.md").as_deref(), Some("notes/a.md"));
+        let abs = vault.join("notes/a.md");
+        assert_eq!(rel(abs.to_str().unwrap()).as_deref(), Some("notes/a.md"));
+        // A deleted note, given absolutely: its folder is resolved, its name kept.
+        let gone = vault.join("notes/gone.md");
+        assert_eq!(
+            rel(gone.to_str().unwrap()).as_deref(),
+            Some("notes/gone.md")
+        );
+        let outside = dir.path().join("elsewhere.md");
+        assert_eq!(rel(outside.to_str().unwrap()), None);
+    }
 
     #[test]
     fn notes_are_md_files_in_any_letter_case() {

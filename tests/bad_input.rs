@@ -3,7 +3,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::common::{Sandbox, stderr};
+use crate::common::{Sandbox, is_root, ns, stderr};
 
 fn problem_for<'a>(report: &'a serde_json::Value, path: &str) -> &'a str {
     report["problems"]
@@ -85,29 +85,42 @@ fn a_link_that_climbs_out_of_the_vault_is_reported_never_read() {
 
 #[test]
 fn an_unreadable_file_is_named_and_keeps_its_last_version() {
-    if unsafe_is_root() {
-        eprintln!("skipped: running as root, which reads any file whatever its permissions");
-        return;
-    }
     use std::os::unix::fs::PermissionsExt;
     let s = Sandbox::empty();
+    // Root reads any file whatever its permissions: as root, the sandbox is handed to
+    // `nobody` and vaultkeep runs as `nobody` (setpriv), for whom mode 000 means unreadable.
+    let as_owner = |args: &[&str]| -> std::process::Output {
+        if !is_root() {
+            return s.run(args);
+        }
+        let owned = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(s.dir.path())
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_vaultkeep"))
+            .arg("--vault")
+            .arg(&s.vault)
+            .arg("--archive")
+            .arg(&s.archive)
+            .args(args)
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap()
+    };
     s.write("a.md", "first");
     s.write("b.md", "b");
-    s.scan();
+    assert_eq!(as_owner(&["scan"]).status.code(), Some(0));
     s.write("a.md", "second");
     fs::set_permissions(s.vault.join("a.md"), fs::Permissions::from_mode(0o000)).unwrap();
-    let (r, code) = s.scan();
-    assert_eq!(code, 1);
+    let out = as_owner(&["scan", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(problem_for(&r, "a.md").contains("cannot read"));
     assert_eq!(r["events"].get("deleted"), None, "not taken for deleted");
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
 }
 
 #[test]
@@ -139,23 +152,22 @@ fn files_vanishing_during_a_scan_are_named_and_the_archive_stays_consistent() {
     assert_eq!(third["recorded"], 0);
 }
 
-/// A small file system for the archive, mounted for the test (needs root; skipped otherwise).
+/// A small file system for the archive, mounted for the test: as root directly, otherwise
+/// inside the test's own user and mount namespace.
 struct TinyDisk {
     path: std::path::PathBuf,
 }
 
 impl TinyDisk {
-    fn mount(path: &std::path::Path, size: &str) -> Option<TinyDisk> {
-        fs::create_dir_all(path).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| TinyDisk {
+    fn mount(path: &std::path::Path, size: &str) -> TinyDisk {
+        fs::create_dir_all(path).unwrap();
+        ns::sh(&format!(
+            "mount -t tmpfs -o size={size} tmpfs {}",
+            path.display()
+        ));
+        TinyDisk {
             path: path.to_path_buf(),
-        })
+        }
     }
 }
 
@@ -167,11 +179,16 @@ impl Drop for TinyDisk {
 
 #[test]
 fn a_full_disk_stops_the_scan_with_a_clear_error_and_a_consistent_archive() {
-    let s = Sandbox::empty();
-    let Some(_disk) = TinyDisk::mount(&s.archive, "2m") else {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+    if !is_root()
+        && !ns::inside(
+            &["-rm"],
+            "bad_input::a_full_disk_stops_the_scan_with_a_clear_error_and_a_consistent_archive",
+        )
+    {
         return;
-    };
+    }
+    let s = Sandbox::empty();
+    let _disk = TinyDisk::mount(&s.archive, "2m");
     s.write("small.md", "[[big]]");
     let scan = s.run(&["scan"]);
     assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));

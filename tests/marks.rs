@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type};
-use crate::common::{Sandbox, files_under, data};
+use crate::common::{Sandbox, data, files_under};
 
 const COMPOSTED: &str = "content/ecosystem/cohere/profiles/Ouishare.md";
 const EARLIER: &str = "_history/content/ecosystem/cohere/profiles/Ouishare@62476dfe.md";

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type, percent_decode};
-use crate::common::{Sandbox, copy_dir, files_under, data, stderr};
+use crate::common::{Sandbox, copy_dir, data, files_under, stderr};
 
 /// Runs `archive snapshot ARGS --allow-private --json`; returns the first snapshot's summary,
 /// its full record, and the exit code.

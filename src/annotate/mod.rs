@@ -89,8 +89,13 @@ pub fn read_text(vault: &Path, note: &str) -> Result<(Vec<u8>, String), Outcome>
     Ok((bytes, text))
 }
 
-/// Writes an edit, or with `dry_run` only shows it; either way says what became of it.
-pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool) -> Outcome {
+/// Records the content a write is about to replace, when the archive lacks it (issue 9:
+/// nothing vaultkeep writes may destroy bytes the archive does not have).
+pub type Keep<'a> = &'a (dyn Fn(&str, &[u8]) -> Result<(), String> + Sync);
+
+/// Writes an edit, or with `dry_run` only shows it; either way says what became of it. Before
+/// writing, `keep` records the note as read.
+pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool, keep: Keep<'_>) -> Outcome {
     if dry_run {
         return Outcome {
             outcome: if edit.changes() {
@@ -102,6 +107,11 @@ pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool) -> Outcome {
             detail: None,
             diff: edit.changes().then(|| edit.diff()),
         };
+    }
+    if edit.changes()
+        && let Err(e) = keep(&edit.path, &edit.before)
+    {
+        return Outcome::skipped(format!("cannot record the note before editing it: {e}"));
     }
     let (outcome, detail) = match apply(vault, edit) {
         Ok(Applied::Written) => ("written", None),

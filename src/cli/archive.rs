@@ -49,8 +49,13 @@ fn verify(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
 }
 
 fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
-    Store::open(&ctx.archive)?;
-    let (store, _lock) = Store::open_for_writing(&ctx.archive, "archive gc")?;
+    let store = Store::open(&ctx.archive)?;
+    // A dry run removes nothing, so it takes no lock and works beside the daemon (issue 9).
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(store.lock("archive gc")?)
+    };
     let report = upkeep::gc(&store, dry_run)?;
     if json {
         output::json(&report)?;

@@ -14,9 +14,7 @@ use crate::watch::Daemon;
 use crate::watch::state::{DaemonState, Line, Queue};
 
 pub(crate) fn watch(ctx: &Context, args: &WatchArgs) -> anyhow::Result<Exit> {
-    if !ctx.vault.is_dir() {
-        anyhow::bail!(crate::scan::Error::NoVault(ctx.vault.clone()));
-    }
+    crate::scan::check_vault(&ctx.vault)?;
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "watch")?;
     let mut scan = scan_options(ctx);
     scan.progress = false;

@@ -24,11 +24,13 @@ pub(crate) fn scan_options(ctx: &Context) -> ScanOptions {
 }
 
 pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
-    if !ctx.vault.is_dir() {
-        anyhow::bail!(crate::scan::Error::NoVault(ctx.vault.clone()));
-    }
+    crate::scan::check_vault(&ctx.vault)?;
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "scan")?;
-    let scan = scan_vault(&ctx.vault, &store, &scan_options(ctx))?;
+    let options = ScanOptions {
+        accept_deletions: args.accept_deletions,
+        ..scan_options(ctx)
+    };
+    let scan = scan_vault(&ctx.vault, &store, &options)?;
     let report = if args.json {
         scan.report()?
     } else {
@@ -95,12 +97,16 @@ fn print_scan(vault: &Path, r: &ScanReport) {
 
 pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&ctx.archive)?;
-    let path = vault_relative(&args.path);
-    let versions = history::history(&store.read_versions()?, &path);
+    let records = store.read_versions()?;
+    let path = typed_path(ctx, &args.path, &records)?;
+    let versions = history::history(&records, &path);
     if args.json {
         output::json(&serde_json::json!({ "path": path, "versions": versions }))?;
     } else if versions.is_empty() {
-        eprintln!("vaultkeep: no recorded versions of {path}");
+        eprintln!(
+            "vaultkeep: no recorded versions of {path} (paths are relative to the vault {})",
+            ctx.vault.display()
+        );
     } else {
         for v in &versions {
             let moved = v
@@ -125,17 +131,20 @@ pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit>
 
 pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&ctx.archive)?;
-    let path = vault_relative(&args.path);
+    let records = store.read_versions()?;
+    let path = typed_path(ctx, &args.path, &records)?;
     let default_out = ctx.vault.join(&path);
     let to = match &args.output {
         Some(p) if p.as_os_str() == "-" => Output::Stdout,
         Some(p) => Output::File {
             path: p,
             force: args.force,
+            in_vault: inside_vault(ctx, p),
         },
         None => Output::File {
             path: &default_out,
             force: args.force,
+            in_vault: Some(path.clone()),
         },
     };
     let shown = match &to {
@@ -143,8 +152,19 @@ pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit>
         Output::File { path, .. } => Some(path.display().to_string()),
     };
     match history::recover(&store, &path, args.version, to) {
-        Ok(v) => {
+        Ok(r) => {
             if let Some(out) = shown {
+                if let Some(k) = &r.kept {
+                    eprintln!(
+                        "The content it replaced is kept as version {} of {} ({}); `vaultkeep recover {} --version {}` brings it back.",
+                        k.version,
+                        k.path,
+                        k.sha256.short(),
+                        k.path,
+                        k.version
+                    );
+                }
+                let v = &r.version;
                 eprintln!(
                     "Recovered version {} of {path} ({}, {}) to {out}",
                     v.version,
@@ -154,11 +174,14 @@ pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit>
             }
             Ok(Exit::Success)
         }
-        Err(
-            e @ (RecoverError::NoHistory(_)
-            | RecoverError::NoSuchVersion { .. }
-            | RecoverError::Exists(_)),
-        ) => {
+        Err(RecoverError::NoHistory(p)) => {
+            eprintln!(
+                "vaultkeep: no recorded versions of {p} (paths are relative to the vault {})",
+                ctx.vault.display()
+            );
+            Ok(Exit::Partial)
+        }
+        Err(e @ (RecoverError::NoSuchVersion { .. } | RecoverError::Exists(_))) => {
             eprintln!("vaultkeep: {e}");
             Ok(Exit::Partial)
         }
@@ -166,7 +189,30 @@ pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit>
     }
 }
 
-/// A vault-relative path as typed: a leading `./` and `\` separators are accepted.
-fn vault_relative(path: &str) -> String {
-    path.trim_start_matches("./").replace('\\', "/")
+/// A vault file's path as the user typed it, made vault-relative (issue 9): relative to the
+/// vault, with the vault folder in front, or absolute inside the vault.
+fn typed_path(
+    ctx: &Context,
+    typed: &str,
+    records: &[crate::store::VersionRecord],
+) -> anyhow::Result<String> {
+    let known = |rel: &str| ctx.vault.join(rel).exists() || records.iter().any(|r| r.path == rel);
+    crate::vault::relative_path(&ctx.vault, typed, known).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{typed} is outside the vault {}; give a path relative to the vault, or one inside it",
+            ctx.vault.display()
+        )
+    })
+}
+
+/// The vault-relative path of `path` when it lies inside the vault.
+fn inside_vault(ctx: &Context, path: &Path) -> Option<String> {
+    let typed = path.to_string_lossy();
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    crate::vault::relative_path(&ctx.vault, &absolute.to_string_lossy(), |_| false)
+        .filter(|_| !typed.is_empty())
 }

@@ -1,25 +1,36 @@
 //! `compost`, `links check`, `links restore`: the commands that mark notes.
 
-use anyhow::Context as _;
-use serde::Serialize;
-
 use super::files::scan_options;
 use super::output::{self, Exit, say};
 use super::snapshots::{fetcher, runtime};
-use super::{CheckArgs, CompostArgs, Context};
+use super::{CheckArgs, CompostArgs, Context, RestoreArgs};
 use crate::compost::Compost;
-use crate::copies::Copies;
-use crate::linkcheck::{self, CheckRecord, Reference, State};
+use crate::linkcheck::{self, Rule, State, Verdict};
 use crate::restore::restore as restore_links;
-use crate::scan::{Scan, scan};
-use crate::store::Store;
+use crate::scan::{Scan, ScanOptions, scan};
+use crate::store::{Lock, Store};
 
-/// Scans first: the notes' current versions are recorded before anything edits them.
-fn scanned(ctx: &Context, store: &Store) -> anyhow::Result<Scan> {
-    if !ctx.vault.is_dir() {
-        anyhow::bail!(crate::scan::Error::NoVault(ctx.vault.clone()));
-    }
-    Ok(scan(&ctx.vault, store, &scan_options(ctx))?)
+/// The archive and the vault as they are now. A real run takes the writer's lock and scans
+/// first, so the notes' current versions are recorded before anything edits them. A dry run
+/// takes no lock and records nothing, so it works beside a running daemon (issue 9).
+fn scanned(
+    ctx: &Context,
+    command: &str,
+    dry_run: bool,
+) -> anyhow::Result<(Store, Option<Lock>, Scan)> {
+    crate::scan::check_vault(&ctx.vault)?;
+    let (store, lock) = if dry_run {
+        (Store::open_for_preview(&ctx.archive)?, None)
+    } else {
+        let (store, lock) = Store::open_for_writing(&ctx.archive, command)?;
+        (store, Some(lock))
+    };
+    let options = ScanOptions {
+        record: !dry_run,
+        ..scan_options(ctx)
+    };
+    let scan = scan(&ctx.vault, &store, &options)?;
+    Ok((store, lock, scan))
 }
 
 /// Records the versions vaultkeep just wrote, so the archive holds them too.
@@ -29,8 +40,7 @@ fn rescan(ctx: &Context, store: &Store) -> anyhow::Result<()> {
 }
 
 pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit> {
-    let (store, _lock) = Store::open_for_writing(&ctx.archive, "compost")?;
-    let scan = scanned(ctx, &store)?;
+    let (store, _lock, scan) = scanned(ctx, "compost", args.dry_run)?;
     let view = scan.view()?;
     let fetcher = if args.dry_run {
         None
@@ -43,6 +53,7 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
         fetcher: fetcher.as_ref(),
         snapshot: &ctx.config.snapshot,
         today: scan_options(ctx).today,
+        gate: None,
     };
     let report = runtime()?.block_on(job.run(&view))?;
     if report
@@ -85,72 +96,46 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
     Ok(Exit::failed_if(report.failed()))
 }
 
-/// One URL in the `links check` report.
-#[derive(Debug, Serialize)]
-struct UrlReport {
-    url: String,
-    state: State,
-    last: CheckRecord,
-    checks: usize,
-    references: Vec<Reference>,
-    local_copy: Option<LocalCopy>,
-}
-
-#[derive(Debug, Serialize)]
-struct LocalCopy {
-    snapshot: String,
-    captured: jiff::Timestamp,
-    offline: std::path::PathBuf,
+/// The rule the command line asks for, over `base`.
+fn rule(base: Rule, dead_after: Option<usize>, min_gap: Option<crate::config::Period>) -> Rule {
+    Rule {
+        dead_after: dead_after.unwrap_or(base.dead_after),
+        min_gap: min_gap.unwrap_or(base.min_gap),
+    }
 }
 
 pub(crate) fn check(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Exit> {
     let config = &ctx.config.links;
-    let dead_after = args.dead_after.unwrap_or(config.dead_after);
-    let min_gap = linkcheck::parse_duration(args.min_gap.as_deref().unwrap_or(&config.min_gap))
-        .map_err(anyhow::Error::msg)?;
-    let (store, _lock) = Store::open_for_writing(&ctx.archive, "links check")?;
-    let view = scanned(ctx, &store)?.view()?;
-    let urls = linkcheck::external_urls(&view);
-    let list: Vec<String> = urls.keys().cloned().collect();
+    let rule = rule(config.rule(), args.dead_after, args.min_gap);
+    let (store, _lock, scan) = scanned(ctx, "links check", false)?;
+    let view = scan.view()?;
     let fetcher = fetcher(ctx, args.allow_private, false)?;
-    let results = runtime()?.block_on(linkcheck::check_all(&fetcher, &list, config.concurrency));
-    linkcheck::record(&store, &results).context("cannot record the checks")?;
-    let history = linkcheck::history(&store)?;
-    let copies = Copies::load(&store);
-    let mut report = Vec::new();
-    for (url, references) in urls {
-        let checks = history.get(&url).cloned().unwrap_or_default();
-        let Some(last) = checks.last().cloned() else {
-            continue;
-        };
-        report.push(UrlReport {
-            state: linkcheck::classify(&checks, dead_after, min_gap),
-            checks: checks.len(),
-            local_copy: copies.get(&url).map(|c| LocalCopy {
-                snapshot: c.snapshot.clone(),
-                captured: c.captured,
-                offline: c.entry.clone(),
-            }),
-            url,
-            last,
-            references,
-        });
-    }
-    let dead = report.iter().filter(|u| u.state == State::Dead).count();
+    let explicit = args.dead_after.is_some() || args.min_gap.is_some();
+    let report = runtime()?.block_on(linkcheck::run(
+        &fetcher,
+        &store,
+        &view,
+        rule,
+        explicit,
+        config.concurrency,
+    ))?;
     if args.json {
-        output::json(
-            &serde_json::json!({ "checked": results.len(), "dead": dead, "urls": report }),
-        )?;
+        output::json(&report)?;
     } else {
-        let count = |s| report.iter().filter(|u| u.state == s).count();
         say!(
             "Checked {} URLs: {} alive, {} dead, {} unknown.",
-            results.len(),
-            count(State::Alive),
-            dead,
-            count(State::Unknown)
+            report.checked,
+            report.count(State::Alive),
+            report.dead,
+            report.count(State::Unknown)
         );
-        for u in report.iter().filter(|u| u.state != State::Alive) {
+        if report.offline {
+            say!(
+                "The network seems down: nearly every host failed before answering. These checks \
+                 are recorded as offline and judge nothing; run again when online."
+            );
+        }
+        for u in report.urls.iter().filter(|u| u.state != State::Alive) {
             let last = u.last.detail.clone().unwrap_or_else(|| "ok".into());
             let copy = if u.local_copy.is_some() {
                 "local copy"
@@ -170,22 +155,30 @@ pub(crate) fn check(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Exit> {
             );
         }
     }
-    Ok(Exit::failed_if(dead > 0))
+    Ok(Exit::failed_if(report.dead > 0))
 }
 
-pub(crate) fn restore(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
-    let (store, _lock) = Store::open_for_writing(&ctx.archive, "links restore")?;
-    let view = scanned(ctx, &store)?.view()?;
-    let report = restore_links(&ctx.vault, &store, &view, &ctx.config.links, dry_run)?;
+pub(crate) fn restore(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Exit> {
+    let (store, _lock, scan) = scanned(ctx, "links restore", args.dry_run)?;
+    // One verdict: the rule the last check was given on its command line, else the config's,
+    // unless this command line gives one.
+    let base = Verdict::load(&store)
+        .filter(|v| v.explicit)
+        .map_or(ctx.config.links.rule(), |v| v.rule);
+    let rule = rule(base, args.dead_after, args.min_gap);
+    let view = scan.view()?;
+    let report = restore_links(&ctx.vault, &store, &view, rule, args.dry_run)?;
     if report.notes.iter().any(|n| n.result.outcome == "written") {
         rescan(ctx, &store)?;
     }
-    if json {
+    if args.json {
         output::json(&report)?;
     } else {
         say!(
-            "{} dead URLs; {} notes to point at local copies.",
+            "{} dead URLs ({} hard failures over at least {}); {} notes to point at local copies.",
             report.dead,
+            rule.dead_after,
+            rule.min_gap,
             report.notes.len()
         );
         for n in &report.notes {

@@ -102,6 +102,10 @@ the diff and takes no snapshots."
 /// `vaultkeep scan`
 #[derive(Debug, Args)]
 pub struct ScanArgs {
+    /// Record the deletion of more than half of the vault's files at once (refused otherwise:
+    /// an unmounted drive or a mistyped --vault looks the same)
+    #[arg(long)]
+    pub accept_deletions: bool,
     /// Print one JSON object instead of the summary
     #[arg(long)]
     pub json: bool,
@@ -147,7 +151,8 @@ pub struct WatchArgs {
 /// `vaultkeep compost`
 #[derive(Debug, Args)]
 pub struct CompostArgs {
-    /// Show the edits as a unified diff; change nothing, capture nothing
+    /// Show the edits as a unified diff; change nothing, capture nothing (works beside a
+    /// running daemon)
     #[arg(long)]
     pub dry_run: bool,
     /// Allow loopback and private addresses
@@ -171,14 +176,31 @@ any URL is dead."
     )]
     Check(CheckArgs),
     /// Point dead links at their local copies, keeping the original URLs
-    Restore {
-        /// Show the edits as a unified diff; change nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(
+        long_about = "Point every link to a dead URL that has a local copy at that copy, keeping the \
+original URL: ` ([archived DATE](LINK))` after a link in a note's body, a `<property>_archived` \
+property beside a frontmatter URL. A URL is dead by the same rule the last `links check` judged with \
+(so right after a check that reports N dead URLs, restore acts on those N), unless --dead-after or \
+--min-gap give another. --dry-run prints the diff, writes nothing and works while `watch` runs."
+    )]
+    Restore(RestoreArgs),
+}
+
+/// `vaultkeep links restore`
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Show the edits as a unified diff; change nothing (works beside a running daemon)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Hard failures before a URL counts as dead [default: what the last check used]
+    #[arg(long, value_name = "N")]
+    pub dead_after: Option<usize>,
+    /// Time the hard failures must span, e.g. 12h, 1d, 1w [default: what the last check used]
+    #[arg(long, value_name = "DURATION")]
+    pub min_gap: Option<crate::config::Period>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vaultkeep links check`
@@ -192,7 +214,7 @@ pub struct CheckArgs {
     pub dead_after: Option<usize>,
     /// Time the hard failures must span, e.g. 12h, 1d, 1w [default: 1d, or `[links] min_gap`]
     #[arg(long, value_name = "DURATION")]
-    pub min_gap: Option<String>,
+    pub min_gap: Option<crate::config::Period>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -315,7 +337,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status { json } => daemon::status(&ctx, *json),
         Command::Links { command } => match command {
             LinksCommand::Check(args) => marks::check(&ctx, args),
-            LinksCommand::Restore { dry_run, json } => marks::restore(&ctx, *dry_run, *json),
+            LinksCommand::Restore(args) => marks::restore(&ctx, args),
         },
     });
     match outcome {
@@ -360,7 +382,12 @@ pub fn init_logging(cli: &Cli) -> anyhow::Result<()> {
                 .try_init();
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            // Colours only on a terminal: journald and redirected logs get plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let _ = builder
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
     Ok(())

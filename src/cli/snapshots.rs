@@ -14,7 +14,7 @@ use crate::fetch::{FetchConfig, Fetcher};
 use crate::fsutil::human_bytes;
 use crate::scan::scan;
 use crate::snapshot::plan::plans_for_notes;
-use crate::snapshot::{self, Plan, Progress, record};
+use crate::snapshot::{self, Plan, Postpone, Progress, Taken, record};
 use crate::store::Store;
 
 /// Snapshots taken at once (each has its own crawl; the fetcher's limits are shared).
@@ -28,27 +28,53 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
     let plans = plans(ctx, &store, args)?;
     let fetcher = fetcher(ctx, args.allow_private, args.ignore_robots)?;
     let progress = Bar::new(ctx.interactive && !args.json);
+    let (fetcher, store_ref, progress_ref) = (&fetcher, &store, &progress);
     let results = runtime()?.block_on(async {
         stream::iter(plans.iter())
-            .map(|plan| snapshot::take(&fetcher, &store, plan, &progress))
+            .map(move |plan| async move {
+                let taken = snapshot::take(
+                    fetcher,
+                    store_ref,
+                    plan,
+                    progress_ref,
+                    Postpone::WhenOffline,
+                )
+                .await;
+                (plan, taken)
+            })
             .buffer_unordered(PARALLEL_SNAPSHOTS)
             .collect::<Vec<_>>()
             .await
     });
     progress.bar.finish_and_clear();
     let mut summaries = Vec::new();
+    let mut offline = Vec::new();
     let mut root_failed = false;
-    for result in results {
-        let snap = result?;
-        root_failed |= !snap.root_captured();
-        summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
+    for (plan, result) in results {
+        match result? {
+            Taken::Recorded(snap) => {
+                root_failed |= !snap.root_captured();
+                summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
+            }
+            Taken::Offline(detail) => {
+                root_failed = true;
+                offline.push(serde_json::json!({ "root": plan.root.as_str(), "detail": detail }));
+            }
+        }
     }
     summaries.sort_by(|a, b| a.root.cmp(&b.root));
     if args.json {
-        output::json(&serde_json::json!({ "snapshots": summaries }))?;
+        output::json(&serde_json::json!({ "snapshots": summaries, "offline": offline }))?;
     } else {
         for s in &summaries {
             print_summary(s);
+        }
+        for o in &offline {
+            say!(
+                "{}: not captured, and nothing recorded: the network seems down ({}); run again when online",
+                o["root"].as_str().unwrap_or_default(),
+                o["detail"].as_str().unwrap_or_default()
+            );
         }
     }
     Ok(Exit::failed_if(root_failed))
@@ -117,9 +143,10 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn print_summary(s: &record::Summary) {
-    let status = match &s.offline {
-        Some(path) => format!("offline copy: {}", path.display()),
-        None => "the root could not be captured".to_string(),
+    let status = match (&s.offline, &s.root_failure) {
+        (Some(path), _) => format!("offline copy: {}", path.display()),
+        (None, Some(why)) => format!("the root could not be captured: {why}"),
+        (None, None) => "the root could not be captured".to_string(),
     };
     say!(
         "{}  {}\n  {} pages, {} resources, {} failed; {} new, {} already held; {}",

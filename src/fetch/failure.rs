@@ -8,10 +8,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Failure {
-    /// DNS found no such host.
+    /// DNS answered that there is no such host (NXDOMAIN, or a name without addresses).
     #[error("no such host: {detail}")]
     NoSuchHost {
         /// What the resolver said.
+        detail: String,
+    },
+    /// The network cannot be reached now: the resolver does not answer, or there is no route.
+    /// Says nothing about the URL (issue 9: offline is not dead).
+    #[error("offline: {detail}")]
+    Offline {
+        /// What failed.
         detail: String,
     },
     /// The server refused the connection.
@@ -65,6 +72,31 @@ pub enum Failure {
         /// Why.
         detail: String,
     },
+    /// A limit of the snapshot was reached (resources, bytes, time) before this URL.
+    #[error("not fetched: {detail}")]
+    Limit {
+        /// Which limit.
+        detail: String,
+    },
+    /// The server's answer could not be parsed (headers too large, malformed chunks...).
+    #[error("bad response: {detail}")]
+    BadResponse {
+        /// What the HTTP parser said.
+        detail: String,
+    },
+    /// The snapshot was stopped (Ctrl-C, SIGTERM, the daemon shutting down) before this URL
+    /// was captured.
+    #[error("interrupted: {detail}")]
+    Interrupted {
+        /// By what.
+        detail: String,
+    },
+    /// The capture could not be stored or named in the archive.
+    #[error("cannot store: {detail}")]
+    Store {
+        /// The archive's error.
+        detail: String,
+    },
     /// Anything else (TLS, protocol, reset connection...).
     #[error("{detail}")]
     Other {
@@ -74,11 +106,17 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The short reason used in reports: `no such host`, `refused`, `timeout`, `too large`,
-    /// `http`, `robots`, `private`, `redirects`, `unsupported`, `error`.
+    /// The short reason used in reports: `no such host`, `offline`, `refused`, `timeout`,
+    /// `too large`, `http`, `robots`, `private`, `redirects`, `unsupported`, `limit`,
+    /// `bad response`, `interrupted`, `store`, `error`.
     pub fn reason(&self) -> &'static str {
         match self {
             Failure::NoSuchHost { .. } => "no such host",
+            Failure::Offline { .. } => "offline",
+            Failure::Limit { .. } => "limit",
+            Failure::BadResponse { .. } => "bad response",
+            Failure::Interrupted { .. } => "interrupted",
+            Failure::Store { .. } => "store",
             Failure::Refused { .. } => "refused",
             Failure::Timeout { .. } => "timeout",
             Failure::TooLarge { .. } => "too large",
@@ -91,13 +129,21 @@ impl Failure {
         }
     }
 
-    /// Whether trying again later may succeed (a dead link needs failures that are not).
+    /// Whether the same request, retried within the same fetch, may succeed: timeouts, dropped
+    /// connections, 429 and 5xx. Not an offline network (it will not be back in a second), not
+    /// an answer the parser refused (it would be refused again).
     pub fn is_transient(&self) -> bool {
         match self {
             Failure::Timeout { .. } | Failure::Other { .. } => true,
             Failure::Http { status } => *status == 429 || *status >= 500,
             _ => false,
         }
+    }
+
+    /// Whether the failure happened before any server answered: at name resolution or at
+    /// connection. When nearly every host of a run fails this way, the network is down.
+    pub fn is_network_level(&self) -> bool {
+        is_network_level(self.reason())
     }
 
     /// Classifies a reqwest error by walking its causes.
@@ -114,10 +160,30 @@ impl Failure {
                     detail: format!("{} ({})", n.host, n.message),
                 };
             }
+            if let Some(n) = err.downcast_ref::<super::guard::CannotResolve>() {
+                return Failure::Offline {
+                    detail: n.to_string(),
+                };
+            }
+            if let Some(h) = err.downcast_ref::<hyper::Error>()
+                && h.is_parse()
+            {
+                return Failure::BadResponse {
+                    detail: h.to_string(),
+                };
+            }
             if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind;
                 match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => {
+                    ErrorKind::ConnectionRefused => {
                         return Failure::Refused {
+                            detail: io.to_string(),
+                        };
+                    }
+                    ErrorKind::NetworkUnreachable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkDown => {
+                        return Failure::Offline {
                             detail: io.to_string(),
                         };
                     }
@@ -137,22 +203,13 @@ impl Failure {
             };
         }
         Failure::Other {
-            detail: error_chain(e),
+            detail: crate::report::chain(e),
         }
     }
 }
 
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
+/// Whether a failure's [`Failure::reason`] says no server answered: name resolution or
+/// connection failed.
+pub fn is_network_level(reason: &str) -> bool {
+    matches!(reason, "no such host" | "offline" | "refused" | "timeout")
 }

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
 
-pub use failure::Failure;
+pub use failure::{Failure, is_network_level};
 pub use guard::is_private;
 
 /// `[fetch]` in vaultkeep.toml. Every default is documented in the README with its reason.
@@ -158,7 +158,13 @@ pub struct Fetcher {
     global: Semaphore,
     hosts: Mutex<HashMap<String, Arc<HostGate>>>,
     robots: robots::Cache,
+    /// When a server last answered (any status): the network worked then.
+    last_answer: Mutex<Option<Instant>>,
 }
+
+/// How long an answer from some server vouches for the network: a failure at name resolution
+/// or connection within this time is believed; later, it may be the network that is down.
+const NETWORK_VOUCHED: Duration = Duration::from_secs(600);
 
 /// Per-host politeness: a limit on requests in flight, and an interval between their starts.
 struct HostGate {
@@ -193,8 +199,22 @@ impl Fetcher {
             global: Semaphore::new(config.concurrency.max(1)),
             hosts: Mutex::new(HashMap::new()),
             robots: robots::Cache::default(),
+            last_answer: Mutex::new(None),
             config,
         })
+    }
+
+    /// Whether some server answered recently, so that a failure at name resolution or
+    /// connection says something about its URL rather than about the network (issue 9).
+    pub fn network_known_up(&self) -> bool {
+        self.last_answer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < NETWORK_VOUCHED)
+    }
+
+    fn answered(&self) {
+        *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
     /// GETs `url`, following redirects, and reads the body.
@@ -326,6 +346,9 @@ impl Fetcher {
                     .send()
                     .await
             };
+            if result.is_ok() {
+                self.answered();
+            }
             let (failure, wait) = match result {
                 Ok(r)
                     if matches!(

@@ -30,13 +30,14 @@ pub(super) enum Outcome {
 /// Looks at `file`, whose previous state was `previous`. An entry modified at or after
 /// `racy_after_ns` is read again even if its stat data match (it may have changed again in
 /// the same clock tick). Errors are the archive's and stop the scan; the vault's errors are
-/// per-file [`Outcome::Failed`].
+/// per-file [`Outcome::Failed`]. Without `objects` (a preview), the file is hashed and read
+/// but nothing is stored.
 pub(super) fn examine(
     vault: &Path,
     file: &VaultFile,
     previous: Option<&Entry>,
     racy_after_ns: i128,
-    objects: &Objects,
+    objects: Option<&Objects>,
     max_note_bytes: u64,
 ) -> Result<Outcome, store::Error> {
     let stat = file.stat;
@@ -63,9 +64,12 @@ pub(super) fn examine(
             Err(e) => return failed(e),
         };
         let digest = Digest::of(&bytes);
-        let new = objects
-            .put(&digest, &bytes)
-            .map_err(store::Error::io("write an object for", &abs))?;
+        let new = match objects {
+            Some(o) => o
+                .put(&digest, &bytes)
+                .map_err(store::Error::io("write an object for", &abs))?,
+            None => false,
+        };
         let facts = is_note.then(|| Box::new(read_note_bytes(&bytes, max_note_bytes)));
         (digest, bytes.len() as u64, new, facts)
     } else {
@@ -77,7 +81,11 @@ pub(super) fn examine(
             inner: source,
             error: false,
         };
-        match objects.put_reader(&mut tracked) {
+        let stored = match objects {
+            Some(o) => o.put_reader(&mut tracked),
+            None => Digest::of_reader(&mut tracked).map(|d| (d, stat.size, false)),
+        };
+        match stored {
             Ok((digest, size, new)) => (
                 digest,
                 size,

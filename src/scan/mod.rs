@@ -33,16 +33,77 @@ pub enum Error {
     /// The vault folder is missing.
     #[error("no vault at {0} (give one with --vault, or run from a folder holding `vault/`)")]
     NoVault(PathBuf),
-    /// The vault folder holds no file at all while the archive knows some: more likely an
-    /// unmounted drive or a sync in progress than a deliberate deletion of everything.
-    #[error("the vault {0} is empty; not recording every file as deleted")]
-    EmptyVault(PathBuf),
+    /// The vault path is a file, not a folder.
+    #[error("the vault {0} is a file, not a folder (give the vault's folder with --vault)")]
+    VaultIsFile(PathBuf),
+    /// The scan would record many files as deleted at once: more likely an unmounted drive,
+    /// a sync in progress or a mistyped `--vault` than a deliberate deletion.
+    #[error("{0}")]
+    Deletions(Deletions),
     /// The scan was cancelled before it recorded anything.
     #[error("the scan was stopped before it recorded anything")]
     Cancelled,
     /// The archive could not be used or written; nothing new was recorded by this run.
     #[error(transparent)]
     Store(#[from] store::Error),
+}
+
+/// A refused mass deletion: what the vault looked like, for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletions {
+    /// The vault.
+    pub vault: PathBuf,
+    /// Files the archive knows as present.
+    pub known: usize,
+    /// Of those, the files that are gone (renames excluded).
+    pub deleted: usize,
+}
+
+impl std::fmt::Display for Deletions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.deleted == self.known {
+            format!(
+                "the vault {} holds none of the {} files the archive knows",
+                self.vault.display(),
+                self.known
+            )
+        } else {
+            format!(
+                "{} of the {} files the archive knows are gone from {}",
+                self.deleted,
+                self.known,
+                self.vault.display()
+            )
+        };
+        write!(
+            f,
+            "{what}; nothing was recorded. If the drive is not mounted, the sync is not finished or \
+             --vault is mistyped, fix that and scan again. If you deleted them on purpose, run \
+             `vaultkeep scan --accept-deletions` (stop `vaultkeep watch` first if it runs)"
+        )
+    }
+}
+
+/// The rule `scan` and the daemon share: recording more than half of the known files as
+/// deleted at once (or all of them) needs the user's word (issue 9).
+pub fn check_deletions(vault: &Path, known: usize, deleted: usize) -> Result<(), Error> {
+    if known > 0 && deleted > 0 && deleted * 2 > known {
+        return Err(Error::Deletions(Deletions {
+            vault: vault.to_path_buf(),
+            known,
+            deleted,
+        }));
+    }
+    Ok(())
+}
+
+/// Checks that `vault` is a folder; the one place commands ask.
+pub fn check_vault(vault: &Path) -> Result<(), Error> {
+    match std::fs::metadata(vault) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::VaultIsFile(vault.to_path_buf())),
+        Err(_) => Err(Error::NoVault(vault.to_path_buf())),
+    }
 }
 
 /// Settings of a scan.
@@ -54,8 +115,11 @@ pub struct ScanOptions {
     pub progress: bool,
     /// The day against which `end` dates are judged.
     pub today: jiff::civil::Date,
-    /// Refuse to record the deletion of every file when the vault looks empty (the daemon).
-    pub guard_empty: bool,
+    /// Record more than half of the known files as deleted at once (`--accept-deletions`).
+    pub accept_deletions: bool,
+    /// Record what changed (false: a preview that writes nothing to the archive, for dry runs
+    /// beside a running daemon).
+    pub record: bool,
     /// Set to stop a scan early (a daemon shutting down); nothing is recorded then.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -65,11 +129,18 @@ impl Default for ScanOptions {
         ScanOptions {
             max_note_bytes: 10 * 1024 * 1024,
             progress: false,
-            today: jiff::ZonedDateTime::now().date(),
-            guard_empty: false,
+            today: today(),
+            accept_deletions: false,
+            record: true,
             cancel: None,
         }
     }
+}
+
+/// Today in the system's time zone: the day `end` dates are judged against. Taken afresh by
+/// every command and by the daemon at each scan and job, so time moves while it runs.
+pub fn today() -> jiff::civil::Date {
+    jiff::ZonedDateTime::now().date()
 }
 
 /// A content file as the scan left it.
@@ -133,9 +204,7 @@ pub struct Scan {
 
 /// Scans `vault_dir` into `store` (whose lock the caller holds): records every new version.
 pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Scan, Error> {
-    if !vault_dir.is_dir() {
-        return Err(Error::NoVault(vault_dir.to_path_buf()));
-    }
+    check_vault(vault_dir)?;
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     // Walking the vault and reading the index are independent: do both at once.
@@ -144,11 +213,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         || store.load_index(),
     );
     let mut index = index?;
-    if options.guard_empty && listing.files.is_empty() && !index.files.is_empty() {
-        return Err(Error::EmptyVault(vault_dir.to_path_buf()));
-    }
     tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
     let racy_after = index.scan_started_ns;
+    crate::failpoint::pause_at("scan:listed");
 
     let bar = progress_bar(options.progress, listing.files.len() as u64);
     let outcomes: Vec<(Option<Entry>, Outcome)> = listing
@@ -168,7 +235,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 file,
                 previous.as_ref(),
                 racy_after,
-                store.objects(),
+                options.record.then(|| store.objects()),
                 options.max_note_bytes,
             );
             if options.progress {
@@ -222,34 +289,14 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         vanished(&index, &files, still_recorded),
         started,
     );
-    if new_bytes > 0 {
-        store
-            .objects()
-            .sync()
-            .map_err(store::Error::io("sync the objects of", store.root()))?;
-        tracing::debug!(elapsed = ?clock.elapsed(), "made the new objects durable");
+    if !options.accept_deletions {
+        let deleted = records.iter().filter(|r| r.event == Event::Deleted).count();
+        check_deletions(vault_dir, index.files.len(), deleted)?;
     }
-    let index_changed = !records.is_empty() || !changed.is_empty();
-    if !records.is_empty() {
-        let journal = store.versions();
-        index.log_end = journal
-            .append(&records)
-            .map_err(store::Error::io("append to", journal.path()))?;
-        index.log_lines += records.len();
-        for r in &records {
-            index.apply(r);
-        }
+    if options.record {
+        record(store, &mut index, &records, &changed, &files, started)?;
+        tracing::debug!(elapsed = ?clock.elapsed(), records = records.len(), "recorded");
     }
-    for (i, entry) in &changed {
-        if let Some(slot) = index.files.get_mut(&files[*i].path) {
-            *slot = *entry;
-        }
-    }
-    if index_changed || index.scan_started_ns == 0 {
-        index.scan_started_ns = started.as_nanosecond();
-        store.save_index(&index)?;
-    }
-    tracing::debug!(elapsed = ?clock.elapsed(), records = records.len(), "recorded");
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Scan {
         key: summary::Key::new(index.log_end, &files, options.today),
@@ -261,6 +308,46 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         store: store.clone(),
         options: options.clone(),
     })
+}
+
+/// Makes the objects durable, appends the records, then saves the index (design.md, "The
+/// archive"). The sync runs whenever records are appended, even if this scan wrote no new
+/// bytes: an object left by an interrupted run may not have reached the disk yet.
+fn record(
+    store: &Store,
+    index: &mut Index,
+    records: &[VersionRecord],
+    changed: &[(usize, Entry)],
+    files: &[ScannedFile],
+    started: Timestamp,
+) -> Result<(), store::Error> {
+    crate::failpoint::pause_at("scan:objects-written");
+    if !records.is_empty() {
+        store
+            .objects()
+            .sync()
+            .map_err(store::Error::io("sync the objects of", store.root()))?;
+        crate::failpoint::pause_at("scan:objects-synced");
+        let journal = store.versions();
+        index.log_end = journal
+            .append(records)
+            .map_err(store::Error::io("append to", journal.path()))?;
+        index.log_lines += records.len();
+        for r in records {
+            index.apply(r);
+        }
+        crate::failpoint::pause_at("scan:records-appended");
+    }
+    for (i, entry) in changed {
+        if let Some(slot) = index.files.get_mut(&files[*i].path) {
+            *slot = *entry;
+        }
+    }
+    if !records.is_empty() || !changed.is_empty() || index.scan_started_ns == 0 {
+        index.scan_started_ns = started.as_nanosecond();
+        store.save_index(index)?;
+    }
+    Ok(())
 }
 
 /// Recorded files that are no longer listed, sorted by path; `still_recorded` of the listed
@@ -363,6 +450,9 @@ impl Scan {
 
     /// Saves the note cache; a failure only costs time next run.
     fn save_facts(&self, facts: &HashMap<Digest, NoteFacts>) {
+        if !self.options.record {
+            return;
+        }
         let dir = self.store.cache_dir();
         if let Err(e) = cache::save(&dir, facts) {
             tracing::warn!("cannot save the note cache in {}: {e}", dir.display());
@@ -412,7 +502,9 @@ impl Scan {
             },
         );
         tracing::debug!(elapsed = ?clock.elapsed(), "summarized");
-        summary::save(&self.store.cache_dir(), &self.key, &summary);
+        if self.options.record {
+            summary::save(&self.store.cache_dir(), &self.key, &summary);
+        }
         tracing::debug!(elapsed = ?clock.elapsed(), "saved the summary");
         Ok(summary)
     }

@@ -138,6 +138,9 @@ pub struct Summary {
     pub reused_bytes: u64,
     /// The entry page of the offline copy, as a path on disk; absent if the root failed.
     pub offline: Option<PathBuf>,
+    /// Why the root could not be captured, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_failure: Option<String>,
 }
 
 impl Snapshot {
@@ -164,7 +167,22 @@ impl Snapshot {
             new_bytes: self.new_bytes,
             reused_bytes: self.reused_bytes,
             offline: self.offline.as_ref().map(|o| dir.join(o)),
+            root_failure: self.root_failure().map(|f| f.detail.clone()),
         }
+    }
+
+    /// The failure of the root itself, if it failed.
+    pub fn root_failure(&self) -> Option<&FailedUrl> {
+        if self.root_captured() {
+            return None;
+        }
+        let root = url::Url::parse(&self.root).ok();
+        self.failures.iter().find(|f| {
+            f.url == self.root
+                || url::Url::parse(&f.url)
+                    .ok()
+                    .is_some_and(|u| Some(u) == root)
+        })
     }
 }
 

@@ -37,6 +37,19 @@ pub enum Error {
     /// No archive where one was expected.
     #[error("no archive at {0} (run `vaultkeep scan` to create one)")]
     Missing(PathBuf),
+    /// The archive path is a file.
+    #[error("the archive {0} is a file, not a folder (give the archive's folder with --archive)")]
+    NotAFolder(PathBuf),
+    /// The archive folder cannot be written by this user.
+    #[error(
+        "cannot write to the archive {path}: {detail}; give this user write permission on it (e.g. `chmod u+w`), or choose another folder with --archive"
+    )]
+    NotWritable {
+        /// The folder or file that refused.
+        path: PathBuf,
+        /// Its owner and mode, and who we are.
+        detail: String,
+    },
     /// Another vaultkeep process is writing to the archive.
     #[error("the archive {path} is in use by {holder}")]
     Locked {
@@ -57,7 +70,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A file of the archive could not be read or written.
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -76,6 +89,12 @@ impl Error {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                 Error::Full { action, path }
             }
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                Error::NotWritable {
+                    detail: permissions(&path, &source),
+                    path,
+                }
+            }
             _ => Error::Io {
                 action,
                 path,
@@ -83,6 +102,37 @@ impl Error {
             },
         }
     }
+}
+
+/// Why a path refused a write, for a person: read-only file system, or its owner and mode.
+fn permissions(path: &Path, cause: &io::Error) -> String {
+    if cause.kind() == io::ErrorKind::ReadOnlyFilesystem {
+        return "it is on a read-only file system".into();
+    }
+    // The nearest existing folder is the one whose permission matters.
+    let mut at = path;
+    let meta = loop {
+        match fs::metadata(at) {
+            Ok(m) => break Some(m),
+            Err(_) => match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p,
+                _ => break None,
+            },
+        }
+    };
+    #[cfg(unix)]
+    if let Some(m) = meta {
+        use std::os::unix::fs::MetadataExt;
+        return format!(
+            "{} is owned by uid {} with mode {:o}, and this process runs as uid {}",
+            at.display(),
+            m.uid(),
+            m.mode() & 0o7777,
+            rustix::process::geteuid().as_raw()
+        );
+    }
+    let _ = meta;
+    format!("permission denied on {}", at.display())
 }
 
 /// What happened to a vault file.
@@ -141,27 +191,32 @@ const LAYOUT_README: &str = include_str!("../../archive/README.md");
 impl Store {
     /// Opens the archive at `root` for reading; it must exist.
     pub fn open(root: &Path) -> Result<Store, Error> {
+        if root.is_file() {
+            return Err(Error::NotAFolder(root.to_path_buf()));
+        }
         if !root.join("objects").is_dir() {
             return Err(Error::Missing(root.to_path_buf()));
         }
         Ok(Store::at(root))
     }
 
+    /// Opens the archive at `root` for a preview (a dry run): like [`Store::open`], but a
+    /// missing archive reads as an empty one and nothing is created.
+    pub fn open_for_preview(root: &Path) -> Result<Store, Error> {
+        match Store::open(root) {
+            Err(Error::Missing(_)) => Ok(Store::at(root)),
+            other => other,
+        }
+    }
+
     /// Opens the archive at `root`, creating its layout if needed, and takes the writer's lock.
     pub fn open_for_writing(root: &Path, command: &str) -> Result<(Store, Lock), Error> {
+        if root.is_file() {
+            return Err(Error::NotAFolder(root.to_path_buf()));
+        }
         fs::create_dir_all(root).map_err(Error::io("create the archive folder", root))?;
-        let lock = Lock::acquire(&root.join("lock"), command).map_err(|e| match e {
-            lock::Failure::Held(holder) => Error::Locked {
-                path: root.to_path_buf(),
-                holder,
-            },
-            lock::Failure::Io(source) => Error::Io {
-                action: "lock",
-                path: root.join("lock"),
-                source,
-            },
-        })?;
         let store = Store::at(root);
+        let lock = store.lock(command)?;
         if !root.join("objects").join("ff").is_dir() {
             store
                 .objects
@@ -173,6 +228,18 @@ impl Store {
             fs::write(&readme, LAYOUT_README).map_err(Error::io("write", &readme))?;
         }
         Ok((store, lock))
+    }
+
+    /// Takes the writer's lock of an open archive, for `command`.
+    pub fn lock(&self, command: &str) -> Result<Lock, Error> {
+        let root = &self.root;
+        Lock::acquire(&root.join("lock"), command).map_err(|e| match e {
+            lock::Failure::Held(holder) => Error::Locked {
+                path: root.to_path_buf(),
+                holder,
+            },
+            lock::Failure::Io(source) => Error::io("lock", &root.join("lock"))(source),
+        })
     }
 
     fn at(root: &Path) -> Store {

@@ -1,14 +1,40 @@
 //! Content-addressed objects: `objects/<first two hex>/<64 hex>`, written once, read-only.
 //!
 //! A new object goes to a temp file in its fan-out folder and is renamed into place, so a
-//! reader never sees half an object. Durability comes in batches ([`Objects::sync`]): one
-//! `syncfs` for many objects instead of an fsync each (design.md, "The archive").
+//! reader never sees half an object. Durability comes in batches ([`Objects::sync`]): on Linux
+//! one `syncfs` for many objects instead of an fsync each (design.md, "The archive");
+//! elsewhere each new object is fsynced before its rename and its folder at the next sync.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::digest::{Digest, HASH_BUFFER, Hasher};
+
+/// How new objects are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// One `syncfs` of the archive's file system per batch (Linux only).
+    FileSystem,
+    /// An fsync per new object before its rename, and one per folder that got new objects
+    /// (every platform; `sync_all` is F_FULLFSYNC on macOS). `VAULTKEEP_SYNC=files` selects it
+    /// on Linux too.
+    EachFile,
+}
+
+impl Durability {
+    /// The platform's way, unless `VAULTKEEP_SYNC=files` asks for the portable one.
+    pub fn default_for_platform() -> Durability {
+        let forced = std::env::var_os("VAULTKEEP_SYNC").is_some_and(|v| v == "files");
+        if cfg!(target_os = "linux") && !forced {
+            Durability::FileSystem
+        } else {
+            Durability::EachFile
+        }
+    }
+}
 
 /// Prefix of temp files, in the object folders and beside records.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
@@ -17,11 +43,27 @@ pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 #[derive(Debug, Clone)]
 pub struct Objects {
     dir: PathBuf,
+    durability: Durability,
+    /// Folders that got new objects since the last sync ([`Durability::EachFile`]).
+    dirty: Arc<Mutex<BTreeSet<PathBuf>>>,
 }
 
 impl Objects {
     pub(crate) fn new(dir: PathBuf) -> Objects {
-        Objects { dir }
+        Objects::with_durability(dir, Durability::default_for_platform())
+    }
+
+    pub(crate) fn with_durability(dir: PathBuf, durability: Durability) -> Objects {
+        Objects {
+            dir,
+            durability,
+            dirty: Arc::default(),
+        }
+    }
+
+    /// How this store makes objects durable.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// Creates the 256 fan-out folders once, so a put never has to.
@@ -38,16 +80,36 @@ impl Objects {
         self.dir.join(&hex[..2]).join(hex)
     }
 
-    /// Stores bytes whose digest the caller computed. Returns whether they were new.
+    /// Stores bytes whose digest the caller computed. Returns whether they were new. An object
+    /// file already in place is trusted only when its size is right: a power loss after the
+    /// rename but before the data reached the disk can leave an empty or short file, which is
+    /// rewritten (issue 9).
     pub fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<bool> {
         let target = self.path(digest);
-        if target.exists() {
+        if self.holds(&target, bytes.len() as u64) {
             return Ok(false);
         }
         let mut tmp = self.temp_in(&target)?;
         tmp.write_all(bytes)?;
-        tmp.persist(&target).map_err(|e| e.error)?;
+        self.place(tmp, &target)?;
         Ok(true)
+    }
+
+    /// Renames a finished temp file into place (fsynced first when each file is synced).
+    fn place(&self, tmp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
+        if self.durability == Durability::EachFile {
+            tmp.as_file().sync_all()?;
+        }
+        tmp.persist(target).map_err(|e| e.error)?;
+        if self.durability == Durability::EachFile
+            && let Some(dir) = target.parent()
+        {
+            self.dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(dir.to_path_buf());
+        }
+        Ok(())
     }
 
     /// Stores everything `reader` yields, hashing it on the way: the object's name is the
@@ -72,11 +134,29 @@ impl Objects {
         }
         let digest = hasher.finish();
         let target = self.path(&digest);
-        if target.exists() {
+        if self.holds(&target, size) {
             return Ok((digest, size, false));
         }
-        tmp.persist(&target).map_err(|e| e.error)?;
+        self.place(tmp, &target)?;
         Ok((digest, size, true))
+    }
+
+    /// Whether an object file of the right size is in place. A wrong size is logged: the
+    /// object is about to be rewritten.
+    fn holds(&self, target: &Path, size: u64) -> bool {
+        match fs::metadata(target) {
+            Ok(m) if m.len() == size => true,
+            Ok(m) => {
+                tracing::warn!(
+                    object = %target.display(),
+                    found = m.len(),
+                    expected = size,
+                    "repairing an object left short by an interrupted write"
+                );
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// An object's bytes, checked against its name: a damaged object is an `InvalidData`
@@ -92,10 +172,20 @@ impl Objects {
         Ok(bytes)
     }
 
-    /// Makes every object written so far durable (one `syncfs` of the archive's file system).
+    /// Makes every object written so far durable: one `syncfs` of the archive's file system,
+    /// or an fsync of each folder that got new objects (their files were synced as written).
     pub fn sync(&self) -> io::Result<()> {
-        let dir = File::open(&self.dir)?;
-        rustix::fs::syncfs(&dir).map_err(io::Error::from)
+        match self.durability {
+            Durability::FileSystem => sync_file_system(&self.dir),
+            Durability::EachFile => {
+                let dirs =
+                    std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+                for dir in &dirs {
+                    File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Every file under the object folders: objects, temp files and strays, for verify and gc.
@@ -129,6 +219,18 @@ impl Objects {
     fn temp_in(&self, target: &Path) -> io::Result<tempfile::NamedTempFile> {
         read_only_temp(target.parent().unwrap_or(&self.dir))
     }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_file_system(dir: &Path) -> io::Result<()> {
+    let dir = File::open(dir)?;
+    rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
+/// Only Linux has `syncfs`; elsewhere [`Durability::default_for_platform`] never picks it.
+#[cfg(not(target_os = "linux"))]
+fn sync_file_system(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// One file found under `objects/`.
@@ -174,6 +276,36 @@ mod tests {
             o.path(&d)
                 .ends_with(format!("{}/{}", &d.to_hex()[..2], d.to_hex()))
         );
+    }
+
+    #[test]
+    fn the_portable_path_syncs_each_object_and_the_folders_that_got_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Objects::with_durability(dir.path().join("objects"), Durability::EachFile);
+        o.create_layout().unwrap();
+        let a = Digest::of(b"a");
+        o.put(&a, b"a").unwrap();
+        o.put_reader(&b"bb"[..]).unwrap();
+        let dirty = o.dirty.lock().unwrap().clone();
+        assert_eq!(dirty.len(), 2, "{dirty:?}");
+        assert!(dirty.contains(o.path(&a).parent().unwrap()));
+        o.sync().unwrap();
+        assert!(o.dirty.lock().unwrap().is_empty());
+        assert_eq!(fs::read(o.path(&a)).unwrap(), b"a");
+    }
+
+    #[test]
+    fn an_object_left_empty_or_short_is_written_again() {
+        let (_dir, o) = objects();
+        let d = Digest::of(b"hello world");
+        fs::write(o.path(&d), b"").unwrap();
+        assert!(o.put(&d, b"hello world").unwrap(), "rewritten");
+        assert_eq!(fs::read(o.path(&d)).unwrap(), b"hello world");
+        let data = vec![5u8; 100_000];
+        let d = Digest::of(&data);
+        fs::write(o.path(&d), &data[..10]).unwrap();
+        assert!(o.put_reader(&data[..]).unwrap().2, "rewritten");
+        assert_eq!(fs::read(o.path(&d)).unwrap(), data);
     }
 
     #[test]

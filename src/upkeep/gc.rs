@@ -28,9 +28,12 @@ pub struct GcReport {
     pub removed: Vec<String>,
 }
 
-/// Removes what nothing references. The caller holds the archive's lock, so no writer can be
-/// between storing an object and recording it.
+/// Removes what nothing references. For a real run the caller holds the archive's lock, so no
+/// writer can be between storing an object and recording it. A dry run may run beside a
+/// writer (the daemon): then objects younger than [`TEMP_GRACE`] may be about to be recorded,
+/// and are not listed.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
+    let writer_busy = dry_run && crate::store::Lock::holder(&store.root().join("lock")).is_some();
     let refs = references(store)?;
     if !refs.problems.is_empty() {
         // A record we cannot read might reference objects: removing anything could lose data.
@@ -53,14 +56,14 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
         .map_err(store::Error::io("list the objects of", store.root()))?;
     for entry in entries {
         let (path, is_object) = match entry {
-            ObjectEntry::Object(d, path) if !refs.objects.contains(&d) => (path, true),
+            ObjectEntry::Object(d, path) if !refs.objects.contains(&d) => {
+                if writer_busy && age(&path, now) < TEMP_GRACE {
+                    continue;
+                }
+                (path, true)
+            }
             ObjectEntry::Temp(path) => {
-                let age = fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| now.duration_since(t).ok())
-                    .unwrap_or_default();
-                if age < TEMP_GRACE {
+                if age(&path, now) < TEMP_GRACE {
                     continue;
                 }
                 (path, false)
@@ -89,12 +92,8 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
     if let Ok(entries) = fs::read_dir(&snapshots) {
         for entry in entries.filter_map(|e| e.ok()) {
             let path = entry.path();
-            let age = fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .unwrap_or_default();
-            if !path.is_dir() || path.join("snapshot.json").exists() || age < TEMP_GRACE {
+            if !path.is_dir() || path.join("snapshot.json").exists() || age(&path, now) < TEMP_GRACE
+            {
                 continue;
             }
             if !dry_run {
@@ -111,4 +110,13 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
     }
     report.removed.sort();
     Ok(report)
+}
+
+/// How long ago a file was last modified (zero when unknown).
+fn age(path: &std::path::Path, now: SystemTime) -> Duration {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .unwrap_or_default()
 }

@@ -21,13 +21,15 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::config::Period;
 use crate::copies::key;
 use crate::fetch::Fetcher;
 use crate::linkcheck::{self, LinksConfig};
 use crate::note::NoteFacts;
+use crate::report::chain;
 use crate::scan::{self, Scan, ScanOptions};
 use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
-use crate::snapshot::{self, NoProgress, Plan, Snapshot, record};
+use crate::snapshot::{self, NoProgress, Plan, Postpone, Taken, record};
 use crate::store::Store;
 
 use events::{Signal, Watching};
@@ -46,11 +48,11 @@ pub struct WatchConfig {
     /// Snapshots taken at once.
     pub snapshot_concurrency: usize,
     /// Take a new snapshot of a URL whose newest one is older than this (`30d`).
-    pub resnapshot_after: String,
+    pub resnapshot_after: Period,
     /// Check every external link this often (`1d`; `0` never).
-    pub check_links_every: String,
+    pub check_links_every: Period,
     /// Preserve and mark composted profiles this often (`1d`; `0` never).
-    pub compost_every: String,
+    pub compost_every: Period,
 }
 
 impl Default for WatchConfig {
@@ -60,9 +62,9 @@ impl Default for WatchConfig {
             poll_secs: 2,
             snapshots: true,
             snapshot_concurrency: 2,
-            resnapshot_after: "30d".into(),
-            check_links_every: "1d".into(),
-            compost_every: "1d".into(),
+            resnapshot_after: Period::secs(30 * 86_400),
+            check_links_every: Period::secs(86_400),
+            compost_every: Period::secs(86_400),
         }
     }
 }
@@ -77,7 +79,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     /// The file system cannot be watched.
-    #[error("cannot watch {path}: {source}")]
+    #[error("cannot watch {path}")]
     Watch {
         /// The vault.
         path: PathBuf,
@@ -85,9 +87,9 @@ pub enum Error {
         #[source]
         source: notify::Error,
     },
-    /// A setting is invalid.
-    #[error("invalid [watch] or [links] setting: {0}")]
-    Config(String),
+    /// The daemon cannot listen for signals.
+    #[error("cannot listen for SIGTERM: {0}")]
+    Signals(std::io::Error),
 }
 
 /// Everything the daemon works with.
@@ -135,13 +137,31 @@ struct Run<'a> {
     resnapshot_after: Duration,
     check_every: Option<Duration>,
     compost_every: Option<Duration>,
+    /// Since when the network seems down, and when to try again (issue 9: offline is a
+    /// state, not a verdict).
+    offline: Option<Offline>,
+}
+
+/// The network seems down: snapshots, link checks and composting wait.
+#[derive(Debug, Clone, Copy)]
+struct Offline {
+    next_probe: Timestamp,
+}
+
+/// How often an offline daemon tries one queued snapshot to see whether the network is back.
+const PROBE_EVERY: Duration = Duration::from_secs(60);
+
+/// A finished background job.
+enum JobDone {
+    /// A link check: what to log, and whether the network was down.
+    Links { text: String, offline: bool },
+    /// Composting: what to log, and whether the network was down.
+    Compost { text: String, offline: bool },
 }
 
 impl Daemon {
     /// Runs until SIGINT or SIGTERM; returns after in-flight writes are finished.
     pub async fn run(&self) -> Result<(), Error> {
-        let every = |s: &str| linkcheck::parse_duration(s).map_err(Error::Config);
-        let optional = |d: Duration| (!d.is_zero()).then_some(d);
         let mut run = Run {
             d: self,
             state: DaemonState {
@@ -157,9 +177,10 @@ impl Daemon {
             queue_dirty: false,
             stop: Arc::new(AtomicBool::new(false)),
             gate: Arc::new(std::sync::Mutex::new(())),
-            resnapshot_after: every(&self.config.resnapshot_after)?,
-            check_every: optional(every(&self.config.check_links_every)?),
-            compost_every: optional(every(&self.config.compost_every)?),
+            resnapshot_after: self.config.resnapshot_after.get(),
+            check_every: self.config.check_links_every.nonzero(),
+            compost_every: self.config.compost_every.nonzero(),
+            offline: None,
         };
         run.state.scans = 0;
         run.state.recorded = 0;
@@ -178,11 +199,10 @@ impl Run<'_> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut watching = Some(self.start_watching(tx.clone())?);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::Config(format!("cannot listen for SIGTERM: {e}")))?;
+            .map_err(Error::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut snapshots: JoinSet<(String, Result<Snapshot, crate::store::Error>)> =
-            JoinSet::new();
-        let mut jobs: JoinSet<String> = JoinSet::new();
+        let mut snapshots: JoinSet<(String, Result<Taken, crate::store::Error>)> = JoinSet::new();
+        let mut jobs: JoinSet<JobDone> = JoinSet::new();
         let mut scanning: Option<JoinHandle<Result<Scan, scan::Error>>> = Some(self.start_scan());
         let mut first = true;
         let mut pending = false;
@@ -207,10 +227,10 @@ impl Run<'_> {
                             self.scanned(&scan, first);
                             first = false;
                         }
-                        Ok(Err(scan::Error::NoVault(p) | scan::Error::EmptyVault(p))) => {
+                        Ok(Err(scan::Error::NoVault(p) | scan::Error::VaultIsFile(p))) => {
                             if !vault_missing {
                                 self.state.error(format!(
-                                    "the vault {} is gone or empty; nothing is recorded as deleted. \
+                                    "the vault {} is gone; nothing is recorded as deleted. \
                                      Waiting for it to come back (checked every 5 s)",
                                     p.display()
                                 ));
@@ -218,8 +238,17 @@ impl Run<'_> {
                             vault_missing = true;
                             watching = None;
                         }
+                        Ok(Err(scan::Error::Deletions(d))) if d.deleted == d.known => {
+                            if !vault_missing {
+                                self.state.error(format!(
+                                    "{d}. Waiting for the files to come back (checked every 5 s)"
+                                ));
+                            }
+                            vault_missing = true;
+                            watching = None;
+                        }
                         Ok(Err(scan::Error::Cancelled)) => {}
-                        Ok(Err(e)) => self.state.error(format!("scan failed: {e}")),
+                        Ok(Err(e)) => self.state.error(format!("scan failed: {}", chain(&e))),
                         Err(e) => self.state.error(format!("scan task failed: {e}")),
                     }
                     if pending && !vault_missing {
@@ -234,20 +263,20 @@ impl Run<'_> {
                     }
                 }
                 Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                    if let Ok(text) = done {
-                        self.state.event(text);
+                    if let Ok(done) = done {
+                        self.job_done(done);
                         self.state.save(self.d.store.root());
                     }
                 }
                 _ = tick.tick() => {
-                    if vault_missing && self.d.vault.is_dir() && scanning.is_none() {
+                    if vault_missing && vault_has_files(&self.d.vault) && scanning.is_none() {
                         match self.start_watching(tx.clone()) {
                             Ok(w) => {
                                 watching = Some(w);
                                 self.state.event(format!("the vault {} is back", self.d.vault.display()));
                                 scanning = Some(self.start_scan());
                             }
-                            Err(e) => self.state.error(e.to_string()),
+                            Err(e) => self.state.error(chain(&e)),
                         }
                     }
                     if !first {
@@ -292,7 +321,7 @@ impl Run<'_> {
         let store = self.d.store.clone();
         let mut options = self.d.scan.clone();
         options.cancel = Some(self.stop.clone());
-        options.guard_empty = true;
+        options.today = scan::today();
         let gate = self.gate.clone();
         tokio::task::spawn_blocking(move || {
             let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,7 +357,7 @@ impl Run<'_> {
                 Ok(f) => f,
                 Err(e) => {
                     self.state
-                        .error(format!("cannot read the notes' links: {e}"));
+                        .error(format!("cannot read the notes' links: {}", chain(&e)));
                     Default::default()
                 }
             };
@@ -393,9 +422,19 @@ impl Run<'_> {
         }
     }
 
-    /// Starts queued snapshots up to the concurrency limit.
-    fn fill(&mut self, tasks: &mut JoinSet<(String, Result<Snapshot, crate::store::Error>)>) {
-        let limit = self.d.config.snapshot_concurrency.max(1);
+    /// Starts queued snapshots up to the concurrency limit; while offline, one at a time when
+    /// a probe is due.
+    fn fill(&mut self, tasks: &mut JoinSet<(String, Result<Taken, crate::store::Error>)>) {
+        let mut limit = self.d.config.snapshot_concurrency.max(1);
+        if let Some(off) = self.offline {
+            if Timestamp::now() < off.next_probe || !tasks.is_empty() {
+                return;
+            }
+            limit = 1;
+            self.offline = Some(Offline {
+                next_probe: Timestamp::now() + PROBE_EVERY,
+            });
+        }
         let waiting: Vec<Queued> = self
             .queue
             .items
@@ -418,16 +457,24 @@ impl Run<'_> {
             let store = self.d.store.clone();
             self.in_progress.insert(q.url.clone());
             tasks.spawn(async move {
-                let result = snapshot::take(&fetcher, &store, &plan, &NoProgress).await;
+                let result = snapshot::take(
+                    &fetcher,
+                    &store,
+                    &plan,
+                    &NoProgress,
+                    Postpone::UnlessNetworkKnownUp,
+                )
+                .await;
                 (q.url, result)
             });
         }
     }
 
-    fn snapshot_done(&mut self, url: &str, result: Result<Snapshot, crate::store::Error>) {
+    fn snapshot_done(&mut self, url: &str, result: Result<Taken, crate::store::Error>) {
         self.in_progress.remove(url);
         match result {
-            Ok(snap) => {
+            Ok(Taken::Recorded(snap)) => {
+                self.online();
                 self.state.snapshots += 1;
                 let now = Timestamp::now();
                 let entry = self.newest.entry(url.to_string()).or_insert(Newest {
@@ -444,8 +491,7 @@ impl Run<'_> {
                     ));
                 } else {
                     let why = snap
-                        .failures
-                        .first()
+                        .root_failure()
                         .map(|f| f.detail.clone())
                         .unwrap_or_default();
                     self.state
@@ -457,14 +503,62 @@ impl Run<'_> {
                         .error(format!("cannot save the snapshot queue: {e}"));
                 }
             }
+            // Nothing recorded: the URL stays queued until the network is back.
+            Ok(Taken::Offline(why)) => self.went_offline(&why),
             // The archive could not be written (a full disk): the URL stays queued.
-            Err(e) => self.state.error(format!("snapshot of {url} failed: {e}")),
+            Err(e) => self
+                .state
+                .error(format!("snapshot of {url} failed: {}", chain(&e))),
         }
         self.state.save(self.d.store.root());
     }
 
+    /// The network seems down: postpone what needs it, and probe now and then.
+    fn went_offline(&mut self, why: &str) {
+        if self.offline.is_none() {
+            self.state.error(format!(
+                "the network seems down ({why}); snapshots, link checks and composting wait, \
+                 and nothing is judged dead meanwhile (trying again every {} s)",
+                PROBE_EVERY.as_secs()
+            ));
+        }
+        self.state.offline = true;
+        self.offline = Some(Offline {
+            next_probe: Timestamp::now() + PROBE_EVERY,
+        });
+    }
+
+    fn online(&mut self) {
+        if self.offline.take().is_some() {
+            self.state.event("the network is back");
+        }
+        self.state.offline = false;
+    }
+
+    fn job_done(&mut self, done: JobDone) {
+        let now = Timestamp::now();
+        match done {
+            JobDone::Links { text, offline } => {
+                self.state.event(text);
+                if offline {
+                    self.went_offline("every host failed before answering during the link check");
+                } else {
+                    self.state.links_checked = Some(now);
+                }
+            }
+            JobDone::Compost { text, offline } => {
+                self.state.event(text);
+                if offline {
+                    self.went_offline("composting could not reach the network");
+                } else {
+                    self.state.composted = Some(now);
+                }
+            }
+        }
+    }
+
     /// Re-snapshots, link checks and composting that are due.
-    fn scheduled(&mut self, jobs: &mut JoinSet<String>) {
+    fn scheduled(&mut self, jobs: &mut JoinSet<JobDone>) {
         let now = Timestamp::now();
         let older = |t: Timestamp, d: Duration| now.duration_since(t).unsigned_abs() >= d;
         let due: Vec<Plan> = self
@@ -486,29 +580,43 @@ impl Run<'_> {
             self.enqueue(&plan, "stale");
         }
         self.save_queue();
-        if !jobs.is_empty() {
+        // While offline, link checks and composting wait: they would judge nothing.
+        if !jobs.is_empty() || self.offline.is_some() {
             return;
         }
         if let Some(every) = self.check_every
             && self.state.links_checked.is_none_or(|t| older(t, every))
             && !self.urls.is_empty()
         {
-            self.state.links_checked = Some(now);
             let (fetcher, store, urls) = (
                 self.d.fetcher.clone(),
                 self.d.store.clone(),
                 self.urls.iter().cloned().collect::<Vec<_>>(),
             );
-            let concurrency = self.d.links.concurrency;
+            let (rule, concurrency) = (self.d.links.rule(), self.d.links.concurrency);
             jobs.spawn(async move {
-                let results = linkcheck::check_all(&fetcher, &urls, concurrency).await;
-                let failed = results.iter().filter(|r| !r.ok).count();
-                match linkcheck::record(&store, &results) {
-                    Ok(()) => format!("checked {} links ({failed} failed)", results.len()),
-                    Err(e) => format!(
-                        "checked {} links, but cannot record the results: {e}",
-                        results.len()
-                    ),
+                match linkcheck::check_and_record(&fetcher, &store, &urls, rule, false, concurrency)
+                    .await
+                {
+                    Ok(checked) => {
+                        let failed = checked.results.iter().filter(|r| !r.ok).count();
+                        let text = if checked.offline {
+                            format!(
+                                "checked {} links while the network was down: recorded as offline, nothing judged",
+                                checked.results.len()
+                            )
+                        } else {
+                            format!("checked {} links ({failed} failed)", checked.results.len())
+                        };
+                        JobDone::Links {
+                            text,
+                            offline: checked.offline,
+                        }
+                    }
+                    Err(e) => JobDone::Links {
+                        text: format!("checked links, but cannot record the results: {}", chain(&e)),
+                        offline: false,
+                    },
                 }
             });
             return;
@@ -516,17 +624,18 @@ impl Run<'_> {
         if let Some(every) = self.compost_every
             && self.state.composted.is_none_or(|t| older(t, every))
         {
-            self.state.composted = Some(now);
             let (fetcher, store, vault) = (
                 self.d.fetcher.clone(),
                 self.d.store.clone(),
                 self.d.vault.clone(),
             );
-            let (snapshot, options, gate) = (
+            let (snapshot, mut options, gate) = (
                 self.d.snapshot.clone(),
                 self.d.scan.clone(),
                 self.gate.clone(),
             );
+            // Time moves: a profile whose `end` passed while the daemon ran is composted.
+            options.today = scan::today();
             jobs.spawn(async move {
                 compost(&fetcher, &store, &vault, &snapshot, &options, gate).await
             });
@@ -543,9 +652,14 @@ async fn compost(
     snapshot: &SnapshotConfig,
     options: &ScanOptions,
     gate: Arc<std::sync::Mutex<()>>,
-) -> String {
+) -> JobDone {
+    let skipped = |e: &(dyn std::error::Error + 'static)| JobDone::Compost {
+        text: format!("composting skipped: {}", chain(e)),
+        offline: false,
+    };
     let scanned = {
         let (vault, store, options) = (vault.to_path_buf(), store.clone(), options.clone());
+        let gate = gate.clone();
         tokio::task::spawn_blocking(move || {
             let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
             scan::scan(&vault, &store, &options).and_then(|s| s.view().map_err(Into::into))
@@ -554,8 +668,8 @@ async fn compost(
     };
     let view = match scanned {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => return format!("composting skipped: {e}"),
-        Err(e) => return format!("composting skipped: {e}"),
+        Ok(Err(e)) => return skipped(&e),
+        Err(e) => return skipped(&e),
     };
     let job = crate::compost::Compost {
         vault,
@@ -563,6 +677,7 @@ async fn compost(
         fetcher: Some(fetcher),
         snapshot,
         today: options.today,
+        gate: Some(&gate),
     };
     match job.run(&view).await {
         Ok(r) => {
@@ -571,14 +686,26 @@ async fn compost(
                 .iter()
                 .filter(|p| p.result.outcome == "written")
                 .count();
-            format!(
-                "composting: {} profiles, {written} marked, {} snapshots taken",
-                r.profiles.len(),
-                r.snapshots_taken
-            )
+            JobDone::Compost {
+                text: format!(
+                    "composting: {} profiles, {written} marked, {} snapshots taken",
+                    r.profiles.len(),
+                    r.snapshots_taken
+                ),
+                offline: r.offline,
+            }
         }
-        Err(e) => format!("composting failed: {e}"),
+        Err(e) => JobDone::Compost {
+            text: format!("composting failed: {}", chain(&e)),
+            offline: false,
+        },
     }
+}
+
+/// Whether the vault folder exists and holds anything (the daemon waits for that after the
+/// vault vanished or emptied).
+fn vault_has_files(vault: &Path) -> bool {
+    std::fs::read_dir(vault).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// The newest snapshot of every root in the archive.

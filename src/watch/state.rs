@@ -99,6 +99,9 @@ pub struct DaemonState {
     pub links_checked: Option<Timestamp>,
     /// When the composted profiles were last marked.
     pub composted: Option<Timestamp>,
+    /// Whether the network seems down: snapshots, link checks and composting wait.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// Lines kept in each list.

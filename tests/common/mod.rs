@@ -170,8 +170,42 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Whether the tests run as root (who reads and writes any file whatever its permissions).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// Sets a path's permission bits.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Lets every user enter and read a folder tree (to run vaultkeep as another user).
+pub fn open_to_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(dir).unwrap().permissions().mode();
+    chmod(dir, mode | 0o755);
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let meta = fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            open_to_all(&p);
+        } else if meta.is_file() {
+            chmod(&p, meta.permissions().mode() | 0o444);
+        }
+    }
+}
+
 /// Exit code and stderr of a run, for messages.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+pub mod daemon;
+pub mod dns;
+pub mod ns;
 pub mod server;

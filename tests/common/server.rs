@@ -81,7 +81,15 @@ pub struct Server {
 impl Server {
     /// Serves `handler` on 127.0.0.1 (a free port).
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Server::start_on("127.0.0.1:0", handler)
+    }
+
+    /// Serves `handler` on `addr` (inside a test's network namespace, a public-looking one).
+    pub fn start_on(
+        addr: &str,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(Mutex::new(Vec::new()));
