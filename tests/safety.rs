@@ -555,3 +555,54 @@ pub fn as_other_user(s: &Sandbox, args: &[&str]) -> std::process::Output {
         out
     }
 }
+
+/// libfaketime, which makes a process see another wall-clock time (Debian's `faketime`).
+fn libfaketime() -> std::path::PathBuf {
+    let lib = std::path::Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1");
+    assert!(
+        lib.exists(),
+        "this test needs libfaketime (apt-get install faketime; .ci/run installs it)"
+    );
+    lib.to_path_buf()
+}
+
+#[test]
+fn the_daemon_composts_a_profile_whose_end_passes_while_it_runs() {
+    let lib = libfaketime();
+    let server = Server::start(|_| Reply::ok("text/html", "<p>the organization</p>"));
+    let s = Sandbox::empty();
+    s.write(
+        "profiles/Org.md",
+        format!(
+            "---\ntitle: Org\nurl: {}\nend: 2026-07-01\n---\nEnds tomorrow.\n",
+            server.url("/")
+        ),
+    );
+    let cfg = s.dir.path().join("vaultkeep.toml");
+    fs::write(
+        &cfg,
+        "[watch]\ncompost_every = \"3s\"\ncheck_links_every = \"0\"\n",
+    )
+    .unwrap();
+    // The daemon starts ten seconds before midnight of the profile's last day.
+    let log = s.dir.path().join("watch.log");
+    let mut child = s
+        .cmd(&["watch", "--allow-private", "--log-file", log.to_str().unwrap()])
+        .env("TZ", "UTC")
+        .env("FAKETIME", "@2026-06-30 23:59:50")
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .env("LD_PRELOAD", &lib)
+        .spawn()
+        .unwrap();
+    let profile = s.vault.join("profiles/Org.md");
+    wait_in(&s, "the profile to be composted after midnight", || {
+        fs::read_to_string(&profile).is_ok_and(|t| t.contains("archived_urls:"))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("composting: 0 profiles"),
+        "composting ran before midnight too and found nothing: {text}"
+    );
+}
