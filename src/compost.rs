@@ -93,6 +93,8 @@ pub struct Compost<'a> {
     /// Held while recording a note before it is edited, when other work (the daemon's scans)
     /// appends to the same archive.
     pub gate: Option<&'a std::sync::Mutex<()>>,
+    /// Stops its snapshots early (recorded as incomplete).
+    pub stop: crate::snapshot::Stop,
 }
 
 impl Compost<'_> {
@@ -129,6 +131,7 @@ impl Compost<'_> {
                         &plan,
                         &NoProgress,
                         Postpone::UnlessNetworkKnownUp,
+                        &self.stop,
                     )
                     .await;
                     (plan, taken)
@@ -141,6 +144,10 @@ impl Compost<'_> {
                     Taken::Recorded(snap) => snap,
                     Taken::Offline(why) => {
                         offline.insert(key(plan.root.as_str()), why);
+                        continue;
+                    }
+                    Taken::Stopped(why) => {
+                        failures.insert(key(plan.root.as_str()), why);
                         continue;
                     }
                 };

@@ -67,6 +67,9 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
             human_bytes(report.bytes),
             report.temp_files
         );
+        for id in &report.finished_snapshots {
+            say!("Recorded {id}, a snapshot an interrupted run left unfinished.");
+        }
         if dry_run {
             output::list(
                 "Would remove",

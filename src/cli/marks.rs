@@ -54,8 +54,14 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
         snapshot: &ctx.config.snapshot,
         today: scan_options(ctx).today,
         gate: None,
+        stop: crate::snapshot::Stop::new(),
     };
-    let report = runtime()?.block_on(job.run(&view))?;
+    let report = runtime()?.block_on(async {
+        let signals = super::snapshots::stop_on_signals(job.stop.clone());
+        let report = job.run(&view).await;
+        signals.abort();
+        report
+    })?;
     if report
         .profiles
         .iter()

@@ -280,6 +280,14 @@ pub struct SnapshotArgs {
     /// Most pages per snapshot [default: 500, or `[snapshot] max_pages`]
     #[arg(long, value_name = "N")]
     pub max_pages: Option<usize>,
+    /// Most URLs fetched per snapshot, pages and resources together; the rest are recorded
+    /// as failures with reason `limit` [default: 5000, or `[snapshot] max_resources`]
+    #[arg(long, value_name = "N")]
+    pub max_resources: Option<usize>,
+    /// Most bytes received per snapshot [default: 1073741824 (1 GiB), or `[snapshot]
+    /// max_total_bytes`]
+    #[arg(long, value_name = "BYTES")]
+    pub max_total_bytes: Option<u64>,
     /// Allow loopback and private addresses (off by default: vaultkeep does not probe your network)
     #[arg(long)]
     pub allow_private: bool,

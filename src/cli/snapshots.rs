@@ -14,7 +14,7 @@ use crate::fetch::{FetchConfig, Fetcher};
 use crate::fsutil::human_bytes;
 use crate::scan::scan;
 use crate::snapshot::plan::plans_for_notes;
-use crate::snapshot::{self, Plan, Postpone, Progress, Taken, record};
+use crate::snapshot::{self, Limits, Plan, Postpone, Progress, Stop, Taken, record};
 use crate::store::Store;
 
 /// Snapshots taken at once (each has its own crawl; the fetcher's limits are shared).
@@ -25,49 +25,73 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
         bail!("nothing to capture: give URLs or notes, or --all");
     }
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "archive snapshot")?;
+    for id in snapshot::finish_interrupted(&store)? {
+        eprintln!("vaultkeep: recorded {id}, a snapshot an interrupted run left unfinished");
+    }
     let plans = plans(ctx, &store, args)?;
     let fetcher = fetcher(ctx, args.allow_private, args.ignore_robots)?;
     let progress = Bar::new(ctx.interactive && !args.json);
-    let (fetcher, store_ref, progress_ref) = (&fetcher, &store, &progress);
+    let stop = Stop::new();
+    let (fetcher, store_ref, progress_ref, stop_ref) = (&fetcher, &store, &progress, &stop);
     let results = runtime()?.block_on(async {
-        stream::iter(plans.iter())
+        let signals = stop_on_signals(stop_ref.clone());
+        let results = stream::iter(plans.iter())
             .map(move |plan| async move {
+                // After a stop, snapshots not yet begun are not begun.
+                if stop_ref.reason().is_some() {
+                    return (plan, None);
+                }
                 let taken = snapshot::take(
                     fetcher,
                     store_ref,
                     plan,
                     progress_ref,
                     Postpone::WhenOffline,
+                    stop_ref,
                 )
                 .await;
-                (plan, taken)
+                (plan, Some(taken))
             })
             .buffer_unordered(PARALLEL_SNAPSHOTS)
             .collect::<Vec<_>>()
-            .await
+            .await;
+        signals.abort();
+        results
     });
     progress.bar.finish_and_clear();
     let mut summaries = Vec::new();
     let mut offline = Vec::new();
+    let mut not_begun = Vec::new();
     let mut root_failed = false;
     for (plan, result) in results {
-        match result? {
-            Taken::Recorded(snap) => {
-                root_failed |= !snap.root_captured();
+        match result.transpose()? {
+            Some(Taken::Recorded(snap)) => {
+                root_failed |= !snap.root_captured() || snap.incomplete.is_some();
                 summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
             }
-            Taken::Offline(detail) => {
+            Some(Taken::Offline(detail)) => {
                 root_failed = true;
                 offline.push(serde_json::json!({ "root": plan.root.as_str(), "detail": detail }));
+            }
+            Some(Taken::Stopped(_)) | None => {
+                root_failed = true;
+                not_begun.push(plan.root.to_string());
             }
         }
     }
     summaries.sort_by(|a, b| a.root.cmp(&b.root));
     if args.json {
-        output::json(&serde_json::json!({ "snapshots": summaries, "offline": offline }))?;
+        output::json(&serde_json::json!({
+            "snapshots": summaries,
+            "offline": offline,
+            "not_begun": not_begun,
+        }))?;
     } else {
         for s in &summaries {
             print_summary(s);
+        }
+        for root in &not_begun {
+            say!("{root}: stopped before anything was captured; nothing recorded");
         }
         for o in &offline {
             say!(
@@ -84,6 +108,10 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
 fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Vec<Plan>> {
     let config = &ctx.config.snapshot;
     let max_pages = args.max_pages.unwrap_or(config.max_pages);
+    let limits = Limits {
+        max_resources: args.max_resources.unwrap_or(config.max_resources),
+        max_bytes: args.max_total_bytes.unwrap_or(config.max_total_bytes),
+    };
     let mut plans = Vec::new();
     let mut notes = Vec::new();
     for target in &args.targets {
@@ -92,6 +120,7 @@ fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Ve
                 root: url,
                 depth: args.depth.unwrap_or(0),
                 max_pages,
+                limits,
             }),
             _ => notes.push(target.trim_start_matches("./").to_string()),
         }
@@ -113,7 +142,8 @@ fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Ve
             chosen.push(facts);
         }
         let from_notes = plans_for_notes(chosen, config, args.depth, max_pages);
-        for plan in from_notes {
+        for mut plan in from_notes {
+            plan.limits = limits;
             if !plans.iter().any(|p: &Plan| p.root == plan.root) {
                 plans.push(plan);
             }
@@ -134,6 +164,27 @@ pub(crate) fn fetcher(
     Fetcher::new(config).context("cannot set up the HTTP client")
 }
 
+/// Asks `stop` to stop on Ctrl-C or SIGTERM: snapshots in progress then record what they
+/// captured, marked incomplete. A second Ctrl-C ends the process at once.
+pub(crate) fn stop_on_signals(stop: Stop) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => stop.request("interrupted by Ctrl-C"),
+            _ = term.recv() => stop.request("interrupted by SIGTERM"),
+        }
+        eprintln!(
+            "vaultkeep: stopping; recording what was captured (Ctrl-C again to quit at once)"
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    })
+}
+
 /// The async runtime for network work.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -143,6 +194,11 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn print_summary(s: &record::Summary) {
+    let incomplete = s
+        .incomplete
+        .as_ref()
+        .map(|why| format!("\n  incomplete: {why}"))
+        .unwrap_or_default();
     let status = match (&s.offline, &s.root_failure) {
         (Some(path), _) => format!("offline copy: {}", path.display()),
         (None, Some(why)) => format!("the root could not be captured: {why}"),
@@ -159,6 +215,9 @@ fn print_summary(s: &record::Summary) {
         human_bytes(s.reused_bytes),
         status
     );
+    if !incomplete.is_empty() {
+        say!("{}", incomplete.trim_start_matches('\n'));
+    }
 }
 
 pub(crate) fn list(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
@@ -219,7 +278,20 @@ pub(crate) fn show(ctx: &Context, id: &str, json: bool) -> anyhow::Result<Exit> 
         snap.failures.len(),
         snap.failures
             .iter()
-            .map(|f| format!("{}  {}", f.url, f.detail)),
+            .map(|f| format!("{}  {}", crate::fetch::shorten(&f.url), f.detail)),
+    );
+    if snap.not_listed > 0 {
+        say!(
+            "  and {} more URLs over a limit, counted but not listed",
+            snap.not_listed
+        );
+    }
+    output::list(
+        "Offline copy problems",
+        snap.problems.len(),
+        snap.problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message)),
     );
     Ok(Exit::Success)
 }

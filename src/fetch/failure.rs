@@ -33,6 +33,12 @@ pub enum Failure {
         /// The limit that was hit.
         seconds: u64,
     },
+    /// The host stopped answering earlier requests: this one was not sent.
+    #[error("timed out: {detail}")]
+    Unresponsive {
+        /// Which host, and why it counts as unresponsive.
+        detail: String,
+    },
     /// The body was larger than the limit.
     #[error("larger than the {limit} byte limit")]
     TooLarge {
@@ -118,7 +124,7 @@ impl Failure {
             Failure::Interrupted { .. } => "interrupted",
             Failure::Store { .. } => "store",
             Failure::Refused { .. } => "refused",
-            Failure::Timeout { .. } => "timeout",
+            Failure::Timeout { .. } | Failure::Unresponsive { .. } => "timeout",
             Failure::TooLarge { .. } => "too large",
             Failure::Http { .. } => "http",
             Failure::Robots => "robots",

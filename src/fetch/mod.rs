@@ -11,6 +11,7 @@ mod guard;
 mod robots;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use jiff::Timestamp;
 use reqwest::{Method, StatusCode, redirect};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use url::Url;
 
@@ -35,6 +36,8 @@ pub struct FetchConfig {
     pub connect_timeout_secs: u64,
     /// Seconds for a whole request, body included.
     pub timeout_secs: u64,
+    /// Seconds for one URL, robots.txt, redirects and retries included.
+    pub url_budget_secs: u64,
     /// Largest body accepted, in bytes.
     pub max_bytes: u64,
     /// Redirects followed per request.
@@ -55,6 +58,9 @@ pub struct FetchConfig {
     pub robots: bool,
     /// Allow loopback and private addresses.
     pub allow_private: bool,
+    /// A proxy for every request (`http://host:port`, `socks5://...`); `HTTP_PROXY` and the
+    /// like in the environment are ignored.
+    pub proxy: Option<String>,
 }
 
 impl Default for FetchConfig {
@@ -66,6 +72,7 @@ impl Default for FetchConfig {
             ),
             connect_timeout_secs: 10,
             timeout_secs: 30,
+            url_budget_secs: 60,
             max_bytes: 50 * 1024 * 1024,
             max_redirects: 10,
             concurrency: 16,
@@ -76,6 +83,7 @@ impl Default for FetchConfig {
             max_retry_after_secs: 60,
             robots: true,
             allow_private: false,
+            proxy: None,
         }
     }
 }
@@ -155,7 +163,7 @@ pub fn charset(headers: &[(String, String)]) -> Option<String> {
 pub struct Fetcher {
     client: reqwest::Client,
     config: FetchConfig,
-    global: Semaphore,
+    global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<HostGate>>>,
     robots: robots::Cache,
     /// When a server last answered (any status): the network worked then.
@@ -166,16 +174,52 @@ pub struct Fetcher {
 /// or connection within this time is believed; later, it may be the network that is down.
 const NETWORK_VOUCHED: Duration = Duration::from_secs(600);
 
+/// Requests to one host in a row that got no answer (timeouts, refused or reset connections)
+/// after which the host counts as having stopped answering: its other URLs fail at once
+/// instead of each waiting out its own timeouts (issue 8).
+const STRIKES: u32 = 3;
+
+/// After this long, a host that stopped answering gets one request again (a long-running
+/// daemon must not give up on a host for good).
+const STRUCK_OUT_FOR: Duration = Duration::from_secs(120);
+
+/// Longest wait for robots.txt: one attempt, no retries. A host that cannot serve it in this
+/// time is slow for everything else too.
+const ROBOTS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Per-host politeness: a limit on requests in flight, and an interval between their starts.
 struct HostGate {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     next: tokio::sync::Mutex<Instant>,
     /// The host's own minimum interval (robots.txt `Crawl-delay`), in ms.
-    min_interval_ms: std::sync::atomic::AtomicU64,
+    min_interval_ms: AtomicU64,
+    /// Requests in a row that got no answer, and the last such failure.
+    strikes: AtomicU32,
+    last_strike: Mutex<Option<(Failure, Instant)>>,
+}
+
+/// The global and per-host permits of one request, held until its body is read (issue 8: a
+/// slow body counts against the limits as long as it is being received).
+struct Permits {
+    _global: OwnedSemaphorePermit,
+    _host: OwnedSemaphorePermit,
+}
+
+/// How one fetch treats its body.
+#[derive(Clone, Copy)]
+struct Mode {
+    /// Obey robots.txt (false only for robots.txt itself).
+    obey_robots: bool,
+    /// A longer body: an error, or (robots.txt) cut there.
+    truncate_at: Option<u64>,
+    /// Attempts after the first.
+    retries: u32,
+    /// Time for each attempt.
+    timeout: Duration,
 }
 
 impl Fetcher {
-    /// Builds the client. Fails only if the TLS stack cannot be set up.
+    /// Builds the client. Fails only if the TLS stack or the configured proxy cannot be set up.
     pub fn new(config: FetchConfig) -> Result<Fetcher, reqwest::Error> {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
@@ -184,7 +228,7 @@ impl Fetcher {
                 "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             ),
         );
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
@@ -193,10 +237,15 @@ impl Fetcher {
             .dns_resolver(Arc::new(guard::GuardedResolver {
                 allow_private: config.allow_private,
             }))
-            .build()?;
+            // HTTP_PROXY and friends in the environment are ignored: a proxy resolves names
+            // itself, out of the private-address guard's reach. Only `[fetch] proxy` sets one.
+            .no_proxy();
+        if let Some(proxy) = &config.proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
+        }
         Ok(Fetcher {
-            client,
-            global: Semaphore::new(config.concurrency.max(1)),
+            client: builder.build()?,
+            global: Arc::new(Semaphore::new(config.concurrency.max(1))),
             hosts: Mutex::new(HashMap::new()),
             robots: robots::Cache::default(),
             last_answer: Mutex::new(None),
@@ -217,41 +266,78 @@ impl Fetcher {
         *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
-    /// GETs `url`, following redirects, and reads the body.
+    /// The settings it was made with.
+    pub fn config(&self) -> &FetchConfig {
+        &self.config
+    }
+
+    /// GETs `url`, following redirects, and reads the body, within the URL's time budget.
     pub async fn get(&self, url: &Url) -> Result<Fetched, Failure> {
-        self.fetch(Method::GET, url, true).await
+        self.within_budget(Method::GET, url).await
     }
 
-    /// HEADs `url`, following redirects (for link checks).
+    /// HEADs `url`, following redirects (for link checks), within the URL's time budget.
     pub async fn head(&self, url: &Url) -> Result<Fetched, Failure> {
-        self.fetch(Method::HEAD, url, true).await
+        self.within_budget(Method::HEAD, url).await
     }
 
-    /// Fetches `url`; `obey_robots` is false only for robots.txt itself.
-    async fn fetch(
-        &self,
-        method: Method,
-        url: &Url,
-        obey_robots: bool,
-    ) -> Result<Fetched, Failure> {
+    /// One URL, robots.txt and retries included, bounded by `url_budget_secs`.
+    async fn within_budget(&self, method: Method, url: &Url) -> Result<Fetched, Failure> {
+        let budget = Duration::from_secs(self.config.url_budget_secs.max(1));
+        let mode = Mode {
+            obey_robots: true,
+            truncate_at: None,
+            retries: self.config.retries,
+            timeout: Duration::from_secs(self.config.timeout_secs),
+        };
+        match tokio::time::timeout(budget, self.fetch(method, url, mode)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Timeout {
+                seconds: budget.as_secs(),
+            }),
+        }
+    }
+
+    /// robots.txt: one attempt, a short timeout, the first 500 KiB.
+    async fn fetch_robots(&self, url: &Url) -> Result<Bytes, Failure> {
+        let mode = Mode {
+            obey_robots: false,
+            truncate_at: Some(robots::MAX_ROBOTS_BYTES),
+            retries: 0,
+            timeout: ROBOTS_TIMEOUT.min(Duration::from_secs(self.config.timeout_secs)),
+        };
+        match tokio::time::timeout(mode.timeout, self.fetch(Method::GET, url, mode)).await {
+            Ok(result) => result.map(|f| f.body),
+            Err(_) => Err(Failure::Timeout {
+                seconds: mode.timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Fetches `url`, following redirects.
+    async fn fetch(&self, method: Method, url: &Url, mode: Mode) -> Result<Fetched, Failure> {
         let mut current = url.clone();
         let mut redirects: Vec<Hop> = Vec::new();
         loop {
             self.check_url(&current)?;
-            if obey_robots && self.config.robots && !self.robots.allows(self, &current).await {
+            if mode.obey_robots
+                && self.config.robots
+                && !Box::pin(self.robots.allows(self, &current)).await
+            {
                 return Err(Failure::Robots);
             }
-            let response = self.send_with_retries(&method, &current).await?;
+            let (response, permits) = self.send_with_retries(&method, &current, mode).await?;
             let status = response.status();
             if status.is_redirection()
                 && let Some(location) = response.headers().get(reqwest::header::LOCATION)
             {
+                drop(permits);
                 let next = location
                     .to_str()
                     .ok()
                     .and_then(|l| current.join(l).ok())
                     .ok_or_else(|| Failure::Unsupported {
-                        detail: format!("bad redirect Location from {current}"),
+                        detail: format!("bad redirect Location from {}", shorten(current.as_str())),
                     })?;
                 redirects.push(Hop {
                     url: current.to_string(),
@@ -264,7 +350,7 @@ impl Fetcher {
                 }
                 if next == *url || redirects.iter().any(|h| h.url == next.as_str()) {
                     return Err(Failure::RedirectLoop {
-                        url: next.to_string(),
+                        url: shorten(next.as_str()),
                     });
                 }
                 current = next;
@@ -285,14 +371,15 @@ impl Fetcher {
                     )
                 })
                 .collect();
-            let body = self.read_body(response).await?;
+            let body = self.read_body(response, mode).await;
+            drop(permits);
             return Ok(Fetched {
                 url: url.clone(),
                 final_url: current,
                 redirects,
                 status: status.as_u16(),
                 headers,
-                body,
+                body: body?,
                 time: Timestamp::now(),
             });
         }
@@ -302,7 +389,7 @@ impl Fetcher {
     fn check_url(&self, url: &Url) -> Result<(), Failure> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Failure::Unsupported {
-                detail: format!("{url} is not an http(s) URL"),
+                detail: format!("{} is not an http(s) URL", shorten(url.as_str())),
             });
         }
         let literal = match url.host() {
@@ -311,7 +398,7 @@ impl Fetcher {
             Some(url::Host::Domain(_)) => None,
             None => {
                 return Err(Failure::Unsupported {
-                    detail: format!("{url} has no host"),
+                    detail: format!("{} has no host", shorten(url.as_str())),
                 });
             }
         };
@@ -326,28 +413,37 @@ impl Fetcher {
         Ok(())
     }
 
-    /// One request, retried on 429, 503, timeouts and dropped connections.
+    /// One request, retried on 429, 503, timeouts and dropped connections. Returns the
+    /// response with the permits it holds until its body is read.
     async fn send_with_retries(
         &self,
         method: &Method,
         url: &Url,
-    ) -> Result<reqwest::Response, Failure> {
-        let timeout = Duration::from_secs(self.config.timeout_secs);
+        mode: Mode,
+    ) -> Result<(reqwest::Response, Permits), Failure> {
+        let gate = self.gate(url);
         let mut attempt = 0;
         loop {
-            let result = {
-                let _global = self.global.acquire().await.map_err(closed)?;
-                let gate = self.gate(url);
-                let _host = gate
-                    .enter(Duration::from_millis(self.config.host_interval_ms))
-                    .await?;
-                self.client
-                    .request(method.clone(), url.clone())
-                    .send()
-                    .await
+            if let Some(failure) = gate.struck_out(url) {
+                return Err(failure);
+            }
+            let global = self.global.clone().acquire_owned().await.map_err(closed)?;
+            let host = gate
+                .enter(Duration::from_millis(self.config.host_interval_ms))
+                .await?;
+            let permits = Permits {
+                _global: global,
+                _host: host,
             };
+            let result = self
+                .client
+                .request(method.clone(), url.clone())
+                .timeout(mode.timeout)
+                .send()
+                .await;
             if result.is_ok() {
                 self.answered();
+                gate.strikes.store(0, Ordering::Relaxed);
             }
             let (failure, wait) = match result {
                 Ok(r)
@@ -361,21 +457,25 @@ impl Fetcher {
                     if let Some(after) = after
                         && after > Duration::from_secs(self.config.max_retry_after_secs)
                     {
-                        tracing::info!(%url, ?after, "Retry-After is longer than the limit; giving up");
-                        return Ok(r);
+                        tracing::info!(url = %shorten(url.as_str()), ?after, "Retry-After is longer than the limit; giving up");
+                        return Ok((r, permits));
                     }
                     (Failure::Http { status }, after)
                 }
-                Ok(r) => return Ok(r),
+                Ok(r) => return Ok((r, permits)),
                 Err(e) => {
-                    let failure = Failure::from_reqwest(&e, timeout);
+                    let failure = Failure::from_reqwest(&e, mode.timeout);
+                    if e.is_timeout() || e.is_connect() {
+                        gate.strike(&failure);
+                    }
                     if !failure.is_transient() {
                         return Err(failure);
                     }
                     (failure, None)
                 }
             };
-            if attempt >= self.config.retries {
+            drop(permits);
+            if attempt >= mode.retries {
                 return Err(failure);
             }
             let backoff = Duration::from_millis(
@@ -384,25 +484,33 @@ impl Fetcher {
                     .saturating_mul(1 << attempt.min(16)),
             );
             let wait = wait.unwrap_or(backoff);
-            tracing::debug!(%url, %failure, ?wait, attempt, "retrying");
+            tracing::debug!(url = %shorten(url.as_str()), %failure, ?wait, attempt, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }
 
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, Failure> {
-        let limit = self.config.max_bytes;
-        if response.content_length().is_some_and(|n| n > limit) {
+    /// Reads a body up to the size limit: beyond it, an error, or (robots.txt) the first part.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        mode: Mode,
+    ) -> Result<Bytes, Failure> {
+        let limit = mode.truncate_at.unwrap_or(self.config.max_bytes);
+        if mode.truncate_at.is_none() && response.content_length().is_some_and(|n| n > limit) {
             return Err(Failure::TooLarge { limit });
         }
-        let timeout = Duration::from_secs(self.config.timeout_secs);
         let mut body = BytesMut::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| Failure::from_reqwest(&e, timeout))?
+            .map_err(|e| Failure::from_reqwest(&e, mode.timeout))?
         {
             if body.len() as u64 + chunk.len() as u64 > limit {
+                if mode.truncate_at.is_some() {
+                    body.extend_from_slice(&chunk[..(limit as usize - body.len())]);
+                    break;
+                }
                 return Err(Failure::TooLarge { limit });
             }
             body.extend_from_slice(&chunk);
@@ -421,9 +529,11 @@ impl Fetcher {
             .entry(key)
             .or_insert_with(|| {
                 Arc::new(HostGate {
-                    permits: Semaphore::new(self.config.host_concurrency.max(1)),
+                    permits: Arc::new(Semaphore::new(self.config.host_concurrency.max(1))),
                     next: tokio::sync::Mutex::new(Instant::now()),
-                    min_interval_ms: Default::default(),
+                    min_interval_ms: AtomicU64::new(0),
+                    strikes: AtomicU32::new(0),
+                    last_strike: Mutex::new(None),
                 })
             })
             .clone()
@@ -432,13 +542,10 @@ impl Fetcher {
 
 impl HostGate {
     /// Waits for a slot and for the interval since the previous start.
-    async fn enter(&self, interval: Duration) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
-        let own = Duration::from_millis(
-            self.min_interval_ms
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
+    async fn enter(&self, interval: Duration) -> Result<OwnedSemaphorePermit, Failure> {
+        let own = Duration::from_millis(self.min_interval_ms.load(Ordering::Relaxed));
         let interval = interval.max(own);
-        let permit = self.permits.acquire().await.map_err(closed)?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(closed)?;
         let mut next = self.next.lock().await;
         let now = Instant::now();
         if *next > now {
@@ -447,14 +554,43 @@ impl HostGate {
         *next = (*next).max(now) + interval;
         Ok(permit)
     }
-}
 
-impl HostGate {
+    /// A request got no answer.
+    fn strike(&self, failure: &Failure) {
+        self.strikes.fetch_add(1, Ordering::Relaxed);
+        *self.last_strike.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((failure.clone(), Instant::now()));
+    }
+
+    /// The failure the next request would end in without being sent, once the host has not
+    /// answered [`STRIKES`] requests in a row: the same refusal or unknown name again, or for
+    /// timeouts a note that the host stopped answering.
+    fn struck_out(&self, url: &Url) -> Option<Failure> {
+        if self.strikes.load(Ordering::Relaxed) < STRIKES {
+            return None;
+        }
+        let (last, when) = self
+            .last_strike
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        if when.elapsed() > STRUCK_OUT_FOR {
+            return None;
+        }
+        Some(match last {
+            Failure::Timeout { .. } | Failure::Unresponsive { .. } => Failure::Unresponsive {
+                detail: format!(
+                    "{} stopped answering ({STRIKES} requests in a row timed out)",
+                    url.host_str().unwrap_or("the host")
+                ),
+            },
+            other => other,
+        })
+    }
+
     fn raise_interval(&self, interval: Duration) {
-        self.min_interval_ms.fetch_max(
-            interval.as_millis() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.min_interval_ms
+            .fetch_max(interval.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -462,6 +598,24 @@ fn closed(_: tokio::sync::AcquireError) -> Failure {
     Failure::Other {
         detail: "the fetcher is shutting down".into(),
     }
+}
+
+/// A URL cut to a length a message can show (issue 8: a 2 MB URL is stored once, in its
+/// record's `url`, not repeated in every message).
+pub fn shorten(url: &str) -> String {
+    const KEEP: usize = 160;
+    if url.len() <= KEEP + 40 {
+        return url.to_string();
+    }
+    let mut head = KEEP;
+    while !url.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = url.len() - 30;
+    while !url.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}…[{} bytes]…{}", &url[..head], url.len(), &url[tail..])
 }
 
 /// `Retry-After` as seconds or as an HTTP date.

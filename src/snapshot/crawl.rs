@@ -1,29 +1,38 @@
 //! Capturing one root: the page, its requisites from any host, and (with a depth) the pages
 //! under the root's host and path prefix, fetched concurrently within the fetcher's limits.
+//!
+//! Bounded in every direction (issue 8): a fixed number of URLs in flight (the rest wait in a
+//! queue), a cap on URLs and on bytes per snapshot, a stop signal. Storing a body and reading
+//! it for references run on blocking threads, beside the fetches. Captures reach the
+//! snapshot's journal in batches, after their objects are durable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 use url::Url;
 
-use super::css::css_refs;
+use super::css::{css_refs, decode};
 use super::html::{RefKind, process_html, resolve};
+use super::journal::{Line, SnapshotJournal};
+use super::plan::Plan;
 use super::record::{Capture, FailedUrl, Role};
+use super::stop::Stop;
 use crate::digest::Digest;
-use crate::fetch::{Failure, Fetched, Fetcher};
+use crate::fetch::{Failure, Fetched, Fetcher, shorten};
 use crate::store::{self, Store};
 
-/// What to capture for one root URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// The root URL.
-    pub root: Url,
-    /// Link hops to follow under the root's host and path prefix (0: the page alone).
-    pub depth: u32,
-    /// Most pages to fetch.
-    pub max_pages: usize,
-}
+/// URLs longer than this are not fetched: servers commonly refuse beyond 8 KiB, and a page
+/// can hold megabytes of one URL.
+const MAX_URL: usize = 8 * 1024;
+
+/// Failures for URLs over a limit listed one by one; beyond this they are only counted.
+const LISTED_OVER_LIMIT: usize = 10_000;
+
+/// A batch of captures reaches the journal after this many, or after this long.
+const BATCH: usize = 256;
+const BATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a crawl captured and failed to capture.
 #[derive(Debug, Default)]
@@ -36,6 +45,10 @@ pub struct Crawl {
     pub new_bytes: u64,
     /// Bytes already held.
     pub reused_bytes: u64,
+    /// Why the crawl stopped before it was done (a limit, a stop request).
+    pub incomplete: Option<String>,
+    /// URLs over a limit that were only counted, past the first ten thousand listed.
+    pub not_listed: u64,
 }
 
 /// Counts for a progress display.
@@ -54,120 +67,382 @@ impl Progress for NoProgress {
     fn queued(&self, _: u64) {}
 }
 
-/// Captures `plan` into `store` (objects only; the caller records the snapshot).
+/// One URL to fetch.
+struct Wanted {
+    url: Url,
+    role: Role,
+    depth: u32,
+}
+
+/// A fetched and stored URL, read for its references.
+struct Landed {
+    capture: Capture,
+    new: bool,
+    refs: Vec<(Url, RefKind)>,
+}
+
+/// Captures `plan` into `store` (objects, and the journal; the caller writes the record).
 pub async fn crawl(
     fetcher: &Fetcher,
     store: &Store,
     plan: &Plan,
     progress: &dyn Progress,
+    stop: &Stop,
+    journal: &SnapshotJournal,
 ) -> Result<Crawl, store::Error> {
+    let in_flight_max = fetcher.config().concurrency.max(1) * 2;
     let mut state = State {
         plan,
         scope: Scope::of(&plan.root),
         seen: HashSet::new(),
+        aliases: HashMap::new(),
         pages: 0,
-        queue: Vec::new(),
+        admitted: 0,
+        queue: VecDeque::new(),
+        out: Crawl::default(),
+        listed_over_limit: 0,
     };
     state.want(plan.root.clone(), Role::Page, 0);
-    let mut out = Crawl::default();
     let mut in_flight = FuturesUnordered::new();
+    // The URLs in flight, so that a stop can say which were cut short.
+    let mut flying: HashMap<String, (Url, Role)> = HashMap::new();
+    let mut batch: Vec<Line> = Vec::new();
+    let mut flushed = Instant::now();
+    let mut bytes = 0u64;
     loop {
-        for (url, role, depth) in state.queue.drain(..) {
+        while in_flight.len() < in_flight_max
+            && let Some(w) = state.queue.pop_front()
+        {
             progress.queued(1);
-            in_flight.push(async move {
-                let result = fetcher.get(&url).await;
-                (url, role, depth, result)
-            });
+            flying.insert(w.url.to_string(), (w.url.clone(), w.role));
+            in_flight.push(land(fetcher, store, w));
         }
-        let Some((url, role, depth, result)) = in_flight.next().await else {
+        let next = tokio::select! {
+            biased;
+            () = stop.requested() => None,
+            done = in_flight.next() => done.map(Some),
+        };
+        let Some(done) = next else {
+            state.out.incomplete = stop.reason();
             break;
         };
+        let Some((wanted, result)) = done else {
+            break; // nothing in flight, nothing queued: done
+        };
+        flying.remove(wanted.url.as_str());
         match result {
-            Ok(fetched) => {
-                let size = fetched.body.len() as u64;
-                let capture = store_capture(store, &fetched, role, depth, &mut out)?;
-                state.seen.insert(without_fragment(&fetched.final_url));
-                state.follow(&fetched, role, depth);
-                out.captures.push(capture);
+            Ok(landed) => {
+                let size = landed.capture.size;
+                bytes += size;
+                if landed.new {
+                    state.out.new_bytes += size;
+                } else {
+                    state.out.reused_bytes += size;
+                }
+                state.seen.insert(landed.capture.final_url.clone());
+                for (url, kind) in landed.refs {
+                    state.follow(url, kind, wanted.role, wanted.depth);
+                }
+                batch.push(Line::Capture(Box::new(landed.capture.clone())));
+                state.out.captures.push(landed.capture);
                 progress.done(size, false);
             }
             Err(failure) => {
-                tracing::debug!(%url, %failure, "not captured");
-                out.failures.push(failed(&url, role, &failure));
+                tracing::debug!(url = %shorten(wanted.url.as_str()), %failure, "not captured");
+                let f = failed(&wanted.url, wanted.role, &failure);
+                batch.push(Line::Failure(f.clone()));
+                state.out.failures.push(f);
                 progress.done(0, true);
             }
         }
+        if batch.len() >= BATCH || flushed.elapsed() >= BATCH_EVERY {
+            flush(store, journal, &mut batch).await?;
+            flushed = Instant::now();
+        }
+        if bytes >= plan.limits.max_bytes {
+            state.out.incomplete = Some(format!(
+                "limit: {} bytes received, the most a snapshot takes (max_total_bytes)",
+                plan.limits.max_bytes
+            ));
+            break;
+        }
     }
-    Ok(out)
+    // What was still in flight or waiting when the crawl stopped early.
+    if let Some(why) = state.out.incomplete.clone() {
+        let failure = if why.starts_with("limit") {
+            Failure::Limit { detail: why }
+        } else {
+            Failure::Interrupted { detail: why }
+        };
+        drop(in_flight);
+        for (url, role) in flying.into_values() {
+            state.over_limit(&url, role, &failure);
+        }
+        let left: Vec<Wanted> = state.queue.drain(..).collect();
+        for w in left {
+            state.over_limit(&w.url, w.role, &failure);
+        }
+    }
+    flush(store, journal, &mut batch).await?;
+    state.attach_aliases();
+    Ok(state.out)
+}
+
+/// Makes the batch's objects durable, then appends it to the journal.
+async fn flush(
+    store: &Store,
+    journal: &SnapshotJournal,
+    batch: &mut Vec<Line>,
+) -> Result<(), store::Error> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let lines = std::mem::take(batch);
+    let objects = store.objects().clone();
+    let root = store.root().to_path_buf();
+    tokio::task::spawn_blocking(move || objects.sync())
+        .await
+        .map_err(|e| store::Error::io("sync the objects of", &root)(std::io::Error::other(e)))?
+        .map_err(store::Error::io("sync the objects of", store.root()))?;
+    journal.append(&lines)
+}
+
+/// Fetches one URL, then stores its body and reads it for references off the executor.
+async fn land(fetcher: &Fetcher, store: &Store, w: Wanted) -> (Wanted, Result<Landed, Failure>) {
+    let fetched = match fetcher.get(&w.url).await {
+        Ok(f) => f,
+        Err(e) => return (w, Err(e)),
+    };
+    let (store, role, depth) = (store.clone(), w.role, w.depth);
+    let landed = tokio::task::spawn_blocking(move || store_and_read(&store, &fetched, role, depth))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure::Store {
+                detail: format!("storing stopped: {e}"),
+            })
+        });
+    (w, landed)
+}
+
+/// Stores a body as an object and lists what it refers to.
+fn store_and_read(
+    store: &Store,
+    fetched: &Fetched,
+    role: Role,
+    depth: u32,
+) -> Result<Landed, Failure> {
+    let digest = Digest::of(&fetched.body);
+    let new = store
+        .objects()
+        .put(&digest, &fetched.body)
+        .map_err(|e| Failure::Store {
+            detail: crate::report::chain(&store::Error::io(
+                "store",
+                &store.objects().path(&digest),
+            )(e)),
+        })?;
+    let capture = Capture {
+        url: fetched.url.to_string(),
+        final_url: fetched.final_url.to_string(),
+        redirects: fetched.redirects.clone(),
+        status: fetched.status,
+        headers: fetched.headers.clone(),
+        time: fetched.time,
+        sha256: digest,
+        size: fetched.body.len() as u64,
+        media_type: fetched.media_type(),
+        role,
+        depth,
+        offline: None,
+        aliases: Vec::new(),
+    };
+    Ok(Landed {
+        capture,
+        new,
+        refs: references(fetched, role),
+    })
+}
+
+/// What a captured body refers to: links and requisites of a page, `url()`s of a sheet.
+fn references(fetched: &Fetched, role: Role) -> Vec<(Url, RefKind)> {
+    let media = fetched.media_type();
+    let mut refs = Vec::new();
+    if matches!(role, Role::Page | Role::Frame) && is_html(media.as_deref(), &fetched.body) {
+        process_html(
+            &fetched.body,
+            fetched.charset().as_deref(),
+            &fetched.final_url,
+            &mut |r| {
+                refs.push((r.url.clone(), r.kind));
+                None
+            },
+        );
+    } else if role == Role::Stylesheet || media.as_deref() == Some("text/css") {
+        let (css, _) = decode(&fetched.body, fetched.charset().as_deref());
+        for r in css_refs(&css) {
+            if let Some(url) = resolve(&r.url, &fetched.final_url) {
+                let kind = if r.import {
+                    RefKind::Stylesheet
+                } else {
+                    RefKind::Requisite
+                };
+                refs.push((url, kind));
+            }
+        }
+    }
+    refs
 }
 
 struct State<'a> {
     plan: &'a Plan,
     scope: Scope,
     seen: HashSet<String>,
+    /// `…/index.html` wanted while `…/` was (or the other way round): the same page, fetched
+    /// once (issue 8). Alias → the URL fetched.
+    aliases: HashMap<String, String>,
     pages: usize,
-    queue: Vec<(Url, Role, u32)>,
+    admitted: usize,
+    queue: VecDeque<Wanted>,
+    out: Crawl,
+    listed_over_limit: usize,
 }
 
 impl State<'_> {
-    /// Queues a URL once, pages within the page budget.
+    /// Queues a URL once, within the page budget and the snapshot's limits.
     fn want(&mut self, mut url: Url, role: Role, depth: u32) {
         url.set_fragment(None);
-        if !self.seen.insert(url.to_string()) {
+        if url.as_str().len() > MAX_URL {
+            let failure = Failure::Limit {
+                detail: format!(
+                    "a URL of {} bytes; longer than {MAX_URL} bytes are not fetched",
+                    url.as_str().len()
+                ),
+            };
+            self.over_limit(&url, role, &failure);
+            return;
+        }
+        let key = url.to_string();
+        if !self.seen.insert(key.clone()) {
+            return;
+        }
+        if let Some(twin) = index_twin(&url)
+            && self.seen.contains(&twin)
+        {
+            self.aliases.insert(key, twin);
             return;
         }
         if role == Role::Page {
             if self.pages >= self.plan.max_pages {
+                let failure = Failure::Limit {
+                    detail: format!(
+                        "the crawl's {} pages were taken (max_pages)",
+                        self.plan.max_pages
+                    ),
+                };
+                self.over_limit(&url, role, &failure);
                 return;
             }
             self.pages += 1;
         }
-        self.queue.push((url, role, depth));
+        if self.admitted >= self.plan.limits.max_resources {
+            let failure = Failure::Limit {
+                detail: format!(
+                    "the snapshot's {} URLs were taken (max_resources)",
+                    self.plan.limits.max_resources
+                ),
+            };
+            self.over_limit(&url, role, &failure);
+            if self.out.incomplete.is_none() {
+                self.out.incomplete = Some(format!(
+                    "limit: {} URLs, the most a snapshot fetches (max_resources)",
+                    self.plan.limits.max_resources
+                ));
+            }
+            return;
+        }
+        self.admitted += 1;
+        self.queue.push_back(Wanted { url, role, depth });
     }
 
-    /// Queues what a captured body refers to.
-    fn follow(&mut self, fetched: &Fetched, role: Role, depth: u32) {
-        let media = fetched.media_type();
-        if matches!(role, Role::Page | Role::Frame) && is_html(media.as_deref(), &fetched.body) {
-            let mut refs = Vec::new();
-            process_html(
-                &fetched.body,
-                fetched.charset().as_deref(),
-                &fetched.final_url,
-                &mut |r| {
-                    refs.push(r.clone());
-                    None
-                },
-            );
-            for r in refs {
-                match r.kind {
-                    RefKind::Page
-                        if role == Role::Page
-                            && depth < self.plan.depth
-                            && self.scope.contains(&r.url) =>
-                    {
-                        self.want(r.url, Role::Page, depth + 1)
-                    }
-                    RefKind::Frame if role == Role::Page => self.want(r.url, Role::Frame, depth),
-                    RefKind::Stylesheet => self.want(r.url, Role::Stylesheet, depth),
-                    RefKind::Requisite => self.want(r.url, Role::Requisite, depth),
-                    _ => {}
-                }
+    /// Records a URL that was not fetched because of a limit (or a stop): listed up to a
+    /// bound, counted beyond it.
+    fn over_limit(&mut self, url: &Url, role: Role, failure: &Failure) {
+        if self.listed_over_limit >= LISTED_OVER_LIMIT {
+            self.out.not_listed += 1;
+            return;
+        }
+        self.listed_over_limit += 1;
+        let mut f = failed(url, role, failure);
+        if f.url.len() > MAX_URL {
+            f.url = shorten(&f.url);
+        }
+        self.out.failures.push(f);
+    }
+
+    /// Queues a reference found in a body fetched as `role` at `depth`.
+    fn follow(&mut self, url: Url, kind: RefKind, role: Role, depth: u32) {
+        match kind {
+            RefKind::Page
+                if role == Role::Page && depth < self.plan.depth && self.scope.contains(&url) =>
+            {
+                self.want(url, Role::Page, depth + 1)
             }
-        } else if role == Role::Stylesheet || media.as_deref() == Some("text/css") {
-            let css = String::from_utf8_lossy(&fetched.body);
-            for r in css_refs(&css) {
-                if let Some(url) = resolve(&r.url, &fetched.final_url) {
-                    let role = if r.import {
-                        Role::Stylesheet
-                    } else {
-                        Role::Requisite
-                    };
-                    self.want(url, role, depth);
-                }
-            }
+            RefKind::Frame if role == Role::Page => self.want(url, Role::Frame, depth),
+            RefKind::Stylesheet => self.want(url, Role::Stylesheet, depth),
+            RefKind::Requisite => self.want(url, Role::Requisite, depth),
+            _ => {}
         }
     }
+
+    /// Each alias goes to the capture of the URL fetched in its place, when that is a page.
+    fn attach_aliases(&mut self) {
+        if self.aliases.is_empty() {
+            return;
+        }
+        let by_url: HashMap<&str, usize> = self
+            .out
+            .captures
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.url.as_str(), i))
+            .collect();
+        let mut moves: Vec<(usize, String)> = Vec::new();
+        for (alias, fetched) in &self.aliases {
+            if let Some(&i) = by_url.get(fetched.as_str())
+                && matches!(self.out.captures[i].role, Role::Page | Role::Frame)
+            {
+                moves.push((i, alias.clone()));
+            }
+        }
+        for (i, alias) in moves {
+            self.out.captures[i].aliases.push(alias);
+        }
+        for c in &mut self.out.captures {
+            c.aliases.sort();
+        }
+    }
+}
+
+/// The other spelling of a folder's index page: `/a/` for `/a/index.html` (or `.htm`), and
+/// `/a/index.html` for `/a/`. URLs with a query have none.
+fn index_twin(url: &Url) -> Option<String> {
+    if url.query().is_some() {
+        return None;
+    }
+    let path = url.path();
+    let mut twin = url.clone();
+    if path.ends_with('/') {
+        twin.set_path(&format!("{path}index.html"));
+    } else if let Some(dir) = path
+        .strip_suffix("index.html")
+        .or_else(|| path.strip_suffix("index.htm"))
+        .filter(|d| d.ends_with('/'))
+    {
+        twin.set_path(dir);
+    } else {
+        return None;
+    }
+    Some(twin.to_string())
 }
 
 /// The pages a crawl may follow: the root's scheme, host and port, under its folder (as
@@ -199,48 +474,11 @@ pub(crate) fn is_html(media: Option<&str>, body: &[u8]) -> bool {
         Some("text/html" | "application/xhtml+xml") => true,
         Some("application/octet-stream" | "text/plain") | None => {
             let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
-            let head = head.trim_start();
+            let head = head.trim_start_matches('\u{feff}').trim_start();
             head.starts_with("<!doctype html") || head.starts_with("<html")
         }
         _ => false,
     }
-}
-
-fn store_capture(
-    store: &Store,
-    fetched: &Fetched,
-    role: Role,
-    depth: u32,
-    out: &mut Crawl,
-) -> Result<Capture, store::Error> {
-    let digest = Digest::of(&fetched.body);
-    let objects = store.objects();
-    let new = objects
-        .put(&digest, &fetched.body)
-        .map_err(store::Error::io(
-            "store a capture of",
-            std::path::Path::new(fetched.url.as_str()),
-        ))?;
-    let size = fetched.body.len() as u64;
-    if new {
-        out.new_bytes += size;
-    } else {
-        out.reused_bytes += size;
-    }
-    Ok(Capture {
-        url: fetched.url.to_string(),
-        final_url: fetched.final_url.to_string(),
-        redirects: fetched.redirects.clone(),
-        status: fetched.status,
-        headers: fetched.headers.clone(),
-        time: fetched.time,
-        sha256: digest,
-        size,
-        media_type: fetched.media_type(),
-        role,
-        depth,
-        offline: None,
-    })
 }
 
 fn failed(url: &Url, role: Role, failure: &Failure) -> FailedUrl {
@@ -280,5 +518,25 @@ mod tests {
         assert!(is_html(None, b"  <!DOCTYPE html><p>"));
         assert!(!is_html(Some("image/png"), b"<html>"));
         assert!(!is_html(None, b"%PDF-1.4"));
+    }
+
+    #[test]
+    fn a_folder_and_its_index_page_are_twins() {
+        let twin = |u: &str| index_twin(&Url::parse(u).unwrap());
+        assert_eq!(
+            twin("https://x.org/").as_deref(),
+            Some("https://x.org/index.html")
+        );
+        assert_eq!(
+            twin("https://x.org/a/index.html").as_deref(),
+            Some("https://x.org/a/")
+        );
+        assert_eq!(
+            twin("https://x.org/a/index.htm").as_deref(),
+            Some("https://x.org/a/")
+        );
+        assert_eq!(twin("https://x.org/a/myindex.html"), None);
+        assert_eq!(twin("https://x.org/?q=1"), None);
+        assert_eq!(twin("https://x.org/a.html"), None);
     }
 }

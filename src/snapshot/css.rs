@@ -16,12 +16,36 @@ pub struct CssRef {
     pub import: bool,
 }
 
+/// Blocks nested deeper than this are skipped unread (cssparser skips them without recursion):
+/// real style sheets nest a few levels, and a hostile one of 50,000 `(` would otherwise
+/// overflow the stack (issue 8).
+const MAX_DEPTH: usize = 64;
+
+/// A style sheet's text, decoded as browsers do: a byte-order mark, else `@charset "…";` at
+/// its very start, else the `Content-Type` charset, else UTF-8 (issue 8: UTF-16 sheets too).
+/// The flag says whether the bytes were UTF-8 already: a rewritten copy of another encoding is
+/// written as UTF-8 behind a byte-order mark.
+pub fn decode<'a>(bytes: &'a [u8], charset: Option<&str>) -> (std::borrow::Cow<'a, str>, bool) {
+    let declared = || {
+        let rest = bytes.strip_prefix(b"@charset \"")?;
+        let end = rest.iter().position(|b| *b == b'"')?;
+        encoding_rs::Encoding::for_label(&rest[..end])
+    };
+    let encoding = encoding_rs::Encoding::for_bom(bytes)
+        .map(|(e, _)| e)
+        .or_else(declared)
+        .or_else(|| charset.and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes())))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _) = encoding.decode_with_bom_removal(bytes);
+    (text, encoding == encoding_rs::UTF_8)
+}
+
 /// Every URL reference in `css`, in order.
 pub fn css_refs(css: &str) -> Vec<CssRef> {
     let mut input = ParserInput::new(css);
     let mut parser = Parser::new(&mut input);
     let mut out = Vec::new();
-    walk(&mut parser, &mut out);
+    walk(&mut parser, &mut out, 0);
     out
 }
 
@@ -63,7 +87,7 @@ fn quote(url: &str) -> String {
     s
 }
 
-fn walk(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>) {
+fn walk(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>, depth: usize) {
     let mut after_import = false;
     loop {
         let start = p.position().byte_index();
@@ -105,10 +129,12 @@ fn walk(p: &mut Parser<'_, '_>, out: &mut Vec<CssRef>) {
             Token::Function(_)
             | Token::ParenthesisBlock
             | Token::SquareBracketBlock
-            | Token::CurlyBracketBlock => {
+            | Token::CurlyBracketBlock
+                if depth < MAX_DEPTH =>
+            {
                 let _ =
                     p.parse_nested_block(|inner| -> Result<(), cssparser::ParseError<'_, ()>> {
-                        walk(inner, out);
+                        walk(inner, out, depth + 1);
                         Ok(())
                     });
             }
@@ -205,6 +231,33 @@ mod tests {
             out,
             r#".hero { background-image: image-set(url("L/a.png") 1x, url("L/b.png") 2x); }"#
         );
+    }
+
+    #[test]
+    fn utf16_and_declared_charsets_are_decoded() {
+        let mut le = vec![0xFF, 0xFE];
+        for unit in "a{background:url(b.png)}".encode_utf16() {
+            le.extend(unit.to_le_bytes());
+        }
+        let (text, utf8) = decode(&le, None);
+        assert_eq!((text.as_ref(), utf8), ("a{background:url(b.png)}", false));
+        let latin = b"@charset \"iso-8859-1\"; .x{content:'\xe9'}";
+        let (text, utf8) = decode(latin, Some("utf-8"));
+        assert!(text.contains('\u{e9}') && !utf8);
+    }
+
+    #[test]
+    fn deep_nesting_is_skipped_without_exhausting_the_stack() {
+        let hostile = format!("b:{}", "(".repeat(50_000));
+        assert!(urls(&hostile).is_empty());
+        let deep = format!(
+            "{}url(deep.png){} .a{{background:url(ok.png)}}",
+            "(".repeat(200),
+            ")".repeat(200)
+        );
+        assert_eq!(urls(&deep), vec![("ok.png".into(), false)]);
+        let curly = "{".repeat(100_000);
+        assert!(urls(&curly).is_empty());
     }
 
     #[test]

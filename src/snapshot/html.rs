@@ -46,11 +46,42 @@ pub fn process_html(
     base: &Url,
     visit: &mut dyn FnMut(&HtmlRef) -> Option<String>,
 ) -> Vec<u8> {
-    let encoding = charset
-        .and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes()))
+    let encoding = html_encoding(html, charset);
+    match AsciiCompatibleEncoding::new(encoding) {
+        Some(ascii) => rewrite(html, ascii, base, visit),
+        None => {
+            // UTF-16 (lol_html reads ASCII-compatible encodings only): read it as UTF-8 and
+            // write the copy as UTF-8 behind a byte-order mark, which browsers obey before
+            // any `<meta charset>` (issue 8).
+            let (text, _) = encoding.decode_with_bom_removal(html);
+            let mut out = b"\xEF\xBB\xBF".to_vec();
+            out.extend(rewrite(
+                text.as_bytes(),
+                AsciiCompatibleEncoding::utf_8(),
+                base,
+                visit,
+            ));
+            out
+        }
+    }
+}
+
+/// A page's encoding, as browsers find it: a byte-order mark, else the `Content-Type`
+/// charset, else a `<meta>` declaration in the first 1024 bytes, else UTF-8.
+fn html_encoding(html: &[u8], charset: Option<&str>) -> &'static encoding_rs::Encoding {
+    encoding_rs::Encoding::for_bom(html)
+        .map(|(e, _)| e)
+        .or_else(|| charset.and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes())))
         .or_else(|| sniff_charset(html))
-        .and_then(AsciiCompatibleEncoding::new)
-        .unwrap_or_else(AsciiCompatibleEncoding::utf_8);
+        .unwrap_or(encoding_rs::UTF_8)
+}
+
+fn rewrite(
+    html: &[u8],
+    encoding: AsciiCompatibleEncoding,
+    base: &Url,
+    visit: &mut dyn FnMut(&HtmlRef) -> Option<String>,
+) -> Vec<u8> {
     let base = RefCell::new(base.clone());
     let visit = RefCell::new(visit);
     let style = RefCell::new(String::new());
@@ -173,6 +204,14 @@ fn element_refs(
                 .to_ascii_lowercase();
             let kind = if rel.split_whitespace().any(|r| r == "stylesheet") {
                 RefKind::Stylesheet
+            } else if rel.split_whitespace().any(|r| {
+                matches!(
+                    r,
+                    "index" | "search" | "alternate" | "next" | "prev" | "previous"
+                )
+            }) {
+                // Other pages of the site, followed by a crawl within its scope as wget does.
+                RefKind::Page
             } else if rel.split_whitespace().any(|r| {
                 matches!(
                     r,
@@ -379,8 +418,19 @@ pub(crate) fn srcset_candidates(value: &str) -> Vec<(&str, &str)> {
 }
 
 /// The charset a page declares in its first 1024 bytes (`<meta charset>` or http-equiv).
+/// A UTF-16 page without a byte-order mark spells it with a NUL after each ASCII letter.
 fn sniff_charset(html: &[u8]) -> Option<&'static encoding_rs::Encoding> {
-    let head = String::from_utf8_lossy(&html[..html.len().min(1024)]).to_ascii_lowercase();
+    let head = &html[..html.len().min(1024)];
+    let nuls = head.iter().filter(|b| **b == 0).count();
+    if nuls * 4 > head.len() && head.len() >= 8 {
+        let le = head.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+        return Some(if le * 2 > head.len() / 2 {
+            encoding_rs::UTF_16LE
+        } else {
+            encoding_rs::UTF_16BE
+        });
+    }
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
     let i = head.find("charset=")?;
     let value: String = head[i + 8..]
         .trim_start_matches(['"', '\''])
@@ -445,6 +495,52 @@ mod tests {
             );
         }
         assert_eq!(got.len(), expect.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn utf16_pages_have_their_references_found_and_come_out_as_utf8() {
+        let page = "<html><head><meta charset=utf-16></head><img src=\"caf\u{e9}.png\"></html>";
+        for (bom, enc) in [
+            (&b"\xFF\xFE"[..], encoding_rs::UTF_16LE),
+            (&b"\xFE\xFF"[..], encoding_rs::UTF_16BE),
+            (&b""[..], encoding_rs::UTF_16LE),
+        ] {
+            // encoding_rs does not encode to UTF-16: spell the code units by hand.
+            let mut bytes = bom.to_vec();
+            for unit in page.encode_utf16() {
+                bytes.extend(if enc == encoding_rs::UTF_16LE {
+                    unit.to_le_bytes()
+                } else {
+                    unit.to_be_bytes()
+                });
+            }
+            let mut seen = Vec::new();
+            let out = process_html(
+                &bytes,
+                None,
+                &Url::parse("https://x.org/").unwrap(),
+                &mut |r| {
+                    seen.push(r.url.to_string());
+                    Some("local.png".into())
+                },
+            );
+            assert_eq!(seen, vec!["https://x.org/caf%C3%A9.png"], "{enc:?} {bom:?}");
+            assert!(out.starts_with(b"\xEF\xBB\xBF"));
+            assert!(
+                String::from_utf8(out)
+                    .unwrap()
+                    .contains("src=\"local.png\"")
+            );
+        }
+    }
+
+    #[test]
+    fn link_rels_naming_other_pages_are_pages() {
+        let got = refs(
+            r#"<link rel="next" href="p2.html"><link rel="alternate" href="fr.html"><link rel="search" href="/s.xml">"#,
+        );
+        assert!(got.iter().all(|(_, k)| *k == RefKind::Page), "{got:?}");
+        assert_eq!(got.len(), 3);
     }
 
     #[test]

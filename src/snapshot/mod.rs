@@ -1,34 +1,43 @@
 //! Snapshots of web pages: capture a page with its requisites (or a bounded same-site crawl)
 //! into the archive, and build an offline copy that opens from the file system.
 //!
-//! Order (design.md, "The archive"): captured bodies and the derived offline files are stored
-//! as objects and linked into `snapshots/<id>/offline/`, the objects are made durable, and only
-//! then is `snapshots/<id>/snapshot.json`, the record, written.
+//! Order (design.md, "The archive"): captured bodies are stored as objects and, in batches once
+//! durable, listed in the snapshot's journal; at the end the offline copy is built (derived
+//! files are objects too, linked into `snapshots/<id>/offline/`), the objects are made durable,
+//! and only then is `snapshots/<id>/snapshot.json`, the record, written and the journal
+//! removed. A snapshot stopped early is recorded as incomplete; one killed outright is finished
+//! from its journal by the next writer ([`finish_interrupted`]).
 
 pub mod crawl;
 pub mod css;
 pub mod html;
+pub mod journal;
 pub mod offline;
 pub mod paths;
 pub mod plan;
 pub mod record;
+pub mod stop;
 
 use jiff::Timestamp;
 
 use crate::fetch::Fetcher;
 use crate::store::{self, Store};
 
-pub use crawl::{NoProgress, Plan, Progress};
+pub use crawl::{NoProgress, Progress};
+pub use plan::{Limits, Plan};
 pub use record::{Capture, FailedUrl, Role, Snapshot, Summary};
+pub use stop::Stop;
 
 /// What became of a snapshot.
 #[derive(Debug)]
 pub enum Taken {
     /// It was recorded (its root may still have failed: that is a record of what happened).
-    Recorded(Snapshot),
+    Recorded(Box<Snapshot>),
     /// Its root failed before any server answered while the network was not known to work:
     /// nothing was recorded; try again when the network is back (issue 9).
     Offline(String),
+    /// It was stopped before it captured anything: nothing to keep, nothing recorded.
+    Stopped(String),
 }
 
 /// When a snapshot whose root could not be reached is not recorded, because the network may
@@ -43,19 +52,32 @@ pub enum Postpone {
 }
 
 /// Captures `plan` and records it as a new snapshot, unless `postpone` says the root's failure
-/// may be the network's: then nothing is recorded and the result is [`Taken::Offline`].
+/// may be the network's: then nothing is recorded and the result is [`Taken::Offline`]. A
+/// `stop` request ends it early, recorded as incomplete.
 pub async fn take(
     fetcher: &Fetcher,
     store: &Store,
     plan: &Plan,
     progress: &dyn Progress,
     postpone: Postpone,
+    stop: &Stop,
 ) -> Result<Taken, store::Error> {
     let started = Timestamp::now();
     let id = record::new_id(&plan.root, started);
     let dir = record::snapshots_dir(store).join(&id);
-    let mut crawl = crawl::crawl(fetcher, store, plan, progress).await?;
-    let root_key = crawl::without_fragment(&plan.root);
+    let root = crawl::without_fragment(&plan.root);
+    let journal = journal::SnapshotJournal::create(
+        &dir,
+        journal::Start {
+            id: id.clone(),
+            root: root.clone(),
+            depth: plan.depth,
+            max_pages: plan.max_pages,
+            started,
+        },
+    )?;
+    crate::failpoint::pause_at("snapshot:started");
+    let crawl = crawl::crawl(fetcher, store, plan, progress, stop, &journal).await?;
     let doubtful = |reason: &str| match postpone {
         Postpone::WhenOffline => reason == "offline",
         Postpone::UnlessNetworkKnownUp => {
@@ -63,25 +85,22 @@ pub async fn take(
                 || (crate::fetch::is_network_level(reason) && !fetcher.network_known_up())
         }
     };
-    if crawl.captures.is_empty()
-        && let Some(f) = crawl
+    if crawl.captures.is_empty() {
+        let offline = crawl
             .failures
             .iter()
-            .find(|f| f.url == root_key && doubtful(&f.reason))
-    {
-        return Ok(Taken::Offline(f.detail.clone()));
+            .find(|f| f.url == root && doubtful(&f.reason))
+            .map(|f| Taken::Offline(f.detail.clone()));
+        let stopped = stop
+            .reason()
+            .filter(|_| crawl.incomplete.is_some())
+            .map(Taken::Stopped);
+        if let Some(taken) = offline.or(stopped) {
+            journal.remove();
+            let _ = std::fs::remove_dir(&dir);
+            return Ok(taken);
+        }
     }
-    let offline_files = offline::build(store, &dir, &mut crawl.captures)?;
-    store
-        .objects()
-        .sync()
-        .map_err(store::Error::io("sync the objects of", store.root()))?;
-    let root = crawl::without_fragment(&plan.root);
-    let entry = crawl
-        .captures
-        .iter()
-        .find(|c| c.url == root && c.role == Role::Page)
-        .and_then(|c| c.offline.clone());
     let snapshot = Snapshot {
         id,
         root,
@@ -91,11 +110,74 @@ pub async fn take(
         finished: Timestamp::now(),
         new_bytes: crawl.new_bytes,
         reused_bytes: crawl.reused_bytes,
-        offline: entry,
+        offline: None,
         captures: crawl.captures,
         failures: crawl.failures,
-        offline_files,
+        offline_files: Vec::new(),
+        incomplete: crawl.incomplete,
+        not_listed: crawl.not_listed,
+        problems: Vec::new(),
     };
+    let store_for_copy = store.clone();
+    let snapshot = tokio::task::spawn_blocking(move || finish(&store_for_copy, snapshot))
+        .await
+        .map_err(|e| {
+            store::Error::io("finish the snapshot in", store.root())(std::io::Error::other(e))
+        })??;
+    journal.remove();
+    Ok(Taken::Recorded(Box::new(snapshot)))
+}
+
+/// Builds the offline copy, makes every object durable and writes the record (blocking work).
+fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, store::Error> {
+    let dir = record::snapshots_dir(store).join(&snapshot.id);
+    let built = offline::build(store, &dir, &mut snapshot.captures);
+    snapshot.offline_files = built.derived;
+    snapshot.problems = built.problems;
+    snapshot.offline = snapshot
+        .captures
+        .iter()
+        .find(|c| c.url == snapshot.root && c.role == Role::Page)
+        .and_then(|c| c.offline.clone());
+    store
+        .objects()
+        .sync()
+        .map_err(store::Error::io("sync the objects of", store.root()))?;
+    crate::failpoint::pause_at("snapshot:before-record");
     record::save(store, &snapshot)?;
-    Ok(Taken::Recorded(snapshot))
+    Ok(snapshot)
+}
+
+/// Records the snapshots a killed process left unfinished, from their journals: what they
+/// captured, marked incomplete, with an offline copy. The caller holds the archive's lock.
+/// Returns their ids.
+pub fn finish_interrupted(store: &Store) -> Result<Vec<String>, store::Error> {
+    let mut done = Vec::new();
+    for left in journal::left(store) {
+        let snapshot = Snapshot {
+            id: left.start.id.clone(),
+            root: left.start.root,
+            depth: left.start.depth,
+            max_pages: left.start.max_pages,
+            started: left.start.started,
+            finished: Timestamp::now(),
+            new_bytes: 0,
+            reused_bytes: left.captures.iter().map(|c| c.size).sum(),
+            offline: None,
+            captures: left.captures,
+            failures: left.failures,
+            offline_files: Vec::new(),
+            incomplete: Some(
+                "interrupted: vaultkeep stopped before the snapshot finished; what it captured is kept"
+                    .into(),
+            ),
+            not_listed: 0,
+            problems: Vec::new(),
+        };
+        tracing::warn!(id = %snapshot.id, captures = snapshot.captures.len(), "finishing a snapshot left by an interrupted run");
+        finish(store, snapshot)?;
+        let _ = std::fs::remove_file(left.dir.join(journal::FILE));
+        done.push(left.start.id);
+    }
+    Ok(done)
 }

@@ -11,8 +11,20 @@ use url::Url;
 
 use crate::digest::Digest;
 
-/// Longest file name kept as is; longer ones are cut and hashed.
+/// Longest file or folder name kept as is (bytes); longer ones are cut and hashed. File systems
+/// allow 255; the margin leaves room for a `_2` and an extension.
 const MAX_NAME: usize = 150;
+
+/// Longest offline path (bytes, relative to the offline folder). Longer ones fold into
+/// `<host>/_long/<hash>_<name>`, so the absolute path stays well under the 4096 bytes of
+/// PATH_MAX wherever the archive lives, and a URL of 5,000 folders costs one file (issue 8).
+const MAX_PATH: usize = 1024;
+
+/// Names Windows reserves (a copy of the archive may travel there).
+const RESERVED: [&str; 22] = [
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
 
 /// The offline path of `url`, as segments, for a body of media type `media`.
 pub fn offline_path(url: &Url, media: Option<&str>) -> Vec<String> {
@@ -20,13 +32,13 @@ pub fn offline_path(url: &Url, media: Option<&str>) -> Vec<String> {
     if let Some(port) = url.port() {
         host.push_str(&format!("_{port}"));
     }
-    let mut segments = vec![sanitize(&host)];
+    let mut segments = vec![shorten(&sanitize(&host))];
     let raw: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
     let (dirs, last) = match raw.split_last() {
         Some((last, dirs)) => (dirs, *last),
         None => (&[][..], ""),
     };
-    segments.extend(dirs.iter().map(|s| sanitize(&decode(s))));
+    segments.extend(dirs.iter().map(|s| shorten(&sanitize(&decode(s)))));
     let mut name = if last.is_empty() {
         "index".to_string()
     } else {
@@ -65,7 +77,120 @@ pub fn offline_path(url: &Url, media: Option<&str>) -> Vec<String> {
         None => stem,
     };
     segments.push(shorten(&name));
+    let length: usize = segments.iter().map(|s| s.len() + 1).sum();
+    if length > MAX_PATH {
+        let hash = &Digest::of(url.as_str().as_bytes()).to_hex()[..16];
+        let name = segments.pop().unwrap_or_default();
+        return vec![
+            segments.swap_remove(0),
+            "_long".into(),
+            shorten(&format!("{hash}_{name}")),
+        ];
+    }
     segments
+}
+
+/// The offline paths handed out so far, as a tree keyed by (folder, name), so that placing a
+/// path costs its own length whatever came before (issue 8: linear in the input). Names are
+/// compared without case, so the copy also works on case-insensitive file systems.
+#[derive(Debug, Default)]
+pub struct Layout {
+    /// (parent, lowercase name) → (node, name as placed, the file's bytes or `None` for a folder)
+    nodes: std::collections::HashMap<(u32, String), (u32, String, Option<Digest>)>,
+    next: u32,
+}
+
+/// Where a wanted path stands in a [`Layout`].
+enum Fit {
+    /// Nothing in the way.
+    Free,
+    /// The same bytes are already there, under these names.
+    Shared(Vec<String>),
+    /// A file sits where folder `i` of the path should be.
+    FileInTheWay(usize),
+    /// The name is taken by other bytes or by a folder.
+    Taken,
+}
+
+impl Layout {
+    /// Places a file holding `digest` at `wanted`, or where that clashes at a variant (a
+    /// numbered name, a renamed folder), and returns where it went. The same bytes wanted at
+    /// the same place share one file (`/` and `/index.html` of a static site).
+    pub fn place(&mut self, wanted: Vec<String>, digest: &Digest) -> Vec<String> {
+        let mut path = wanted;
+        let mut n = 2;
+        for attempt in 0..64 {
+            match self.fit(&path, digest) {
+                Fit::Free => {
+                    self.insert(&path, digest);
+                    return path;
+                }
+                Fit::Shared(names) => return names,
+                Fit::FileInTheWay(i) => path[i].push('_'),
+                Fit::Taken => {
+                    path = numbered(&path, n);
+                    n += 1;
+                }
+            }
+            if attempt == 48 {
+                // Something hostile: give up on readable names.
+                let host = path.first().cloned().unwrap_or_else(|| "_".into());
+                let last = path.last().cloned().unwrap_or_default();
+                let hash = &digest.to_hex()[..12];
+                path = vec![
+                    host,
+                    "_clash".into(),
+                    shorten(&format!("{hash}_{attempt}_{last}")),
+                ];
+            }
+        }
+        // Unreachable in practice: 64 clashes in a row.
+        let unique = format!("{}_{}", digest.to_hex(), self.next);
+        let path = vec!["_clash".to_string(), unique];
+        self.insert(&path, digest);
+        path
+    }
+
+    fn fit(&self, path: &[String], digest: &Digest) -> Fit {
+        let mut parent = 0;
+        let mut names = Vec::with_capacity(path.len());
+        for (i, segment) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            match self.nodes.get(&(parent, segment.to_lowercase())) {
+                None => return Fit::Free,
+                Some((_, name, Some(d))) if last => {
+                    if d != digest {
+                        return Fit::Taken;
+                    }
+                    names.push(name.clone());
+                    return Fit::Shared(names);
+                }
+                Some((_, _, Some(_))) => return Fit::FileInTheWay(i),
+                Some(_) if last => return Fit::Taken,
+                Some((id, name, None)) => {
+                    names.push(name.clone());
+                    parent = *id;
+                }
+            }
+        }
+        Fit::Taken
+    }
+
+    fn insert(&mut self, path: &[String], digest: &Digest) {
+        let mut parent = 0;
+        for (i, segment) in path.iter().enumerate() {
+            let file = (i + 1 == path.len()).then_some(*digest);
+            let next = &mut self.next;
+            let (id, _, _) = self
+                .nodes
+                .entry((parent, segment.to_lowercase()))
+                .or_insert_with(|| {
+                    *next += 1;
+                    (*next, segment.clone(), file)
+                });
+            parent = *id;
+        }
+    }
 }
 
 /// Adds `_2`, `_3`... before the extension, for two URLs that map to one file.
@@ -131,7 +256,8 @@ fn decode(segment: &str) -> String {
     percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
-/// A file name from a URL segment: no separators, no NUL, no `.`/`..`.
+/// A file name from a URL segment: no separators, no NUL or control characters, no `.`/`..`,
+/// no name Windows reserves (`con`, `aux.png`...).
 fn sanitize(segment: &str) -> String {
     let s: String = segment
         .chars()
@@ -143,8 +269,10 @@ fn sanitize(segment: &str) -> String {
             }
         })
         .collect();
+    let stem = s.split('.').next().unwrap_or("").to_ascii_lowercase();
     match s.as_str() {
         "" | "." | ".." => "_".to_string(),
+        _ if RESERVED.contains(&stem.as_str()) => format!("_{s}"),
         _ => s,
     }
 }
@@ -196,6 +324,8 @@ fn extension_for(media: &str) -> Option<&'static str> {
         "font/otf" => "otf",
         "application/pdf" => "pdf",
         "text/plain" => "txt",
+        // mime_guess's first pick for this is `.aaf`; a browser knows `.bin` for what it is.
+        "application/octet-stream" => "bin",
         other => {
             return mime_guess::get_mime_extensions_str(other).and_then(|e| e.first().copied());
         }
@@ -295,6 +425,86 @@ mod tests {
         assert_eq!(relative_href(&from, &other), "../../../cdn.org/s.css");
         let colon: Vec<String> = ["x.org", "a", "b", "a:b.html"].map(String::from).to_vec();
         assert_eq!(relative_href(&from, &colon), "./a:b.html");
+    }
+
+    #[test]
+    fn every_long_segment_is_cut_and_a_deep_path_folds_into_one_file() {
+        let long_dir = format!("https://x.org/{}/file.png", "L".repeat(300));
+        let p = offline_path(&Url::parse(&long_dir).unwrap(), Some("image/png"));
+        assert!(p.iter().all(|s| s.len() <= MAX_NAME), "{p:?}");
+        let accents = format!("https://x.org/{}/file.png", "%C3%A9".repeat(150));
+        let p = offline_path(&Url::parse(&accents).unwrap(), Some("image/png"));
+        assert!(p.iter().all(|s| s.len() <= MAX_NAME), "{p:?}");
+        let deep = format!("https://x.org/{}x.png", "d/".repeat(5000));
+        let p = offline_path(&Url::parse(&deep).unwrap(), Some("image/png"));
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!((p[0].as_str(), p[1].as_str()), ("x.org", "_long"));
+        assert!(p[2].ends_with("_x.png"));
+    }
+
+    #[test]
+    fn dangerous_names_become_harmless() {
+        assert_eq!(path("https://x.org/a/%2e%2e/b", None), "x.org/b.bin");
+        assert_eq!(
+            path("https://x.org/%2e%2e%2f%2e%2e%2fetc", None),
+            "x.org/.._.._etc"
+        );
+        assert_eq!(
+            path("https://x.org/con", Some("text/html")),
+            "x.org/_con.html"
+        );
+        assert_eq!(
+            path("https://x.org/aux.png", Some("image/png")),
+            "x.org/_aux.png"
+        );
+        assert_eq!(
+            path("https://x.org/a%00b%0d%0a.png", None),
+            "x.org/a_b__.png"
+        );
+    }
+
+    #[test]
+    fn unknown_types_are_bin() {
+        assert_eq!(
+            path("https://x.org/blob", Some("application/octet-stream")),
+            "x.org/blob.bin"
+        );
+    }
+
+    fn segs(p: &str) -> Vec<String> {
+        p.split('/').map(String::from).collect()
+    }
+
+    #[test]
+    fn the_layout_numbers_clashes_shares_identical_files_and_never_puts_a_file_in_a_folders_way() {
+        let mut l = Layout::default();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        assert_eq!(l.place(segs("h/x.png"), &a), segs("h/x.png"));
+        assert_eq!(
+            l.place(segs("h/x.png"), &a),
+            segs("h/x.png"),
+            "same bytes share"
+        );
+        assert_eq!(
+            l.place(segs("h/X.PNG"), &b),
+            segs("h/X_2.PNG"),
+            "case-insensitive"
+        );
+        // A folder is wanted where a file is: the folder gets another name.
+        assert_eq!(l.place(segs("h/x.png/y.png"), &b), segs("h/x.png_/y.png"));
+        // A file is wanted where a folder is: the file is numbered.
+        assert_eq!(l.place(segs("h/x.png_"), &b), segs("h/x_2.png_"));
+    }
+
+    #[test]
+    fn placing_many_deep_paths_costs_their_length() {
+        let mut l = Layout::default();
+        let deep: Vec<String> = std::iter::once("h".to_string())
+            .chain((0..20_000).map(|_| "d".to_string()))
+            .collect();
+        let d = Digest::of(b"x");
+        assert_eq!(l.place(deep.clone(), &d).len(), deep.len());
+        assert_eq!(l.nodes.len(), deep.len());
     }
 
     #[test]

@@ -5,9 +5,40 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::crawl::Plan;
 use crate::links::Destination;
 use crate::note::NoteFacts;
+
+/// What to capture for one root URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The root URL.
+    pub root: Url,
+    /// Link hops to follow under the root's host and path prefix (0: the page alone).
+    pub depth: u32,
+    /// Most pages to fetch.
+    pub max_pages: usize,
+    /// Bounds on the whole snapshot.
+    pub limits: Limits,
+}
+
+/// Bounds on one snapshot, whatever the site holds (issue 8). Beyond them, URLs are recorded
+/// as failures with reason `limit` and the snapshot is marked incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Limits {
+    /// URLs fetched (pages and resources together).
+    pub max_resources: usize,
+    /// Bytes of bodies received.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_resources: 5000,
+            max_bytes: 1 << 30,
+        }
+    }
+}
 
 /// `[snapshot]` in vaultkeep.toml.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +48,10 @@ pub struct SnapshotConfig {
     pub depth: u32,
     /// Most pages per snapshot.
     pub max_pages: usize,
+    /// Most URLs fetched per snapshot, pages and resources together.
+    pub max_resources: usize,
+    /// Most bytes received per snapshot.
+    pub max_total_bytes: u64,
     /// Words that mark a documentation site, in a host label or the first path segment.
     pub docs_words: Vec<String>,
 }
@@ -26,6 +61,8 @@ impl Default for SnapshotConfig {
         SnapshotConfig {
             depth: 3,
             max_pages: 500,
+            max_resources: Limits::default().max_resources,
+            max_total_bytes: Limits::default().max_bytes,
             docs_words: [
                 "handbook",
                 "docs",
@@ -44,6 +81,14 @@ impl Default for SnapshotConfig {
 }
 
 impl SnapshotConfig {
+    /// The limits these settings give.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_resources: self.max_resources,
+            max_bytes: self.max_total_bytes,
+        }
+    }
+
     /// Whether a URL looks like a site's documentation (`handbook.ouishare.net`,
     /// `example.org/docs/`), which is crawled rather than captured alone.
     pub fn is_docs(&self, url: &Url) -> bool {
@@ -86,6 +131,7 @@ pub fn plans_for_notes<'a>(
             root,
             depth,
             max_pages,
+            limits: config.limits(),
         })
         .collect()
 }

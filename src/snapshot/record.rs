@@ -56,6 +56,9 @@ pub struct Capture {
     /// Its file in the offline copy, relative to the snapshot folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
+    /// Other URLs recorded as this same page, not fetched again (`/index.html` for `/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A URL that could not be captured.
@@ -63,8 +66,9 @@ pub struct Capture {
 pub struct FailedUrl {
     /// The URL.
     pub url: String,
-    /// `no such host`, `refused`, `timeout`, `too large`, `http`, `robots`, `private`,
-    /// `redirects`, `unsupported` or `error`.
+    /// `no such host`, `offline`, `refused`, `timeout`, `too large`, `http`, `robots`,
+    /// `private`, `redirects`, `unsupported`, `limit`, `bad response`, `interrupted`, `store`
+    /// or `error`.
     pub reason: String,
     /// The details, for a person.
     pub detail: String,
@@ -113,6 +117,20 @@ pub struct Snapshot {
     /// Derived files of the offline copy.
     #[serde(default)]
     pub offline_files: Vec<OfflineFile>,
+    /// Why the snapshot stopped before it was done (a limit, Ctrl-C or SIGTERM, the daemon
+    /// stopping, the process killed); absent for a complete one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+    /// URLs over a limit that were counted but not listed in `failures`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_listed: u64,
+    /// Files of the offline copy that could not be written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<crate::report::Problem>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A snapshot in a few numbers (`archive snapshot --json`, `archive list --json`).
@@ -138,6 +156,9 @@ pub struct Summary {
     pub reused_bytes: u64,
     /// The entry page of the offline copy, as a path on disk; absent if the root failed.
     pub offline: Option<PathBuf>,
+    /// Why it stopped before it was done, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
     /// Why the root could not be captured, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_failure: Option<String>,
@@ -163,10 +184,11 @@ impl Snapshot {
             finished: self.finished,
             pages,
             resources: self.captures.len() - pages,
-            failures: self.failures.len(),
+            failures: self.failures.len() + self.not_listed as usize,
             new_bytes: self.new_bytes,
             reused_bytes: self.reused_bytes,
             offline: self.offline.as_ref().map(|o| dir.join(o)),
+            incomplete: self.incomplete.clone(),
             root_failure: self.root_failure().map(|f| f.detail.clone()),
         }
     }
@@ -196,8 +218,14 @@ pub fn save(store: &Store, snapshot: &Snapshot) -> Result<(), store::Error> {
     let dir = snapshots_dir(store).join(&snapshot.id);
     fs::create_dir_all(&dir).map_err(store::Error::io("create", &dir))?;
     let path = dir.join("snapshot.json");
-    let bytes = serde_json::to_vec_pretty(snapshot)
-        .map_err(|e| store::Error::io("encode", &path)(std::io::Error::other(e)))?;
+    // Compact for big crawls (a hundred thousand failures), readable for the others.
+    let big = snapshot.captures.len() + snapshot.failures.len() > 2000;
+    let encoded = if big {
+        serde_json::to_vec(snapshot)
+    } else {
+        serde_json::to_vec_pretty(snapshot)
+    };
+    let bytes = encoded.map_err(|e| store::Error::io("encode", &path)(std::io::Error::other(e)))?;
     write_atomic(&path, &bytes).map_err(store::Error::io("write", &path))
 }
 

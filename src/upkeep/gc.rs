@@ -22,8 +22,11 @@ pub struct GcReport {
     pub bytes: u64,
     /// Stale temp files.
     pub temp_files: usize,
-    /// Folders of snapshots interrupted before they were recorded.
+    /// Folders of snapshots interrupted before they were recorded, with no journal to finish
+    /// them from.
     pub incomplete_snapshots: usize,
+    /// Snapshots interrupted before they were recorded, recorded now from their journals.
+    pub finished_snapshots: Vec<String>,
     /// Paths removed, relative to the archive.
     pub removed: Vec<String>,
 }
@@ -34,6 +37,11 @@ pub struct GcReport {
 /// and are not listed.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
     let writer_busy = dry_run && crate::store::Lock::holder(&store.root().join("lock")).is_some();
+    let mut finished = Vec::new();
+    if !dry_run {
+        // Record what interrupted snapshots captured before anything could look unreferenced.
+        finished = crate::snapshot::finish_interrupted(store)?;
+    }
     let refs = references(store)?;
     if !refs.problems.is_empty() {
         // A record we cannot read might reference objects: removing anything could lose data.
@@ -47,6 +55,7 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
     }
     let mut report = GcReport {
         dry_run,
+        finished_snapshots: finished,
         ..GcReport::default()
     };
     let now = SystemTime::now();
@@ -92,7 +101,10 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
     if let Ok(entries) = fs::read_dir(&snapshots) {
         for entry in entries.filter_map(|e| e.ok()) {
             let path = entry.path();
-            if !path.is_dir() || path.join("snapshot.json").exists() || age(&path, now) < TEMP_GRACE
+            if !path.is_dir()
+                || path.join("snapshot.json").exists()
+                || path.join(crate::snapshot::journal::FILE).exists()
+                || age(&path, now) < TEMP_GRACE
             {
                 continue;
             }

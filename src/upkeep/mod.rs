@@ -56,6 +56,22 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
         refs.objects.insert(r.sha256);
         refs.sites.push((format!("{name}:{line}"), r.sha256));
     }
+    // Snapshots a killed process left unfinished: their journals reference objects too.
+    for left in crate::snapshot::journal::left(store) {
+        let site = format!(
+            "snapshots/{}/{}",
+            left.start.id,
+            crate::snapshot::journal::FILE
+        );
+        refs.warnings.push(Problem::new(
+            site.clone(),
+            "a snapshot interrupted before it was recorded; the next `archive snapshot`, `archive gc` or `watch` records what it captured",
+        ));
+        for c in &left.captures {
+            refs.objects.insert(c.sha256);
+            refs.sites.push((site.clone(), c.sha256));
+        }
+    }
     for snapshot in crate::snapshot::record::load_all(store) {
         let snapshot = match snapshot {
             Ok(s) => s,

@@ -96,7 +96,10 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
     if let Ok(entries) = std::fs::read_dir(crate::snapshot::record::snapshots_dir(store)) {
         for entry in entries.filter_map(|e| e.ok()) {
             let path = entry.path();
-            if path.is_dir() && !path.join("snapshot.json").exists() {
+            if path.is_dir()
+                && !path.join("snapshot.json").exists()
+                && !path.join(crate::snapshot::journal::FILE).exists()
+            {
                 report.warnings.push(Problem::new(
                     shown(store, &path),
                     "a snapshot interrupted before it was recorded (`archive gc` removes it)",

@@ -29,7 +29,7 @@ use crate::note::NoteFacts;
 use crate::report::chain;
 use crate::scan::{self, Scan, ScanOptions};
 use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
-use crate::snapshot::{self, NoProgress, Plan, Postpone, Taken, record};
+use crate::snapshot::{self, NoProgress, Plan, Postpone, Stop, Taken, record};
 use crate::store::Store;
 
 use events::{Signal, Watching};
@@ -132,6 +132,8 @@ struct Run<'a> {
     in_progress: BTreeSet<String>,
     queue_dirty: bool,
     stop: Arc<AtomicBool>,
+    /// Stops snapshots (and composting's) at shutdown, recorded as incomplete.
+    snapshots_stop: Stop,
     /// One scan at a time: two at once would both record the same change.
     gate: Arc<std::sync::Mutex<()>>,
     resnapshot_after: Duration,
@@ -162,6 +164,12 @@ enum JobDone {
 impl Daemon {
     /// Runs until SIGINT or SIGTERM; returns after in-flight writes are finished.
     pub async fn run(&self) -> Result<(), Error> {
+        let finished = {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || snapshot::finish_interrupted(&store))
+                .await
+                .unwrap_or_else(|_| Ok(Vec::new()))?
+        };
         let mut run = Run {
             d: self,
             state: DaemonState {
@@ -176,6 +184,7 @@ impl Daemon {
             in_progress: BTreeSet::new(),
             queue_dirty: false,
             stop: Arc::new(AtomicBool::new(false)),
+            snapshots_stop: Stop::new(),
             gate: Arc::new(std::sync::Mutex::new(())),
             resnapshot_after: self.config.resnapshot_after.get(),
             check_every: self.config.check_links_every.nonzero(),
@@ -190,6 +199,11 @@ impl Daemon {
             self.vault.display(),
             run.state.pid
         ));
+        for id in finished {
+            run.state.event(format!(
+                "recorded {id}, a snapshot an interrupted run left unfinished"
+            ));
+        }
         run.main().await
     }
 }
@@ -292,6 +306,15 @@ impl Run<'_> {
         if let Some(scan) = scanning {
             let _ = tokio::time::timeout(Duration::from_secs(4), scan).await;
         }
+        // Snapshots in progress record what they captured, marked incomplete; their URLs stay
+        // queued for the next start.
+        self.snapshots_stop
+            .request("interrupted: the daemon stopped");
+        let wind_down = async {
+            while snapshots.join_next().await.is_some() {}
+            while jobs.join_next().await.is_some() {}
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), wind_down).await;
         snapshots.abort_all();
         jobs.abort_all();
         self.state.event(format!(
@@ -452,7 +475,9 @@ impl Run<'_> {
                 root,
                 depth: q.depth,
                 max_pages: q.max_pages,
+                limits: self.d.snapshot.limits(),
             };
+            let stop = self.snapshots_stop.clone();
             let fetcher = self.d.fetcher.clone();
             let store = self.d.store.clone();
             self.in_progress.insert(q.url.clone());
@@ -463,6 +488,7 @@ impl Run<'_> {
                     &plan,
                     &NoProgress,
                     Postpone::UnlessNetworkKnownUp,
+                    &stop,
                 )
                 .await;
                 (q.url, result)
@@ -505,6 +531,8 @@ impl Run<'_> {
             }
             // Nothing recorded: the URL stays queued until the network is back.
             Ok(Taken::Offline(why)) => self.went_offline(&why),
+            // Stopped with nothing captured: it stays queued for the next start.
+            Ok(Taken::Stopped(_)) => {}
             // The archive could not be written (a full disk): the URL stays queued.
             Err(e) => self
                 .state
@@ -629,15 +657,16 @@ impl Run<'_> {
                 self.d.store.clone(),
                 self.d.vault.clone(),
             );
-            let (snapshot, mut options, gate) = (
+            let (snapshot, mut options, gate, stop) = (
                 self.d.snapshot.clone(),
                 self.d.scan.clone(),
                 self.gate.clone(),
+                self.snapshots_stop.clone(),
             );
             // Time moves: a profile whose `end` passed while the daemon ran is composted.
             options.today = scan::today();
             jobs.spawn(async move {
-                compost(&fetcher, &store, &vault, &snapshot, &options, gate).await
+                compost(&fetcher, &store, &vault, &snapshot, &options, gate, stop).await
             });
         }
     }
@@ -652,6 +681,7 @@ async fn compost(
     snapshot: &SnapshotConfig,
     options: &ScanOptions,
     gate: Arc<std::sync::Mutex<()>>,
+    stop: Stop,
 ) -> JobDone {
     let skipped = |e: &(dyn std::error::Error + 'static)| JobDone::Compost {
         text: format!("composting skipped: {}", chain(e)),
@@ -678,6 +708,7 @@ async fn compost(
         snapshot,
         today: options.today,
         gate: Some(&gate),
+        stop,
     };
     match job.run(&view).await {
         Ok(r) => {
