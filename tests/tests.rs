@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod crash;
 mod history;
+mod hostile;
 mod marks;
 mod safety;
 mod scan;

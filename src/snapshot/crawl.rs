@@ -120,7 +120,7 @@ pub async fn crawl(
         let next = tokio::select! {
             biased;
             () = stop.requested() => None,
-            done = in_flight.next() => done.map(Some),
+            done = in_flight.next() => Some(done),
         };
         let Some(done) = next else {
             state.out.incomplete = stop.reason();

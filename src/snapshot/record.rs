@@ -242,7 +242,13 @@ pub fn load_all(store: &Store) -> Vec<Result<Snapshot, (PathBuf, String)>> {
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     ids.sort_by(|a, b| b.cmp(a));
-    ids.into_iter().map(|id| load(store, &id)).collect()
+    let mut all: Vec<_> = ids.into_iter().map(|id| load(store, &id)).collect();
+    // Ids sort by the second they started; within one second, by when they started.
+    all.sort_by(|a, b| match (a, b) {
+        (Ok(a), Ok(b)) => b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)),
+        _ => std::cmp::Ordering::Equal,
+    });
+    all
 }
 
 /// One snapshot's record.

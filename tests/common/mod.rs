@@ -209,3 +209,62 @@ pub mod daemon;
 pub mod dns;
 pub mod ns;
 pub mod server;
+
+/// A finished run of the binary, with its wall time and peak memory.
+pub struct Measured {
+    pub output: Output,
+    pub elapsed: std::time::Duration,
+    /// The process's peak resident memory (`VmHWM`), in KiB, read from /proc while it ran.
+    pub peak_kib: u64,
+}
+
+/// Runs a command, polling `/proc/PID/status` for its peak memory until it exits.
+pub fn measure(mut cmd: Command) -> Measured {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    // Drain the pipes on threads so a large record cannot block the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Ok(text) = fs::read_to_string(&status_file)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Measured {
+        output: Output {
+            status,
+            stdout: out_thread.join().unwrap(),
+            stderr: err_thread.join().unwrap(),
+        },
+        elapsed: started.elapsed(),
+        peak_kib,
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -39,6 +39,16 @@ pub enum Reply {
     Hang,
     /// Headers, then an endless body.
     Endless,
+    /// These bytes as they are (a malformed or HTTP/1.0 answer), then the connection closes.
+    Raw(Vec<u8>),
+    /// These bytes, one at a time, `every` apart.
+    Drip { bytes: Vec<u8>, every: Duration },
+    /// A complete response whose body takes `over` to arrive, in ten pieces.
+    Slow {
+        content_type: String,
+        body: Vec<u8>,
+        over: Duration,
+    },
 }
 
 impl Reply {
@@ -74,6 +84,9 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Every request target, in order.
     pub hits: Arc<Mutex<Vec<String>>>,
+    /// Requests being answered now, and the most at once.
+    pub active: Arc<AtomicUsize>,
+    pub peak: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -93,8 +106,10 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(Mutex::new(Vec::new()));
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (s, h) = (stop.clone(), hits.clone());
+        let (s, h, a, p) = (stop.clone(), hits.clone(), active.clone(), peak.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -102,12 +117,20 @@ impl Server {
                 }
                 let Ok(conn) = conn else { continue };
                 let (handler, stop, hits) = (handler.clone(), s.clone(), h.clone());
-                std::thread::spawn(move || serve(conn, &*handler, &stop, &hits));
+                let (active, peak) = (a.clone(), p.clone());
+                std::thread::spawn(move || {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    serve(conn, &*handler, &stop, &hits);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         Server {
             addr,
             hits,
+            active,
+            peak,
             stop,
             thread: Some(thread),
         }
@@ -232,6 +255,35 @@ fn serve(conn: TcpStream, handler: &Handler, stop: &AtomicBool, hits: &Mutex<Vec
         Reply::Hang => {
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Reply::Raw(bytes) => {
+            let _ = conn.write_all(&bytes);
+        }
+        Reply::Drip { bytes, every } => {
+            for b in bytes {
+                if stop.load(Ordering::SeqCst) || conn.write_all(&[b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(every);
+            }
+        }
+        Reply::Slow {
+            content_type,
+            body,
+            over,
+        } => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let piece = body.len().div_ceil(10).max(1);
+            for chunk in body.chunks(piece) {
+                std::thread::sleep(over / 10);
+                if conn.write_all(chunk).is_err() {
+                    break;
+                }
             }
         }
         Reply::Endless => {
