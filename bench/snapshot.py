@@ -7,6 +7,10 @@ Serves shared/data/sites/enspiral-handbook with shared/bench/slow-server (a dela
 like a distant server), then times `wget -m -p -np -E -e robots=off` and
 `vaultkeep archive snapshot --depth 20` on it, checks that vaultkeep captured every file wget
 got, and prints a Markdown table of medians. Target (issue 3): at least 5x faster than wget.
+
+Then (issue 8) a hostile page: one page with 100,000 `<img>`, each image present on the server,
+snapshotted under the default limits; prints its time, peak memory (GNU time's maximum resident
+set size) and what the record says. Target: at most 150 MB, finishing within the limits.
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.parse
 
@@ -81,9 +85,50 @@ def main():
             print(f"\nfiles wget got that vaultkeep did not: {missing}")
             sys.exit(1)
         print(f"\nvaultkeep captured every one of the {len(wget_files)} files wget got.")
+        heavy_page(work, a.runs)
     finally:
         server.terminate()
         shutil.rmtree(work, ignore_errors=True)
+
+def heavy_page(work, runs):
+    """One page of 100,000 images under the default limits: time and peak memory."""
+    site = os.path.join(work, "heavy")
+    os.makedirs(os.path.join(site, "i"))
+    with open(os.path.join(site, "index.html"), "w") as f:
+        f.write("<!doctype html><title>heavy</title>")
+        f.write("".join(f'<img src="/i/{i}.png">' for i in range(100_000)))
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 60
+    for i in range(100_000):
+        with open(os.path.join(site, "i", f"{i}.png"), "wb") as f:
+            f.write(png)
+    port_file = os.path.join(work, "heavy-port")
+    server = subprocess.Popen([sys.executable, os.path.join(SHARED, "bench", "slow-server"), site,
+                               "--delay-ms", "0", "--port-file", port_file], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{open(port_file).read().strip()}/"
+        times, peaks = [], []
+        for run in range(runs):
+            archive = os.path.join(work, f"heavy-archive-{run}")
+            start = time.perf_counter()
+            r = subprocess.run(["/usr/bin/time", "-f", "%M", BIN, "--archive", archive, "-q", "archive", "snapshot",
+                                url, "--allow-private", "--json"], capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            peaks.append(int(r.stderr.strip().splitlines()[-1]) / 1024)
+            summary = json.loads(r.stdout)["snapshots"][0]
+        m = statistics.median
+        print()
+        print("| page | time | peak memory | record | target |")
+        print("|---|---|---|---|---|")
+        print(f"| one page, 100,000 `<img>` (default limits, loopback) | {m(times):.2f} s "
+              f"(runs: {', '.join(f'{t:.2f}' for t in times)}) | {m(peaks):.0f} MB | {summary['resources']} images "
+              f"captured, {summary['failures']} recorded as `limit`, incomplete: {summary.get('incomplete')!r} | "
+              f"≤ 150 MB ({'met' if max(peaks) <= 150 else 'missed'}) |")
+    finally:
+        server.terminate()
 
 if __name__ == "__main__":
     main()
