@@ -166,6 +166,11 @@ fn hostile() -> Server {
                 "(".repeat(50_000)
             )),
             "/css-sheet" => page("<link rel=stylesheet href=/deep.css><img src=/ok.png>"),
+            "/nested-html" => page(format!(
+                "{}<img src=/ok.png>{}",
+                "<div><span>".repeat(50_000),
+                "</span></div>".repeat(50_000)
+            )),
             "/deep.css" => Reply::ok("text/css", format!("b:{}", "(".repeat(50_000))),
             "/long-name" => page(format!("<img src=\"/{}/file.png\">", "L".repeat(300))),
             "/long-accents" => page(format!("<img src=\"/{}/file.png\">", "%C3%A9".repeat(150))),
@@ -321,9 +326,9 @@ fn hostile() -> Server {
 }
 
 #[test]
-fn deeply_nested_css_neither_crashes_nor_stops_the_snapshot() {
+fn deeply_nested_css_and_html_neither_crash_nor_stop_the_snapshot() {
     let server = hostile();
-    for root in ["/css-attr", "/css-block", "/css-sheet"] {
+    for root in ["/css-attr", "/css-block", "/css-sheet", "/nested-html"] {
         let s = Sandbox::empty();
         let run = snap(&s, &[&server.url(root)]);
         run.within(Duration::from_secs(20), 100);
