@@ -16,7 +16,8 @@ use crate::fetch::Fetcher;
 use crate::note::read_note;
 use crate::report::Problem;
 use crate::scan::VaultView;
-use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
+use crate::config::SnapshotConfig;
+use crate::snapshot::plan::plans_for_notes;
 use crate::snapshot::{self, NoProgress, Plan, Postpone, Taken};
 use crate::store::{self, Store};
 

@@ -10,12 +10,12 @@
 pub mod annotate;
 pub mod cli;
 pub mod compost;
-pub mod composted;
 pub mod config;
 pub mod copies;
 pub mod digest;
 mod failpoint;
 pub mod fetch;
+pub mod frontmatter;
 pub mod fsutil;
 pub mod history;
 pub mod linkcheck;

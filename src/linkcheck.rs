@@ -12,40 +12,17 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::Period;
+use crate::config::{LinksConfig, Period};
 use crate::copies::{Copies, key};
 use crate::fetch::{Failure, Fetcher, is_network_level};
 use crate::scan::VaultView;
 use crate::store::{self, Journal, Store};
 
-/// `[links]` in vaultkeep.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LinksConfig {
-    /// Hard failures needed before a URL counts as dead.
-    pub dead_after: usize,
-    /// Time the hard failures must span (`30m`, `12h`, `1d`, `1w`).
-    pub min_gap: Period,
-    /// URLs checked at once.
-    pub concurrency: usize,
-}
-
-impl Default for LinksConfig {
-    fn default() -> Self {
-        LinksConfig {
-            dead_after: 2,
-            min_gap: Period::secs(86_400),
-            concurrency: 16,
-        }
-    }
-}
-
-impl LinksConfig {
-    /// The rule these settings give.
-    pub fn rule(&self) -> Rule {
+impl From<&LinksConfig> for Rule {
+    fn from(c: &LinksConfig) -> Rule {
         Rule {
-            dead_after: self.dead_after,
-            min_gap: self.min_gap,
+            dead_after: c.dead_after,
+            min_gap: c.min_gap,
         }
     }
 }

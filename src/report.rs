@@ -21,6 +21,11 @@ impl Problem {
     }
 }
 
+/// Bytes for people: `512 B`, `30.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    bytesize::ByteSize::b(n).display().iec().to_string()
+}
+
 /// An error and its causes on one line, each said once: `cannot read x: Permission denied`.
 /// Library errors keep their cause in `source()`, not in their own message (style.md).
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -1,7 +1,7 @@
 //! vaultkeep's own frontmatter properties, set by editing text: the YAML is never
 //! re-serialized, so every other key, quote, comment, blank line and line end stays as it was.
 
-use crate::note::{locate, parse_yaml};
+use crate::frontmatter::{locate, parse as parse_yaml};
 
 /// Why a note's properties cannot be edited.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,7 @@
 
 use super::output::{self, Exit, say};
 use super::{ArchiveCommand, Context};
-use crate::fsutil::human_bytes;
+use crate::report::human_bytes;
 use crate::store::Store;
 use crate::upkeep;
 

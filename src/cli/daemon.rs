@@ -8,7 +8,7 @@ use super::files::scan_options;
 use super::output::{self, Exit, say};
 use super::snapshots::{fetcher, runtime};
 use super::{Context, WatchArgs};
-use crate::fsutil::human_bytes;
+use crate::report::human_bytes;
 use crate::store::{Lock, LockHolder, ObjectEntry, Store};
 use crate::watch::Daemon;
 use crate::watch::state::{DaemonState, Line, Queue};

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use super::output::{self, Exit, say};
 use super::{Context, HistoryArgs, RecoverArgs, ScanArgs};
-use crate::fsutil::human_bytes;
+use crate::report::human_bytes;
 use crate::history::{self, Output, RecoverError};
 use crate::scan::{ScanOptions, ScanReport, scan as scan_vault};
 use crate::store::Store;
@@ -17,9 +17,7 @@ pub(crate) fn scan_options(ctx: &Context) -> ScanOptions {
         progress: ctx.interactive,
         ..ScanOptions::default()
     };
-    if let Some(max) = ctx.config.scan.max_note_bytes {
-        options.max_note_bytes = max;
-    }
+    options.max_note_bytes = ctx.config.scan.max_note_bytes.get();
     options
 }
 

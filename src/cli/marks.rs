@@ -112,7 +112,7 @@ fn rule(base: Rule, dead_after: Option<usize>, min_gap: Option<crate::config::Pe
 
 pub(crate) fn check(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Exit> {
     let config = &ctx.config.links;
-    let rule = rule(config.rule(), args.dead_after, args.min_gap);
+    let rule = rule(config.into(), args.dead_after, args.min_gap);
     let (store, _lock, scan) = scanned(ctx, "links check", false)?;
     let view = scan.view()?;
     let fetcher = fetcher(ctx, args.allow_private, false)?;
@@ -170,7 +170,7 @@ pub(crate) fn restore(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Exit>
     // unless this command line gives one.
     let base = Verdict::load(&store)
         .filter(|v| v.explicit)
-        .map_or(ctx.config.links.rule(), |v| v.rule);
+        .map_or((&ctx.config.links).into(), |v| v.rule);
     let rule = rule(base, args.dead_after, args.min_gap);
     let view = scan.view()?;
     let report = restore_links(&ctx.vault, &store, &view, rule, args.dry_run)?;

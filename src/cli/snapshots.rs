@@ -10,8 +10,9 @@ use url::Url;
 use super::files::scan_options;
 use super::output::{self, Exit, say};
 use super::{Context, SnapshotArgs};
-use crate::fetch::{FetchConfig, Fetcher};
-use crate::fsutil::human_bytes;
+use crate::config::FetchConfig;
+use crate::fetch::Fetcher;
+use crate::report::human_bytes;
 use crate::scan::scan;
 use crate::snapshot::plan::plans_for_notes;
 use crate::snapshot::{self, Limits, Plan, Postpone, Progress, Stop, Taken, record};
@@ -110,7 +111,7 @@ fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Ve
     let max_pages = args.max_pages.unwrap_or(config.max_pages);
     let limits = Limits {
         max_resources: args.max_resources.unwrap_or(config.max_resources),
-        max_bytes: args.max_total_bytes.unwrap_or(config.max_total_bytes),
+        max_bytes: args.max_total_bytes.unwrap_or(config.max_total_bytes.get()),
     };
     let mut plans = Vec::new();
     let mut notes = Vec::new();

@@ -26,67 +26,7 @@ use url::Url;
 pub use failure::{Failure, is_network_level};
 pub use guard::is_private;
 
-/// `[fetch]` in vaultkeep.toml. Every default is documented in the README with its reason.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FetchConfig {
-    /// The User-Agent header.
-    pub user_agent: String,
-    /// Seconds to establish a connection.
-    pub connect_timeout_secs: u64,
-    /// Seconds for a whole request, body included.
-    pub timeout_secs: u64,
-    /// Seconds for one URL, robots.txt, redirects and retries included.
-    pub url_budget_secs: u64,
-    /// Largest body accepted, in bytes.
-    pub max_bytes: u64,
-    /// Redirects followed per request.
-    pub max_redirects: usize,
-    /// Requests in flight at once, all hosts together.
-    pub concurrency: usize,
-    /// Requests in flight at once to one host.
-    pub host_concurrency: usize,
-    /// Milliseconds between the starts of two requests to one host.
-    pub host_interval_ms: u64,
-    /// Retries after 429, 503, a timeout or a dropped connection.
-    pub retries: u32,
-    /// First retry delay in milliseconds; doubled each time.
-    pub retry_base_ms: u64,
-    /// Longest `Retry-After` honoured, in seconds; a longer one fails the URL.
-    pub max_retry_after_secs: u64,
-    /// Obey robots.txt.
-    pub robots: bool,
-    /// Allow loopback and private addresses.
-    pub allow_private: bool,
-    /// A proxy for every request (`http://host:port`, `socks5://...`); `HTTP_PROXY` and the
-    /// like in the environment are ignored.
-    pub proxy: Option<String>,
-}
-
-impl Default for FetchConfig {
-    fn default() -> Self {
-        FetchConfig {
-            user_agent: format!(
-                "vaultkeep/{} (personal web archiver for an Obsidian vault)",
-                env!("CARGO_PKG_VERSION")
-            ),
-            connect_timeout_secs: 10,
-            timeout_secs: 30,
-            url_budget_secs: 60,
-            max_bytes: 50 * 1024 * 1024,
-            max_redirects: 10,
-            concurrency: 16,
-            host_concurrency: 8,
-            host_interval_ms: 5,
-            retries: 2,
-            retry_base_ms: 500,
-            max_retry_after_secs: 60,
-            robots: true,
-            allow_private: false,
-            proxy: None,
-        }
-    }
-}
+use crate::config::FetchConfig;
 
 /// One redirect on the way to the final URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -496,7 +436,7 @@ impl Fetcher {
         mut response: reqwest::Response,
         mode: Mode,
     ) -> Result<Bytes, Failure> {
-        let limit = mode.truncate_at.unwrap_or(self.config.max_bytes);
+        let limit = mode.truncate_at.unwrap_or(self.config.max_bytes.get());
         if mode.truncate_at.is_none() && response.content_length().is_some_and(|n| n > limit) {
             return Err(Failure::TooLarge { limit });
         }

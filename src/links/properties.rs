@@ -4,7 +4,7 @@
 use yaml_serde::Value;
 
 use super::{LineIndex, Link, LinkKind, is_web_url, parse_wikilink};
-use crate::note::Frontmatter;
+use crate::frontmatter::Frontmatter;
 
 /// Every link in the parsed frontmatter `value` of `text`. Each is placed at the first
 /// occurrence of its text after the previous one, which is where YAML keeps it unless the
@@ -148,7 +148,7 @@ fn is_vault_path(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::note::{locate, parse_yaml};
+    use crate::frontmatter::{locate, parse as parse_yaml};
 
     fn links(text: &str) -> Vec<Link> {
         let fm = locate(text).unwrap();

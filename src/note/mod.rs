@@ -1,13 +1,13 @@
 //! Reading one note: its frontmatter, its links and the signs that its organization has ended.
 //! Pure functions over the note's text.
 
-mod frontmatter;
+pub mod ended;
 
 use serde::{Deserialize, Serialize};
 
-pub use frontmatter::{Frontmatter, YamlError, locate, parse as parse_yaml};
+pub use ended::Signals;
 
-use crate::composted::Signals;
+use crate::frontmatter::{YamlError, locate, parse as parse_yaml};
 use crate::links::{LineIndex, Link, body_links, property_links};
 
 /// What vaultkeep knows about a note after reading it once. Derived only from the note's bytes,
@@ -63,8 +63,8 @@ pub fn too_large(size: u64, max_bytes: u64) -> NoteFacts {
     NoteFacts {
         unreadable: Some(format!(
             "note is {}, over the {} limit for reading links (`max_note_bytes`); recorded, but not read",
-            crate::fsutil::human_bytes(size),
-            crate::fsutil::human_bytes(max_bytes)
+            crate::report::human_bytes(size),
+            crate::report::human_bytes(max_bytes)
         )),
         ..NoteFacts::default()
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use url::Url;
 
+use crate::config::SnapshotConfig;
 use crate::links::Destination;
 use crate::note::NoteFacts;
 
@@ -40,64 +41,23 @@ impl Default for Limits {
     }
 }
 
-/// `[snapshot]` in vaultkeep.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SnapshotConfig {
-    /// Crawl depth for a profile's `url` and for documentation sites.
-    pub depth: u32,
-    /// Most pages per snapshot.
-    pub max_pages: usize,
-    /// Most URLs fetched per snapshot, pages and resources together.
-    pub max_resources: usize,
-    /// Most bytes received per snapshot.
-    pub max_total_bytes: u64,
-    /// Words that mark a documentation site, in a host label or the first path segment.
-    pub docs_words: Vec<String>,
-}
-
-impl Default for SnapshotConfig {
-    fn default() -> Self {
-        SnapshotConfig {
-            depth: 3,
-            max_pages: 500,
-            max_resources: Limits::default().max_resources,
-            max_total_bytes: Limits::default().max_bytes,
-            docs_words: [
-                "handbook",
-                "docs",
-                "doc",
-                "documentation",
-                "wiki",
-                "manual",
-                "guide",
-                "guides",
-                "book",
-            ]
-            .map(String::from)
-            .to_vec(),
-        }
-    }
-}
-
-impl SnapshotConfig {
-    /// The limits these settings give.
-    pub fn limits(&self) -> Limits {
+impl From<&SnapshotConfig> for Limits {
+    fn from(c: &SnapshotConfig) -> Limits {
         Limits {
-            max_resources: self.max_resources,
-            max_bytes: self.max_total_bytes,
+            max_resources: c.max_resources,
+            max_bytes: c.max_total_bytes.get(),
         }
     }
+}
 
-    /// Whether a URL looks like a site's documentation (`handbook.ouishare.net`,
-    /// `example.org/docs/`), which is crawled rather than captured alone.
-    pub fn is_docs(&self, url: &Url) -> bool {
-        let host = url.host_str().unwrap_or("");
-        let first = url.path_segments().and_then(|mut s| s.next()).unwrap_or("");
-        host.split('.')
-            .chain(std::iter::once(first))
-            .any(|part| self.docs_words.iter().any(|w| part.eq_ignore_ascii_case(w)))
-    }
+/// Whether a URL looks like a site's documentation (`handbook.ouishare.net`,
+/// `example.org/docs/`), which is crawled rather than captured alone.
+pub fn is_docs(config: &SnapshotConfig, url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let first = url.path_segments().and_then(|mut s| s.next()).unwrap_or("");
+    host.split('.')
+        .chain(std::iter::once(first))
+        .any(|part| config.docs_words.iter().any(|w| part.eq_ignore_ascii_case(w)))
 }
 
 /// The plans for the external URLs of some notes, each URL once (at the greatest depth any
@@ -119,7 +79,7 @@ pub fn plans_for_notes<'a>(
                 continue;
             };
             url.set_fragment(None);
-            let crawl = link.property.as_deref() == Some("url") || config.is_docs(&url);
+            let crawl = link.property.as_deref() == Some("url") || is_docs(config, &url);
             let depth = force_depth.unwrap_or(if crawl { config.depth } else { 0 });
             let entry = wanted.entry(url.to_string()).or_insert((url, depth));
             entry.1 = entry.1.max(depth);
@@ -131,7 +91,7 @@ pub fn plans_for_notes<'a>(
             root,
             depth,
             max_pages,
-            limits: config.limits(),
+            limits: config.into(),
         })
         .collect()
 }
@@ -174,13 +134,13 @@ mod tests {
             "https://x.org/docs/a",
             "https://wiki.x.org/",
         ] {
-            assert!(c.is_docs(&Url::parse(yes).unwrap()), "{yes}");
+            assert!(is_docs(&c, &Url::parse(yes).unwrap()), "{yes}");
         }
         for no in [
             "https://www.ouishare.net/mission",
             "https://x.org/blog/docs-are-nice",
         ] {
-            assert!(!c.is_docs(&Url::parse(no).unwrap()), "{no}");
+            assert!(!is_docs(&c, &Url::parse(no).unwrap()), "{no}");
         }
     }
 }

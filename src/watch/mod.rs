@@ -17,57 +17,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::config::Period;
+use crate::config::{LinksConfig, SnapshotConfig, WatchConfig};
 use crate::copies::key;
 use crate::fetch::Fetcher;
-use crate::linkcheck::{self, LinksConfig};
+use crate::linkcheck;
 use crate::note::NoteFacts;
 use crate::report::chain;
 use crate::scan::{self, Scan, ScanOptions};
-use crate::snapshot::plan::{SnapshotConfig, plans_for_notes};
+use crate::snapshot::plan::plans_for_notes;
 use crate::snapshot::{self, NoProgress, Plan, Postpone, Stop, Taken, record};
 use crate::store::Store;
 
 use events::{Signal, Watching};
 use state::{DaemonState, Queue, Queued};
-
-/// `[watch]` in vaultkeep.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WatchConfig {
-    /// Quiet time after a change before the vault is scanned, in ms.
-    pub debounce_ms: u64,
-    /// Polling interval when the kernel refuses more watches, in seconds.
-    pub poll_secs: u64,
-    /// Snapshot new external URLs automatically.
-    pub snapshots: bool,
-    /// Snapshots taken at once.
-    pub snapshot_concurrency: usize,
-    /// Take a new snapshot of a URL whose newest one is older than this (`30d`).
-    pub resnapshot_after: Period,
-    /// Check every external link this often (`1d`; `0` never).
-    pub check_links_every: Period,
-    /// Preserve and mark composted profiles this often (`1d`; `0` never).
-    pub compost_every: Period,
-}
-
-impl Default for WatchConfig {
-    fn default() -> Self {
-        WatchConfig {
-            debounce_ms: 150,
-            poll_secs: 2,
-            snapshots: true,
-            snapshot_concurrency: 2,
-            resnapshot_after: Period::secs(30 * 86_400),
-            check_links_every: Period::secs(86_400),
-            compost_every: Period::secs(86_400),
-        }
-    }
-}
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -475,7 +440,7 @@ impl Run<'_> {
                 root,
                 depth: q.depth,
                 max_pages: q.max_pages,
-                limits: self.d.snapshot.limits(),
+                limits: (&self.d.snapshot).into(),
             };
             let stop = self.snapshots_stop.clone();
             let fetcher = self.d.fetcher.clone();
@@ -621,7 +586,7 @@ impl Run<'_> {
                 self.d.store.clone(),
                 self.urls.iter().cloned().collect::<Vec<_>>(),
             );
-            let (rule, concurrency) = (self.d.links.rule(), self.d.links.concurrency);
+            let (rule, concurrency) = ((&self.d.links).into(), self.d.links.concurrency);
             jobs.spawn(async move {
                 match linkcheck::check_and_record(&fetcher, &store, &urls, rule, false, concurrency)
                     .await

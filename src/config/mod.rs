@@ -1,9 +1,15 @@
-//! `vaultkeep.toml`: settings that outlive one command line. Command-line flags win.
+//! `vaultkeep.toml`: settings that outlive one command line. Command-line flags win. Every
+//! value is typed when the file loads (durations, sizes, URLs), so a mistake is reported then,
+//! naming the key and the file.
+
+mod sections;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use sections::{FetchConfig, LinksConfig, ScanConfig, SnapshotConfig, WatchConfig};
 
 /// The configuration file, every key optional.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -18,24 +24,16 @@ pub struct Config {
     pub scan: ScanConfig,
     /// `[fetch]` settings: how vaultkeep talks to web servers.
     #[serde(default)]
-    pub fetch: crate::fetch::FetchConfig,
+    pub fetch: FetchConfig,
     /// `[snapshot]` settings: what a snapshot of a note captures.
     #[serde(default)]
-    pub snapshot: crate::snapshot::plan::SnapshotConfig,
+    pub snapshot: SnapshotConfig,
     /// `[links]` settings: when a link counts as dead.
     #[serde(default)]
-    pub links: crate::linkcheck::LinksConfig,
+    pub links: LinksConfig,
     /// `[watch]` settings: the daemon.
     #[serde(default)]
-    pub watch: crate::watch::WatchConfig,
-}
-
-/// `[scan]`
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScanConfig {
-    /// Notes larger than this many bytes are recorded but not read for links (default 10 MiB).
-    pub max_note_bytes: Option<u64>,
+    pub watch: WatchConfig,
 }
 
 /// Why the configuration could not be used.
@@ -157,6 +155,47 @@ impl<'de> Deserialize<'de> for Period {
     }
 }
 
+/// A number of bytes, written as a number or the way people write sizes (`50 MiB`, `1 GiB`,
+/// `10MB`), checked when the config loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    /// The number of bytes.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::report::human_bytes(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(Size(n)),
+            Raw::Text(t) => t
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| Size(b.as_u64()))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "not a size: {t:?} (write it like 10485760, 50 MiB or 1 GiB): {e}"
+                    ))
+                }),
+        }
+    }
+}
+
 impl serde::Serialize for Period {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_string())
@@ -174,7 +213,7 @@ mod tests {
         fs::write(&file, "vault = \"notes\"\n[scan]\nmax_note_bytes = 100\n").unwrap();
         let c = Config::load(Some(&file)).unwrap();
         assert_eq!(c.vault.unwrap(), dir.path().join("notes"));
-        assert_eq!(c.scan.max_note_bytes, Some(100));
+        assert_eq!(c.scan.max_note_bytes, Size(100));
     }
 
     #[test]
@@ -202,6 +241,29 @@ mod tests {
             e.contains("v.toml") && e.contains("min_gap") && e.contains("soon"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sizes_and_urls_are_typed_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("v.toml");
+        fs::write(
+            &file,
+            "[fetch]\nmax_bytes = \"2 MiB\"\nproxy = \"http://127.0.0.1:3128\"\n[snapshot]\nmax_total_bytes = 1000\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.fetch.max_bytes, Size(2 << 20));
+        assert_eq!(c.fetch.proxy.unwrap().port(), Some(3128));
+        assert_eq!(c.snapshot.max_total_bytes, Size(1000));
+        fs::write(&file, "[fetch]\nmax_bytes = \"lots\"\n").unwrap();
+        let e = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("max_bytes") && e.contains("lots"), "{e}");
+        fs::write(&file, "[fetch]\nproxy = \"not a url\"\n").unwrap();
+        let e = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("proxy"), "{e}");
+        assert_eq!(Size(512).to_string(), "512 B");
+        assert_eq!(Size(30 * 1024 * 1024).to_string(), "30.0 MiB");
     }
 
     #[test]

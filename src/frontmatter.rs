@@ -1,4 +1,5 @@
-//! The YAML block between a first-line `---` and the next `---` line, as Obsidian reads it.
+//! The YAML block between a first-line `---` and the next `---` line, as Obsidian reads it: where
+//! it sits in a note, and its parsed value. Pure functions over text, under `links` and `note`.
 
 use std::ops::Range;
 

@@ -1,0 +1,181 @@
+//! The sections of `vaultkeep.toml`, each key typed and defaulted here: the one place a
+//! setting is declared. The modules that act on them import them from here.
+
+use serde::Deserialize;
+
+use super::{Period, Size};
+
+/// `[scan]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Notes larger than this are recorded but not read for links.
+    pub max_note_bytes: Size,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            max_note_bytes: Size(10 * 1024 * 1024),
+        }
+    }
+}
+
+/// `[fetch]` in vaultkeep.toml. Every default is documented in the README with its reason.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    /// The User-Agent header.
+    pub user_agent: String,
+    /// Seconds to establish a connection.
+    pub connect_timeout_secs: u64,
+    /// Seconds for a whole request, body included.
+    pub timeout_secs: u64,
+    /// Seconds for one URL, robots.txt, redirects and retries included.
+    pub url_budget_secs: u64,
+    /// Largest body accepted.
+    pub max_bytes: Size,
+    /// Redirects followed per request.
+    pub max_redirects: usize,
+    /// Requests in flight at once, all hosts together.
+    pub concurrency: usize,
+    /// Requests in flight at once to one host.
+    pub host_concurrency: usize,
+    /// Milliseconds between the starts of two requests to one host.
+    pub host_interval_ms: u64,
+    /// Retries after 429, 503, a timeout or a dropped connection.
+    pub retries: u32,
+    /// First retry delay in milliseconds; doubled each time.
+    pub retry_base_ms: u64,
+    /// Longest `Retry-After` honoured, in seconds; a longer one fails the URL.
+    pub max_retry_after_secs: u64,
+    /// Obey robots.txt.
+    pub robots: bool,
+    /// Allow loopback and private addresses.
+    pub allow_private: bool,
+    /// A proxy for every request (`http://host:port`, `socks5://...`); `HTTP_PROXY` and the
+    /// like in the environment are ignored.
+    pub proxy: Option<url::Url>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            user_agent: format!(
+                "vaultkeep/{} (personal web archiver for an Obsidian vault)",
+                env!("CARGO_PKG_VERSION")
+            ),
+            connect_timeout_secs: 10,
+            timeout_secs: 30,
+            url_budget_secs: 60,
+            max_bytes: Size(50 * 1024 * 1024),
+            max_redirects: 10,
+            concurrency: 16,
+            host_concurrency: 8,
+            host_interval_ms: 5,
+            retries: 2,
+            retry_base_ms: 500,
+            max_retry_after_secs: 60,
+            robots: true,
+            allow_private: false,
+            proxy: None,
+        }
+    }
+}
+
+/// `[snapshot]` in vaultkeep.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Crawl depth for a profile's `url` and for documentation sites.
+    pub depth: u32,
+    /// Most pages per snapshot.
+    pub max_pages: usize,
+    /// Most URLs fetched per snapshot, pages and resources together.
+    pub max_resources: usize,
+    /// Most bytes received per snapshot.
+    pub max_total_bytes: Size,
+    /// Words that mark a documentation site, in a host label or the first path segment.
+    pub docs_words: Vec<String>,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            depth: 3,
+            max_pages: 500,
+            max_resources: 5000,
+            max_total_bytes: Size(1 << 30),
+            docs_words: [
+                "handbook",
+                "docs",
+                "doc",
+                "documentation",
+                "wiki",
+                "manual",
+                "guide",
+                "guides",
+                "book",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// `[links]` in vaultkeep.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinksConfig {
+    /// Hard failures needed before a URL counts as dead.
+    pub dead_after: usize,
+    /// Time the hard failures must span (`30m`, `12h`, `1d`, `1w`).
+    pub min_gap: Period,
+    /// URLs checked at once.
+    pub concurrency: usize,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            dead_after: 2,
+            min_gap: Period::secs(86_400),
+            concurrency: 16,
+        }
+    }
+}
+
+/// `[watch]` in vaultkeep.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Quiet time after a change before the vault is scanned, in ms.
+    pub debounce_ms: u64,
+    /// Polling interval when the kernel refuses more watches, in seconds.
+    pub poll_secs: u64,
+    /// Snapshot new external URLs automatically.
+    pub snapshots: bool,
+    /// Snapshots taken at once.
+    pub snapshot_concurrency: usize,
+    /// Take a new snapshot of a URL whose newest one is older than this (`30d`).
+    pub resnapshot_after: Period,
+    /// Check every external link this often (`1d`; `0` never).
+    pub check_links_every: Period,
+    /// Preserve and mark composted profiles this often (`1d`; `0` never).
+    pub compost_every: Period,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            debounce_ms: 150,
+            poll_secs: 2,
+            snapshots: true,
+            snapshot_concurrency: 2,
+            resnapshot_after: Period::secs(30 * 86_400),
+            check_links_every: Period::secs(86_400),
+            compost_every: Period::secs(86_400),
+        }
+    }
+}
+
