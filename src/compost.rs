@@ -11,12 +11,12 @@ use serde::Serialize;
 
 use crate::annotate::properties::set_properties;
 use crate::annotate::{NoteEdit, Outcome, commit, read_text};
+use crate::config::SnapshotConfig;
 use crate::copies::{Copies, CopyLink, key};
 use crate::fetch::Fetcher;
 use crate::note::read_note;
 use crate::report::Problem;
 use crate::scan::VaultView;
-use crate::config::SnapshotConfig;
 use crate::snapshot::plan::plans_for_notes;
 use crate::snapshot::{self, NoProgress, Plan, Postpone, Taken};
 use crate::store::{self, Store};

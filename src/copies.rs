@@ -41,7 +41,7 @@ impl Copies {
     /// Adds the pages of one snapshot (a newer copy of a URL replaces an older one here; both
     /// stay in the archive).
     pub fn add(&mut self, store: &Store, snap: &Snapshot) {
-        let dir = record::snapshots_dir(store).join(&snap.id);
+        let dir = store.snapshot_dir(&snap.id);
         for c in &snap.captures {
             if !matches!(c.role, Role::Page | Role::Frame) {
                 continue;

@@ -281,6 +281,7 @@ pub fn keep(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, store::E
     journal
         .append(std::slice::from_ref(&record))
         .map_err(store::Error::io("append to", journal.path()))?;
+    store.update_totals()?;
     Ok(Version {
         version: versions.len() + 1,
         time: record.time,

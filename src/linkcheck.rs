@@ -16,7 +16,7 @@ use crate::config::{LinksConfig, Period};
 use crate::copies::{Copies, key};
 use crate::fetch::{Failure, Fetcher, is_network_level};
 use crate::scan::VaultView;
-use crate::store::{self, Journal, Store};
+use crate::store::{self, Doc, Journal, Log, Store};
 
 impl From<&LinksConfig> for Rule {
     fn from(c: &LinksConfig) -> Rule {
@@ -105,7 +105,7 @@ pub fn classify(checks: &[CheckRecord], rule: Rule) -> State {
 }
 
 fn journal(store: &Store) -> Journal {
-    Journal::new(store.root().join("checks.jsonl"))
+    store.log(Log::Checks)
 }
 
 /// Every recorded check, by URL, oldest first.
@@ -269,20 +269,14 @@ pub struct Verdict {
     pub dead: Vec<String>,
 }
 
-const VERDICT: &str = "links.json";
-
 impl Verdict {
     /// The last recorded verdict, if any.
     pub fn load(store: &Store) -> Option<Verdict> {
-        let bytes = std::fs::read(store.root().join(VERDICT)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        store.read_doc(Doc::Verdict)
     }
 
     fn save(&self, store: &Store) -> Result<(), store::Error> {
-        let path = store.root().join(VERDICT);
-        let bytes = serde_json::to_vec_pretty(self)
-            .map_err(|e| store::Error::io("encode", &path)(std::io::Error::other(e)))?;
-        crate::fsutil::write_atomic(&path, &bytes).map_err(store::Error::io("write", &path))
+        store.write_doc(Doc::Verdict, self)
     }
 }
 

@@ -242,8 +242,7 @@ fn offline_is_not_dead() {
     // The daemon waits: no snapshot folders, the URLs stay queued, no link judged.
     let d = Daemon::start(&s, &[]);
     wait_in(&s, "the daemon to notice the network is down", || {
-        fs::read_to_string(s.archive.join("daemon.json"))
-            .is_ok_and(|t| t.contains("\"offline\": true"))
+        status(&s)["offline"] == true
     });
     std::thread::sleep(std::time::Duration::from_secs(2));
     let st = status(&s);

@@ -6,8 +6,8 @@ use anyhow::Context as _;
 
 use super::output::{self, Exit, say};
 use super::{Context, HistoryArgs, RecoverArgs, ScanArgs};
-use crate::report::human_bytes;
 use crate::history::{self, Output, RecoverError};
+use crate::report::human_bytes;
 use crate::scan::{ScanOptions, ScanReport, scan as scan_vault};
 use crate::store::Store;
 

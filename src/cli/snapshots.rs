@@ -68,7 +68,7 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
         match result.transpose()? {
             Some(Taken::Recorded(snap)) => {
                 root_failed |= !snap.root_captured() || snap.incomplete.is_some();
-                summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
+                summaries.push(snap.summary(&store.snapshot_dir(&snap.id)));
             }
             Some(Taken::Offline(detail)) => {
                 root_failed = true;
@@ -227,7 +227,7 @@ pub(crate) fn list(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
     let mut unreadable = false;
     for s in record::load_all(&store) {
         match s {
-            Ok(snap) => summaries.push(snap.summary(&record::snapshots_dir(&store).join(&snap.id))),
+            Ok(snap) => summaries.push(snap.summary(&store.snapshot_dir(&snap.id))),
             Err((path, message)) => {
                 unreadable = true;
                 eprintln!(
@@ -258,7 +258,7 @@ pub(crate) fn show(ctx: &Context, id: &str, json: bool) -> anyhow::Result<Exit> 
         output::json(&snap)?;
         return Ok(Exit::Success);
     }
-    print_summary(&snap.summary(&record::snapshots_dir(&store).join(&snap.id)));
+    print_summary(&snap.summary(&store.snapshot_dir(&snap.id)));
     say!("Captures ({}):", snap.captures.len());
     for c in &snap.captures {
         let moved = if c.final_url != c.url {

@@ -1,51 +1,63 @@
-//! What each note says, cached by content address in `cache/notes.json`, so an unchanged note
-//! is not parsed again. Derived data: a missing or unreadable cache only costs time.
+//! What each note says, cached by content address (the archive's note cache), so an unchanged
+//! note is not parsed again. Derived data: a missing or unreadable cache only costs time.
+//! The cache belongs to one program version and one set of reading options: another version,
+//! or another `max_note_bytes`, reads the notes afresh.
 
 use std::collections::HashMap;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::fsutil::write_derived;
 use crate::note::NoteFacts;
+use crate::store::{self, Doc, Store};
 
-/// Bumped whenever [`NoteFacts`] or the way notes are read changes, so old caches are dropped.
-pub(super) const FORMAT: u32 = 2;
+/// What the cached facts depend on besides the notes' bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Made {
+    version: String,
+    max_note_bytes: u64,
+}
+
+impl Made {
+    fn now(max_note_bytes: u64) -> Made {
+        Made {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            max_note_bytes,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct CacheFile {
-    format: u32,
+    made: Made,
     notes: HashMap<Digest, NoteFacts>,
 }
 
 #[derive(Serialize)]
 struct CacheRef<'a> {
-    format: u32,
+    made: Made,
     notes: &'a HashMap<Digest, NoteFacts>,
 }
 
-pub(super) fn path(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("notes.json")
-}
-
-pub(super) fn load(cache_dir: &Path) -> HashMap<Digest, NoteFacts> {
-    let Ok(bytes) = fs::read(path(cache_dir)) else {
-        return HashMap::new();
-    };
-    match serde_json::from_slice::<CacheFile>(&bytes) {
-        Ok(c) if c.format == FORMAT => c.notes,
+/// The cached facts, if they were made by this version with these options.
+pub(super) fn load(store: &Store, max_note_bytes: u64) -> HashMap<Digest, NoteFacts> {
+    match store.read_doc::<CacheFile>(Doc::NoteCache) {
+        Some(c) if c.made == Made::now(max_note_bytes) => c.notes,
         _ => HashMap::new(),
     }
 }
 
-pub(super) fn save(cache_dir: &Path, notes: &HashMap<Digest, NoteFacts>) -> std::io::Result<()> {
-    fs::create_dir_all(cache_dir)?;
-    let bytes = serde_json::to_vec(&CacheRef {
-        format: FORMAT,
-        notes,
-    })
-    .map_err(std::io::Error::other)?;
-    write_derived(&path(cache_dir), &bytes)
+/// Saves the facts.
+pub(super) fn save(
+    store: &Store,
+    max_note_bytes: u64,
+    notes: &HashMap<Digest, NoteFacts>,
+) -> Result<(), store::Error> {
+    store.write_doc(
+        Doc::NoteCache,
+        &CacheRef {
+            made: Made::now(max_note_bytes),
+            notes,
+        },
+    )
 }

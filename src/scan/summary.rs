@@ -1,18 +1,16 @@
 //! The scan report: counts, external URLs, unresolved and ambiguous links, composted profiles.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::VaultView;
 use rayon::prelude::*;
 
-use crate::fsutil::write_derived;
 use crate::links::{Destination, LinkKind, Resolution};
 use crate::note::NoteFacts;
 use crate::report::Problem;
+use crate::store::{Doc, Store};
 
 /// What `vaultkeep scan` reports (its `--json` output): what the notes say, and what this
 /// run recorded.
@@ -103,10 +101,11 @@ impl Summary {
 }
 
 /// What a cached summary was computed from: the version log's length (every content change
-/// appends to it), the files listed, the day, and this program's version.
+/// appends to it), the files listed, the day, this program's version and its reading options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Key {
     program: String,
+    max_note_bytes: u64,
     log_end: u64,
     files: usize,
     files_hash: u64,
@@ -114,7 +113,12 @@ pub(super) struct Key {
 }
 
 impl Key {
-    pub(super) fn new(log_end: u64, files: &[super::ScannedFile], today: jiff::civil::Date) -> Key {
+    pub(super) fn new(
+        log_end: u64,
+        files: &[super::ScannedFile],
+        today: jiff::civil::Date,
+        max_note_bytes: u64,
+    ) -> Key {
         use std::hash::{Hash, Hasher};
         let mut h = rustc_hash::FxHasher::default();
         for f in files {
@@ -122,7 +126,8 @@ impl Key {
             f.sha256.map(|d| *d.as_bytes()).hash(&mut h);
         }
         Key {
-            program: format!("{} {}", env!("CARGO_PKG_VERSION"), super::cache::FORMAT),
+            program: env!("CARGO_PKG_VERSION").to_string(),
+            max_note_bytes,
             log_end,
             files: files.len(),
             files_hash: h.finish(),
@@ -143,44 +148,45 @@ struct BriefCache {
     summary: Summary,
 }
 
-const FULL: &str = "summary.json";
-const BRIEF: &str = "summary-brief.json";
-
-fn load<T: serde::de::DeserializeOwned>(path: &Path, key: &Key) -> Option<T> {
-    let bytes = fs::read(path).ok()?;
-    let cached: Cached<T> = serde_json::from_slice(&bytes).ok()?;
+fn load<T: serde::de::DeserializeOwned>(store: &Store, doc: Doc, key: &Key) -> Option<T> {
+    let cached: Cached<T> = store.read_doc(doc)?;
     (cached.key == *key).then_some(cached.summary)
 }
 
-pub(super) fn load_full(dir: &Path, key: &Key) -> Option<Summary> {
-    load(&dir.join(FULL), key)
+pub(super) fn load_full(store: &Store, key: &Key) -> Option<Summary> {
+    load(store, Doc::Summary, key)
 }
 
-pub(super) fn load_brief(dir: &Path, key: &Key) -> Option<(Summary, Totals)> {
-    load::<BriefCache>(&dir.join(BRIEF), key).map(|b| (b.summary, b.totals))
+pub(super) fn load_brief(store: &Store, key: &Key) -> Option<(Summary, Totals)> {
+    load::<BriefCache>(store, Doc::SummaryBrief, key).map(|b| (b.summary, b.totals))
 }
 
 /// Saves the summary, full and brief; a failure only costs time next run.
-pub(super) fn save(dir: &Path, key: &Key, summary: &Summary) {
+pub(super) fn save(store: &Store, key: &Key, summary: &Summary) {
     let brief = BriefCache {
         totals: summary.totals(),
         summary: summary.brief(),
     };
-    let result = fs::create_dir_all(dir)
-        .and_then(|_| write_json(&dir.join(FULL), key, summary))
-        .and_then(|_| write_json(&dir.join(BRIEF), key, &brief));
+    let result = store
+        .write_doc(
+            Doc::Summary,
+            &Cached {
+                key: key.clone(),
+                summary,
+            },
+        )
+        .and_then(|()| {
+            store.write_doc(
+                Doc::SummaryBrief,
+                &Cached {
+                    key: key.clone(),
+                    summary: &brief,
+                },
+            )
+        });
     if let Err(e) = result {
-        tracing::warn!("cannot save the scan summary in {}: {e}", dir.display());
+        tracing::warn!("cannot save the scan summary: {}", crate::report::chain(&e));
     }
-}
-
-fn write_json<T: Serialize>(path: &Path, key: &Key, summary: &T) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(&Cached {
-        key: key.clone(),
-        summary,
-    })
-    .map_err(std::io::Error::other)?;
-    write_derived(path, &bytes)
 }
 
 /// An internal link that resolves to no file.

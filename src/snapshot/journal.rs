@@ -4,16 +4,11 @@
 //! `kill -9` the journal is what remains: the next writer finishes the record from it, marked
 //! incomplete, so nothing captured is lost (issue 8).
 
-use std::path::{Path, PathBuf};
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::record::{Capture, FailedUrl};
 use crate::store::{self, Journal, Store};
-
-/// The journal's file name in a snapshot's folder.
-pub const FILE: &str = "journal.jsonl";
 
 /// What a snapshot set out to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,9 +44,10 @@ pub struct SnapshotJournal {
 
 impl SnapshotJournal {
     /// Creates the snapshot's folder and its journal with the start line.
-    pub fn create(dir: &Path, start: Start) -> Result<SnapshotJournal, store::Error> {
-        std::fs::create_dir_all(dir).map_err(store::Error::io("create", dir))?;
-        let journal = Journal::new(dir.join(FILE));
+    pub fn create(store: &Store, start: Start) -> Result<SnapshotJournal, store::Error> {
+        let dir = store.snapshot_dir(&start.id);
+        std::fs::create_dir_all(&dir).map_err(store::Error::io("create", &dir))?;
+        let journal = store.snapshot_journal(&start.id);
         journal
             .append(&[Line::Start(start)])
             .map_err(store::Error::io("write", journal.path()))?;
@@ -75,8 +71,6 @@ impl SnapshotJournal {
 /// What a journal left by an interrupted snapshot holds.
 #[derive(Debug)]
 pub struct Left {
-    /// The snapshot's folder.
-    pub dir: PathBuf,
     /// Its start line.
     pub start: Start,
     /// Its captures.
@@ -87,17 +81,16 @@ pub struct Left {
 
 /// The journals of snapshots that have no record: interrupted before they finished.
 pub fn left(store: &Store) -> Vec<Left> {
-    let dir = super::record::snapshots_dir(store);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for entry in entries.filter_map(|e| e.ok()) {
-        let path = entry.path();
-        if path.join("snapshot.json").exists() || !path.join(FILE).is_file() {
+    for id in store.snapshot_ids() {
+        if store.has_snapshot_record(&id) {
             continue;
         }
-        let Ok(read) = Journal::new(path.join(FILE)).read::<Line>() else {
+        let journal = store.snapshot_journal(&id);
+        if !journal.path().is_file() {
+            continue;
+        }
+        let Ok(read) = journal.read::<Line>() else {
             continue;
         };
         let mut start = None;
@@ -111,7 +104,6 @@ pub fn left(store: &Store) -> Vec<Left> {
         }
         if let Some(start) = start {
             out.push(Left {
-                dir: path,
                 start,
                 captures,
                 failures,
@@ -119,4 +111,9 @@ pub fn left(store: &Store) -> Vec<Left> {
         }
     }
     out
+}
+
+/// Removes the journal of snapshot `id` (once its record is written).
+pub fn remove(store: &Store, id: &str) {
+    let _ = std::fs::remove_file(store.snapshot_journal(id).path());
 }

@@ -64,10 +64,10 @@ pub async fn take(
 ) -> Result<Taken, store::Error> {
     let started = Timestamp::now();
     let id = record::new_id(&plan.root, started);
-    let dir = record::snapshots_dir(store).join(&id);
+    let dir = store.snapshot_dir(&id);
     let root = crawl::without_fragment(&plan.root);
     let journal = journal::SnapshotJournal::create(
-        &dir,
+        store,
         journal::Start {
             id: id.clone(),
             root: root.clone(),
@@ -130,7 +130,7 @@ pub async fn take(
 
 /// Builds the offline copy, makes every object durable and writes the record (blocking work).
 fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, store::Error> {
-    let dir = record::snapshots_dir(store).join(&snapshot.id);
+    let dir = store.snapshot_dir(&snapshot.id);
     let built = offline::build(store, &dir, &mut snapshot.captures);
     snapshot.offline_files = built.derived;
     snapshot.problems = built.problems;
@@ -145,6 +145,7 @@ fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, store::Erro
         .map_err(store::Error::io("sync the objects of", store.root()))?;
     crate::failpoint::pause_at("snapshot:before-record");
     record::save(store, &snapshot)?;
+    store.update_totals()?;
     Ok(snapshot)
 }
 
@@ -176,7 +177,7 @@ pub fn finish_interrupted(store: &Store) -> Result<Vec<String>, store::Error> {
         };
         tracing::warn!(id = %snapshot.id, captures = snapshot.captures.len(), "finishing a snapshot left by an interrupted run");
         finish(store, snapshot)?;
-        let _ = std::fs::remove_file(left.dir.join(journal::FILE));
+        journal::remove(store, &left.start.id);
         done.push(left.start.id);
     }
     Ok(done)

@@ -15,10 +15,8 @@ use super::paths::{Layout, offline_path, relative_href};
 use super::record::{Capture, OfflineFile, Role};
 use crate::digest::Digest;
 use crate::report::Problem;
+use crate::store::layout::OFFLINE;
 use crate::store::{self, Store};
-
-/// Folder of the offline copy inside a snapshot's folder.
-pub const OFFLINE: &str = "offline";
 
 /// What building an offline copy made.
 #[derive(Debug, Default)]

@@ -55,9 +55,12 @@ impl From<&SnapshotConfig> for Limits {
 pub fn is_docs(config: &SnapshotConfig, url: &Url) -> bool {
     let host = url.host_str().unwrap_or("");
     let first = url.path_segments().and_then(|mut s| s.next()).unwrap_or("");
-    host.split('.')
-        .chain(std::iter::once(first))
-        .any(|part| config.docs_words.iter().any(|w| part.eq_ignore_ascii_case(w)))
+    host.split('.').chain(std::iter::once(first)).any(|part| {
+        config
+            .docs_words
+            .iter()
+            .any(|w| part.eq_ignore_ascii_case(w))
+    })
 }
 
 /// The plans for the external URLs of some notes, each URL once (at the greatest depth any

@@ -1,7 +1,6 @@
 //! A snapshot's record: `snapshots/<id>/snapshot.json`, written whole and last, after the
 //! objects it points at are durable. Snapshots are never replaced; many of one URL coexist.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -9,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::fetch::Hop;
-use crate::fsutil::write_atomic;
 use crate::store::{self, Store};
 
 /// What a capture was fetched as.
@@ -208,41 +206,23 @@ impl Snapshot {
     }
 }
 
-/// The folder holding every snapshot.
-pub fn snapshots_dir(store: &Store) -> PathBuf {
-    store.root().join("snapshots")
-}
-
 /// Writes a snapshot's record (durably: the offline copy and objects are already in place).
+/// Compact JSON for big crawls (a hundred thousand failures), readable for the others.
 pub fn save(store: &Store, snapshot: &Snapshot) -> Result<(), store::Error> {
-    let dir = snapshots_dir(store).join(&snapshot.id);
-    fs::create_dir_all(&dir).map_err(store::Error::io("create", &dir))?;
-    let path = dir.join("snapshot.json");
-    // Compact for big crawls (a hundred thousand failures), readable for the others.
     let big = snapshot.captures.len() + snapshot.failures.len() > 2000;
-    let encoded = if big {
-        serde_json::to_vec(snapshot)
-    } else {
-        serde_json::to_vec_pretty(snapshot)
-    };
-    let bytes = encoded.map_err(|e| store::Error::io("encode", &path)(std::io::Error::other(e)))?;
-    write_atomic(&path, &bytes).map_err(store::Error::io("write", &path))
+    store.write_snapshot(&snapshot.id, snapshot, big)
 }
 
 /// Every recorded snapshot, newest first. A folder without a record (an interrupted
 /// snapshot) is skipped; an unreadable record is returned as an error string with its path.
 pub fn load_all(store: &Store) -> Vec<Result<Snapshot, (PathBuf, String)>> {
-    let dir = snapshots_dir(store);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("snapshot.json").is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
+    let mut ids: Vec<String> = store
+        .snapshot_ids()
+        .into_iter()
+        .filter(|id| store.has_snapshot_record(id))
         .collect();
     ids.sort_by(|a, b| b.cmp(a));
-    let mut all: Vec<_> = ids.into_iter().map(|id| load(store, &id)).collect();
+    let mut all: Vec<_> = ids.iter().map(|id| load(store, id)).collect();
     // Ids sort by the second they started; within one second, by when they started.
     all.sort_by(|a, b| match (a, b) {
         (Ok(a), Ok(b)) => b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)),
@@ -253,30 +233,21 @@ pub fn load_all(store: &Store) -> Vec<Result<Snapshot, (PathBuf, String)>> {
 
 /// One snapshot's record.
 pub fn load(store: &Store, id: &str) -> Result<Snapshot, (PathBuf, String)> {
-    let path = snapshots_dir(store).join(id).join("snapshot.json");
-    let bytes = fs::read(&path).map_err(|e| (path.clone(), e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| (path, e.to_string()))
+    store.read_snapshot(id)
 }
 
 /// The snapshot whose id is `id` or starts with it, if exactly one does.
 pub fn find(store: &Store, id: &str) -> Result<String, String> {
-    let dir = snapshots_dir(store);
-    let mut matches: Vec<String> = fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|name| {
-                    name.starts_with(id) && dir.join(name).join("snapshot.json").is_file()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut matches: Vec<String> = store
+        .snapshot_ids()
+        .into_iter()
+        .filter(|name| name.starts_with(id) && store.has_snapshot_record(name))
+        .collect();
     if matches.iter().any(|m| m == id) {
         return Ok(id.to_string());
     }
     match matches.len() {
-        0 => Err(format!("no snapshot {id} in {}", dir.display())),
+        0 => Err(format!("no snapshot {id} in {}", store.root().display())),
         1 => Ok(matches.remove(0)),
         n => Err(format!(
             "{n} snapshots start with {id}; give more of the id"

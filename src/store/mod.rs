@@ -1,19 +1,13 @@
-//! The archive on disk: objects, records, the scan index and the writer's lock.
+//! The archive on disk: objects, records, documents, the scan index and the writer's lock,
+//! behind one API. Every file's name is in [`layout`]; the rest of vaultkeep reaches the
+//! archive only through [`Store`]'s accessors (the seam where another backend plugs in).
 //!
-//! Layout (documented for people in the README and in `archive/README.md`):
-//! ```text
-//! archive/
-//!   objects/ab/ab12…        content-addressed blobs (sha256), read-only
-//!   versions.jsonl          one line per recorded version of a vault file (append-only)
-//!   index                   scan index: path → size, mtime, inode, sha256 (derived, rebuildable)
-//!   cache/notes.json        links read from each note, by content (derived, rebuildable)
-//!   lock                    held by the one writer; says who
-//! ```
 //! Order makes it crash-safe: objects first, made durable, then the records that point at them,
 //! then the derived files.
 
 mod index;
 mod journal;
+pub mod layout;
 mod lock;
 mod objects;
 
@@ -22,12 +16,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::fsutil::{write_atomic, write_derived};
 
 pub use index::{Entry, Index};
 pub use journal::{Journal, Records};
+pub use layout::{Doc, Log};
 pub use lock::{Lock, LockHolder};
 pub use objects::{ObjectEntry, Objects};
 
@@ -68,6 +65,15 @@ pub enum Error {
         action: &'static str,
         /// The file.
         path: PathBuf,
+    },
+    /// A record could not be encoded (a bug, or data JSON cannot hold).
+    #[error("cannot encode {path}")]
+    Encode {
+        /// The file it was for.
+        path: PathBuf,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
     },
     /// A file of the archive could not be read or written.
     #[error("cannot {action} {path}")]
@@ -186,15 +192,13 @@ pub struct Store {
     objects: Objects,
 }
 
-const LAYOUT_README: &str = include_str!("../../archive/README.md");
-
 impl Store {
     /// Opens the archive at `root` for reading; it must exist.
     pub fn open(root: &Path) -> Result<Store, Error> {
         if root.is_file() {
             return Err(Error::NotAFolder(root.to_path_buf()));
         }
-        if !root.join("objects").is_dir() {
+        if !root.join(layout::OBJECTS).is_dir() {
             return Err(Error::Missing(root.to_path_buf()));
         }
         Ok(Store::at(root))
@@ -217,35 +221,41 @@ impl Store {
         fs::create_dir_all(root).map_err(Error::io("create the archive folder", root))?;
         let store = Store::at(root);
         let lock = store.lock(command)?;
-        if !root.join("objects").join("ff").is_dir() {
+        if !root.join(layout::OBJECTS).join("ff").is_dir() {
             store
                 .objects
                 .create_layout()
                 .map_err(Error::io("create the object folders in", root))?;
         }
-        let readme = root.join("README.md");
-        if !readme.exists() {
-            fs::write(&readme, LAYOUT_README).map_err(Error::io("write", &readme))?;
+        let readme = root.join(layout::README);
+        let text = layout::readme();
+        if fs::read_to_string(&readme).ok().as_deref() != Some(text.as_str()) {
+            write_derived(&readme, text.as_bytes()).map_err(Error::io("write", &readme))?;
         }
         Ok((store, lock))
     }
 
     /// Takes the writer's lock of an open archive, for `command`.
     pub fn lock(&self, command: &str) -> Result<Lock, Error> {
-        let root = &self.root;
-        Lock::acquire(&root.join("lock"), command).map_err(|e| match e {
+        let path = self.root.join(layout::LOCK);
+        Lock::acquire(&path, command).map_err(|e| match e {
             lock::Failure::Held(holder) => Error::Locked {
-                path: root.to_path_buf(),
+                path: self.root.clone(),
                 holder,
             },
-            lock::Failure::Io(source) => Error::io("lock", &root.join("lock"))(source),
+            lock::Failure::Io(source) => Error::io("lock", &path)(source),
         })
+    }
+
+    /// Who holds the writer's lock now, if anyone.
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        Lock::holder(&self.root.join(layout::LOCK))
     }
 
     fn at(root: &Path) -> Store {
         Store {
             root: root.to_path_buf(),
-            objects: Objects::new(root.join("objects")),
+            objects: Objects::new(root.join(layout::OBJECTS)),
         }
     }
 
@@ -259,9 +269,14 @@ impl Store {
         &self.objects
     }
 
+    /// An append-only log.
+    pub fn log(&self, log: Log) -> Journal {
+        Journal::new(self.root.join(log.file()))
+    }
+
     /// The log of vault file versions.
     pub fn versions(&self) -> Journal {
-        Journal::new(self.root.join("versions.jsonl"))
+        self.log(Log::Versions)
     }
 
     /// Reads every version record, in the order they were recorded.
@@ -273,23 +288,145 @@ impl Store {
         Ok(read.records.into_iter().map(|(_, r)| r).collect())
     }
 
+    /// Reads a whole document; `None` when it is missing or unreadable (an unreadable one is
+    /// logged: documents are either derived or have a safe default).
+    pub fn read_doc<T: DeserializeOwned>(&self, doc: Doc) -> Option<T> {
+        let path = self.root.join(doc.file());
+        let bytes = fs::read(&path).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "unreadable, ignored: {e}");
+                None
+            }
+        }
+    }
+
+    /// Replaces a whole document atomically (durably when the document is a record).
+    pub fn write_doc<T: Serialize>(&self, doc: Doc, value: &T) -> Result<(), Error> {
+        let path = self.root.join(doc.file());
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        }
+        let write = if doc.durable() {
+            write_atomic
+        } else {
+            write_derived
+        };
+        write(&path, &bytes).map_err(Error::io("write", &path))
+    }
+
     /// The scan index, brought up to date with the version log (which is the truth: the index
     /// only saves re-hashing).
     pub fn load_index(&self) -> Result<Index, Error> {
-        Index::load(&self.index_path(), &self.versions())
+        Index::load(&self.root.join(layout::INDEX), &self.versions())
     }
 
     /// Saves the scan index atomically.
     pub fn save_index(&self, index: &Index) -> Result<(), Error> {
-        index.save(&self.index_path())
+        index.save(&self.root.join(layout::INDEX))
     }
 
-    fn index_path(&self) -> PathBuf {
-        self.root.join("index")
+    /// The folder of snapshot `id` (which may not exist yet).
+    pub fn snapshot_dir(&self, id: &str) -> PathBuf {
+        self.root.join(layout::SNAPSHOTS).join(id)
     }
 
-    /// Folder for derived, rebuildable data.
-    pub fn cache_dir(&self) -> PathBuf {
-        self.root.join("cache")
+    /// The ids of every snapshot folder, recorded or not, unsorted.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        fs::read_dir(self.root.join(layout::SNAPSHOTS))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
+
+    /// Whether snapshot `id` has its record.
+    pub fn has_snapshot_record(&self, id: &str) -> bool {
+        self.snapshot_dir(id)
+            .join(layout::SNAPSHOT_RECORD)
+            .is_file()
+    }
+
+    /// Reads snapshot `id`'s record; an error names the file.
+    pub fn read_snapshot<T: DeserializeOwned>(&self, id: &str) -> Result<T, (PathBuf, String)> {
+        let path = self.snapshot_dir(id).join(layout::SNAPSHOT_RECORD);
+        let bytes = fs::read(&path).map_err(|e| (path.clone(), e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| (path, e.to_string()))
+    }
+
+    /// Writes snapshot `id`'s record, durably (compact JSON when `compact`).
+    pub fn write_snapshot<T: Serialize>(
+        &self,
+        id: &str,
+        record: &T,
+        compact: bool,
+    ) -> Result<(), Error> {
+        let dir = self.snapshot_dir(id);
+        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let path = dir.join(layout::SNAPSHOT_RECORD);
+        let encoded = if compact {
+            serde_json::to_vec(record)
+        } else {
+            serde_json::to_vec_pretty(record)
+        };
+        let bytes = encoded.map_err(|source| Error::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &bytes).map_err(Error::io("write", &path))
+    }
+
+    /// Snapshot `id`'s journal (used while it runs).
+    pub fn snapshot_journal(&self, id: &str) -> Journal {
+        Journal::new(self.snapshot_dir(id).join(layout::SNAPSHOT_JOURNAL))
+    }
+
+    /// Adds the objects written since the last call to the running totals (the caller holds
+    /// the lock). The first time, the objects are counted.
+    pub fn update_totals(&self) -> Result<Totals, Error> {
+        let added = self.objects.take_added();
+        let totals = match self.read_doc::<Totals>(Doc::Totals) {
+            Some(t) => Totals {
+                objects: t.objects + added.objects,
+                bytes: t.bytes + added.bytes,
+            },
+            None => self.count_objects()?,
+        };
+        self.write_doc(Doc::Totals, &totals)?;
+        Ok(totals)
+    }
+
+    /// Counts every object (a walk: `archive verify` and the first writer do it).
+    pub fn count_objects(&self) -> Result<Totals, Error> {
+        let mut totals = Totals::default();
+        let entries = self
+            .objects
+            .entries()
+            .map_err(Error::io("list the objects of", &self.root))?;
+        for entry in entries {
+            if let ObjectEntry::Object(_, path) = entry {
+                totals.objects += 1;
+                totals.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok(totals)
+    }
+}
+
+/// How many objects the archive holds, and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Objects.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }

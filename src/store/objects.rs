@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::digest::{Digest, HASH_BUFFER, Hasher};
@@ -46,6 +47,8 @@ pub struct Objects {
     durability: Durability,
     /// Folders that got new objects since the last sync ([`Durability::EachFile`]).
     dirty: Arc<Mutex<BTreeSet<PathBuf>>>,
+    /// Objects and bytes written since the totals were last updated.
+    added: Arc<(AtomicU64, AtomicU64)>,
 }
 
 impl Objects {
@@ -58,6 +61,7 @@ impl Objects {
             dir,
             durability,
             dirty: Arc::default(),
+            added: Arc::default(),
         }
     }
 
@@ -101,6 +105,9 @@ impl Objects {
             tmp.as_file().sync_all()?;
         }
         tmp.persist(target).map_err(|e| e.error)?;
+        let size = fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+        self.added.0.fetch_add(1, Ordering::Relaxed);
+        self.added.1.fetch_add(size, Ordering::Relaxed);
         if self.durability == Durability::EachFile
             && let Some(dir) = target.parent()
         {
@@ -139,6 +146,14 @@ impl Objects {
         }
         self.place(tmp, &target)?;
         Ok((digest, size, true))
+    }
+
+    /// The objects and bytes written since the last call.
+    pub(crate) fn take_added(&self) -> super::Totals {
+        super::Totals {
+            objects: self.added.0.swap(0, Ordering::Relaxed),
+            bytes: self.added.1.swap(0, Ordering::Relaxed),
+        }
     }
 
     /// Whether an object file of the right size is in place. A wrong size is logged: the

@@ -36,7 +36,7 @@ pub struct GcReport {
 /// writer (the daemon): then objects younger than [`TEMP_GRACE`] may be about to be recorded,
 /// and are not listed.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
-    let writer_busy = dry_run && crate::store::Lock::holder(&store.root().join("lock")).is_some();
+    let writer_busy = dry_run && store.lock_holder().is_some();
     let mut finished = Vec::new();
     if !dry_run {
         // Record what interrupted snapshots captured before anything could look unreferenced.
@@ -96,31 +96,27 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
                 .to_string(),
         );
     }
-    // Snapshot folders without a record were interrupted before they were recorded.
-    let snapshots = crate::snapshot::record::snapshots_dir(store);
-    if let Ok(entries) = fs::read_dir(&snapshots) {
-        for entry in entries.filter_map(|e| e.ok()) {
-            let path = entry.path();
-            if !path.is_dir()
-                || path.join("snapshot.json").exists()
-                || path.join(crate::snapshot::journal::FILE).exists()
-                || age(&path, now) < TEMP_GRACE
-            {
-                continue;
-            }
-            if !dry_run {
-                fs::remove_dir_all(&path).map_err(store::Error::io("remove", &path))?;
-            }
-            report.incomplete_snapshots += 1;
-            report.removed.push(
-                path.strip_prefix(store.root())
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string(),
-            );
+    // Snapshot folders without a record or a journal were interrupted before they captured
+    // anything.
+    for id in store.snapshot_ids() {
+        let path = store.snapshot_dir(&id);
+        if store.has_snapshot_record(&id)
+            || store.snapshot_journal(&id).path().exists()
+            || age(&path, now) < TEMP_GRACE
+        {
+            continue;
         }
+        if !dry_run {
+            fs::remove_dir_all(&path).map_err(store::Error::io("remove", &path))?;
+        }
+        report.incomplete_snapshots += 1;
+        report.removed.push(super::shown(store, &path));
     }
     report.removed.sort();
+    if !dry_run {
+        let totals = store.count_objects()?;
+        store.write_doc(store::Doc::Totals, &totals)?;
+    }
     Ok(report)
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
     let read = journal
         .read::<VersionRecord>()
         .map_err(store::Error::io("read", journal.path()))?;
-    let name = "versions.jsonl";
+    let name = store::Log::Versions.file();
     for (line, message) in read.bad {
         refs.problems.push(Problem::new(
             format!("{name}:{line}"),
@@ -58,11 +58,7 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
     }
     // Snapshots a killed process left unfinished: their journals reference objects too.
     for left in crate::snapshot::journal::left(store) {
-        let site = format!(
-            "snapshots/{}/{}",
-            left.start.id,
-            crate::snapshot::journal::FILE
-        );
+        let site = shown(store, store.snapshot_journal(&left.start.id).path());
         refs.warnings.push(Problem::new(
             site.clone(),
             "a snapshot interrupted before it was recorded; the next `archive snapshot`, `archive gc` or `watch` records what it captured",
@@ -89,7 +85,7 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
             }
         };
         refs.records += 1;
-        let site = format!("snapshots/{}/snapshot.json", snapshot.id);
+        let site = shown(store, &store.snapshot_dir(&snapshot.id));
         let digests = snapshot
             .captures
             .iter()
@@ -101,4 +97,12 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
         }
     }
     Ok(refs)
+}
+
+/// A path of the archive, relative to it, for reports.
+pub(crate) fn shown(store: &Store, path: &std::path::Path) -> String {
+    path.strip_prefix(store.root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::references;
+use super::{references, shown};
 use crate::digest::Digest;
 use crate::report::Problem;
 use crate::store::{self, ObjectEntry, Store};
@@ -93,18 +93,25 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
             ));
         }
     }
-    if let Ok(entries) = std::fs::read_dir(crate::snapshot::record::snapshots_dir(store)) {
-        for entry in entries.filter_map(|e| e.ok()) {
-            let path = entry.path();
-            if path.is_dir()
-                && !path.join("snapshot.json").exists()
-                && !path.join(crate::snapshot::journal::FILE).exists()
-            {
-                report.warnings.push(Problem::new(
-                    shown(store, &path),
-                    "a snapshot interrupted before it was recorded (`archive gc` removes it)",
-                ));
-            }
+    for id in store.snapshot_ids() {
+        if !store.has_snapshot_record(&id) && !store.snapshot_journal(&id).path().exists() {
+            report.warnings.push(Problem::new(
+                shown(store, &store.snapshot_dir(&id)),
+                "a snapshot interrupted before it captured anything (`archive gc` removes it)",
+            ));
+        }
+    }
+    // Recount the running totals `status` shows, unless a writer is busy (it keeps them).
+    if let Ok(_lock) = store.lock("archive verify") {
+        let totals = crate::store::Totals {
+            objects: report.objects as u64,
+            bytes: report.bytes,
+        };
+        if let Err(e) = store.write_doc(crate::store::Doc::Totals, &totals) {
+            tracing::warn!(
+                "cannot save the archive's totals: {}",
+                crate::report::chain(&e)
+            );
         }
     }
     let orphans = present.difference(&refs.objects).count();
@@ -119,10 +126,3 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
 
 /// An object's actual digest and size, or why it could not be read.
 type Hashed = Result<(Digest, u64), std::io::Error>;
-
-fn shown(store: &Store, path: &std::path::Path) -> String {
-    path.strip_prefix(store.root())
-        .unwrap_or(path)
-        .display()
-        .to_string()
-}

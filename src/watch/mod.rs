@@ -9,6 +9,7 @@
 
 pub mod events;
 pub mod state;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -140,9 +141,9 @@ impl Daemon {
             state: DaemonState {
                 pid: std::process::id(),
                 since: Some(Timestamp::now()),
-                ..DaemonState::load(self.store.root())
+                ..DaemonState::load(&self.store)
             },
-            queue: Queue::load(self.store.root()),
+            queue: Queue::load(&self.store),
             wanted: BTreeMap::new(),
             urls: BTreeSet::new(),
             newest: newest_snapshots(&self.store),
@@ -234,7 +235,7 @@ impl Run<'_> {
                         pending = false;
                         scanning = Some(self.start_scan());
                     }
-                    self.state.save(self.d.store.root());
+                    self.state.save(&self.d.store);
                 }
                 Some(done) = snapshots.join_next(), if !snapshots.is_empty() => {
                     if let Ok((url, result)) = done {
@@ -244,7 +245,7 @@ impl Run<'_> {
                 Some(done) = jobs.join_next(), if !jobs.is_empty() => {
                     if let Ok(done) = done {
                         self.job_done(done);
-                        self.state.save(self.d.store.root());
+                        self.state.save(&self.d.store);
                     }
                 }
                 _ = tick.tick() => {
@@ -286,7 +287,7 @@ impl Run<'_> {
             "stopped; {} snapshots left in the queue",
             self.queue.items.len()
         ));
-        self.state.save(self.d.store.root());
+        self.state.save(&self.d.store);
         Ok(())
     }
 
@@ -403,7 +404,7 @@ impl Run<'_> {
     /// Saves the queue if it changed (once per batch of changes, not per URL).
     fn save_queue(&mut self) {
         if std::mem::take(&mut self.queue_dirty)
-            && let Err(e) = self.queue.save(self.d.store.root())
+            && let Err(e) = self.queue.save(&self.d.store)
         {
             self.state
                 .error(format!("cannot save the snapshot queue: {e}"));
@@ -489,7 +490,7 @@ impl Run<'_> {
                         .error(format!("snapshot {} of {url} failed: {why}", snap.id));
                 }
                 self.queue.remove(url);
-                if let Err(e) = self.queue.save(self.d.store.root()) {
+                if let Err(e) = self.queue.save(&self.d.store) {
                     self.state
                         .error(format!("cannot save the snapshot queue: {e}"));
                 }
@@ -503,7 +504,7 @@ impl Run<'_> {
                 .state
                 .error(format!("snapshot of {url} failed: {}", chain(&e))),
         }
-        self.state.save(self.d.store.root());
+        self.state.save(&self.d.store);
     }
 
     /// The network seems down: postpone what needs it, and probe now and then.

@@ -2,13 +2,11 @@
 //! `vaultkeep status` (`daemon.json`): both whole files, replaced atomically.
 
 use std::collections::VecDeque;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::store::{self, Doc, Store};
 
 /// A snapshot waiting to be taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,22 +32,14 @@ pub struct Queue {
 }
 
 impl Queue {
-    fn path(archive: &Path) -> PathBuf {
-        archive.join("queue.json")
-    }
-
     /// The saved queue, or an empty one.
-    pub fn load(archive: &Path) -> Queue {
-        fs::read(Queue::path(archive))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+    pub fn load(store: &Store) -> Queue {
+        store.read_doc(Doc::Queue).unwrap_or_default()
     }
 
     /// Saves the queue (durably: it is the daemon's promise to take these snapshots).
-    pub fn save(&self, archive: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        write_atomic(&Queue::path(archive), &bytes)
+    pub fn save(&self, store: &Store) -> Result<(), store::Error> {
+        store.write_doc(Doc::Queue, self)
     }
 
     /// Queues a URL unless it is already waiting.
@@ -108,26 +98,19 @@ pub struct DaemonState {
 const KEEP: usize = 20;
 
 impl DaemonState {
-    fn path(archive: &Path) -> PathBuf {
-        archive.join("daemon.json")
-    }
-
     /// The last saved state, or an empty one.
-    pub fn load(archive: &Path) -> DaemonState {
-        fs::read(DaemonState::path(archive))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+    pub fn load(store: &Store) -> DaemonState {
+        store.read_doc(Doc::Daemon).unwrap_or_default()
     }
 
     /// Saves the state (derived: no fsync).
-    pub fn save(&mut self, archive: &Path) {
+    pub fn save(&mut self, store: &Store) {
         self.updated = Some(Timestamp::now());
-        let result = serde_json::to_vec_pretty(self)
-            .map_err(std::io::Error::other)
-            .and_then(|b| crate::fsutil::write_derived(&DaemonState::path(archive), &b));
-        if let Err(e) = result {
-            tracing::warn!("cannot save the daemon's state: {e}");
+        if let Err(e) = store.write_doc(Doc::Daemon, self) {
+            tracing::warn!(
+                "cannot save the daemon's state: {}",
+                crate::report::chain(&e)
+            );
         }
     }
 
@@ -163,6 +146,7 @@ mod tests {
     #[test]
     fn the_queue_survives_a_restart_and_holds_each_url_once() {
         let dir = tempfile::tempdir().unwrap();
+        let (store, _lock) = Store::open_for_writing(dir.path(), "test").unwrap();
         let mut q = Queue::default();
         let item = |url: &str| Queued {
             url: url.into(),
@@ -174,8 +158,8 @@ mod tests {
         assert!(q.push(item("https://a.org/")));
         assert!(!q.push(item("https://a.org/")));
         q.push(item("https://b.org/"));
-        q.save(dir.path()).unwrap();
-        let mut back = Queue::load(dir.path());
+        q.save(&store).unwrap();
+        let mut back = Queue::load(&store);
         assert_eq!(back.items.len(), 2);
         back.remove("https://a.org/");
         assert_eq!(back.items[0].url, "https://b.org/");

@@ -1,0 +1,232 @@
+//! What changed since the last scan, as version records, and recording them: objects made
+//! durable first, then the records appended, then the index saved.
+
+use jiff::Timestamp;
+
+use super::ScannedFile;
+use crate::store::{self, Entry, Event, Index, Store, VersionRecord};
+
+/// Makes the objects durable, appends the records, then saves the index (design.md, "The
+/// archive"). The sync runs whenever records are appended, even if this scan wrote no new
+/// bytes: an object left by an interrupted run may not have reached the disk yet.
+pub(super) fn record(
+    store: &Store,
+    index: &mut Index,
+    records: &[VersionRecord],
+    changed: &[(usize, Entry)],
+    files: &[ScannedFile],
+    started: Timestamp,
+) -> Result<(), store::Error> {
+    crate::failpoint::pause_at("scan:objects-written");
+    if !records.is_empty() {
+        store
+            .objects()
+            .sync()
+            .map_err(store::Error::io("sync the objects of", store.root()))?;
+        crate::failpoint::pause_at("scan:objects-synced");
+        let journal = store.versions();
+        index.log_end = journal
+            .append(records)
+            .map_err(store::Error::io("append to", journal.path()))?;
+        index.log_lines += records.len();
+        for r in records {
+            index.apply(r);
+        }
+        crate::failpoint::pause_at("scan:records-appended");
+    }
+    for (i, entry) in changed {
+        if let Some(slot) = index.files.get_mut(&files[*i].path) {
+            *slot = *entry;
+        }
+    }
+    if !records.is_empty() || !changed.is_empty() || index.scan_started_ns == 0 {
+        index.scan_started_ns = started.as_nanosecond();
+        store.save_index(index)?;
+    }
+    if !records.is_empty() {
+        store.update_totals()?;
+    }
+    Ok(())
+}
+
+/// Recorded files that are no longer listed, sorted by path; `still_recorded` of the listed
+/// files are in the index. A listed file that could not be read is not among them: it is
+/// still there.
+pub(super) fn vanished<'a>(
+    index: &'a Index,
+    files: &[ScannedFile],
+    still_recorded: usize,
+) -> Vec<(&'a String, &'a Entry)> {
+    if still_recorded == index.files.len() {
+        return Vec::new();
+    }
+    let listed: rustc_hash::FxHashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut gone: Vec<_> = index
+        .files
+        .iter()
+        .filter(|(p, _)| !listed.contains(p.as_str()))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(b.0));
+    gone
+}
+
+/// The version records that bring the recorded state (`index`) to what is on disk now:
+/// `changed` are the files (by position in `files`) whose entry differs from the index, `gone`
+/// the recorded files no longer listed. A file that appeared with the content of one that
+/// vanished was renamed.
+pub(super) fn changes(
+    index: &Index,
+    files: &[ScannedFile],
+    changed: &[(usize, Entry)],
+    mut gone: Vec<(&String, &Entry)>,
+    time: Timestamp,
+) -> Vec<VersionRecord> {
+    let record = |event, path: &str, from: Option<&str>, e: &Entry| VersionRecord {
+        time,
+        event,
+        path: path.to_string(),
+        from: from.map(str::to_string),
+        sha256: e.sha256,
+        size: e.size,
+    };
+    let mut out = Vec::new();
+    let mut created = Vec::new();
+    for (i, entry) in changed {
+        let path = files[*i].path.as_str();
+        match index.files.get(path) {
+            Some(old) if old.sha256 == entry.sha256 => {}
+            Some(_) => out.push(record(Event::Modified, path, None, entry)),
+            None => created.push((path, entry)),
+        }
+    }
+    for (path, entry) in created {
+        // Prefer the vanished file with the same inode (a real rename), else the same content.
+        let pick = gone
+            .iter()
+            .position(|(_, g)| g.sha256 == entry.sha256 && g.ino != 0 && g.ino == entry.ino)
+            .or_else(|| gone.iter().position(|(_, g)| g.sha256 == entry.sha256));
+        match pick {
+            Some(i) => {
+                let (from, _) = gone.remove(i);
+                out.push(record(Event::Renamed, path, Some(from), entry));
+            }
+            None => out.push(record(Event::Created, path, None, entry)),
+        }
+    }
+    for (path, entry) in gone {
+        out.push(record(Event::Deleted, path, None, entry));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::vault::FileKind;
+
+    fn entry(content: &[u8], ino: u64) -> Entry {
+        Entry {
+            sha256: Digest::of(content),
+            size: content.len() as u64,
+            mtime_ns: 1,
+            ino,
+        }
+    }
+
+    fn scanned(present: &[(&str, Entry)]) -> Vec<ScannedFile> {
+        present
+            .iter()
+            .map(|(p, e)| ScannedFile {
+                path: p.to_string(),
+                kind: FileKind::of(p),
+                sha256: Some(e.sha256),
+            })
+            .collect()
+    }
+
+    fn events(index: &Index, present: &[(&str, Entry)]) -> Vec<(Event, String, Option<String>)> {
+        let files = scanned(present);
+        let changed: Vec<(usize, Entry)> = present
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, e))| index.files.get(*p) != Some(e))
+            .map(|(i, (_, e))| (i, *e))
+            .collect();
+        changes(
+            index,
+            &files,
+            &changed,
+            vanished(index, &files, recorded(index, &files)),
+            Timestamp::UNIX_EPOCH,
+        )
+        .into_iter()
+        .map(|r| (r.event, r.path, r.from))
+        .collect()
+    }
+
+    fn recorded(index: &Index, files: &[ScannedFile]) -> usize {
+        files
+            .iter()
+            .filter(|f| index.files.contains_key(&f.path))
+            .count()
+    }
+
+    fn index(files: &[(&str, Entry)]) -> Index {
+        Index {
+            files: files.iter().map(|(p, e)| (p.to_string(), *e)).collect(),
+            ..Index::default()
+        }
+    }
+
+    #[test]
+    fn new_changed_moved_and_gone_files_become_records() {
+        let old = index(&[
+            ("a.md", entry(b"a", 1)),
+            ("b.md", entry(b"b", 2)),
+            ("c.md", entry(b"c", 3)),
+        ]);
+        let now = [
+            ("a.md", entry(b"a2", 1)),
+            ("d.md", entry(b"d", 4)),
+            ("moved/b.md", entry(b"b", 2)),
+        ];
+        assert_eq!(
+            events(&old, &now),
+            vec![
+                (Event::Modified, "a.md".into(), None),
+                (Event::Created, "d.md".into(), None),
+                (Event::Renamed, "moved/b.md".into(), Some("b.md".into())),
+                (Event::Deleted, "c.md".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_not_taken_for_deleted() {
+        let old = index(&[("a.md", entry(b"a", 1)), ("b.md", entry(b"b", 2))]);
+        // `a.md` was listed but could not be read: it keeps its recorded content.
+        let files = scanned(&[("a.md", entry(b"a", 1))]);
+        let gone: Vec<_> = vanished(&old, &files, recorded(&old, &files))
+            .into_iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(gone, vec!["b.md"]);
+    }
+
+    #[test]
+    fn a_rename_prefers_the_same_inode_among_copies() {
+        let old = index(&[
+            ("a/one.png", entry(b"same", 7)),
+            ("b/two.png", entry(b"same", 8)),
+        ]);
+        let now = [("c/new.png", entry(b"same", 8))];
+        assert_eq!(
+            events(&old, &now),
+            vec![
+                (Event::Renamed, "c/new.png".into(), Some("b/two.png".into())),
+                (Event::Deleted, "a/one.png".into(), None),
+            ]
+        );
+    }
+}
