@@ -164,11 +164,13 @@ impl Compost<'_> {
             }
         }
         report.offline = !offline.is_empty();
-        for (note, reason, _) in composted {
-            report
-                .profiles
-                .push(self.mark(note, reason, &copies, &failures, &offline));
-        }
+        // Reading and editing notes is blocking work: off the executor.
+        report.profiles = crate::fsutil::off_executor(|| {
+            composted
+                .into_iter()
+                .map(|(note, reason, _)| self.mark(note, reason, &copies, &failures, &offline))
+                .collect()
+        });
         Ok(report)
     }
 

@@ -33,6 +33,16 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs blocking work (disk writes and fsyncs, parsing, note edits) from async code without
+/// stalling the executor: tokio moves its other tasks to other threads meanwhile. Outside a
+/// multi-threaded runtime it simply runs.
+pub fn off_executor<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// Makes a folder's entries (a rename, a new file) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

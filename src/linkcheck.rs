@@ -398,16 +398,18 @@ pub async fn check_and_record(
     if offline {
         mark_offline(&mut results);
     }
-    record(store, &results)?;
-    let dead = dead_urls(store, urls.iter().cloned(), rule)?;
-    Verdict {
-        time: Timestamp::now(),
-        rule,
-        explicit,
-        offline,
-        dead: dead.into_iter().collect(),
-    }
-    .save(store)?;
+    crate::fsutil::off_executor(|| {
+        record(store, &results)?;
+        let dead = dead_urls(store, urls.iter().cloned(), rule)?;
+        Verdict {
+            time: Timestamp::now(),
+            rule,
+            explicit,
+            offline,
+            dead: dead.into_iter().collect(),
+        }
+        .save(store)
+    })?;
     Ok(Checked { results, offline })
 }
 

@@ -40,8 +40,8 @@ impl NoteEdit {
     }
 }
 
-/// What happened to an edit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What `apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Applied {
     /// The note was rewritten.
@@ -52,11 +52,41 @@ pub enum Applied {
     ChangedMeanwhile,
 }
 
+/// What became of one note's edit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The note was rewritten.
+    Written,
+    /// The edit changed nothing; the note was not touched.
+    #[default]
+    Unchanged,
+    /// The note changed since it was read: the user's edit wins, the note was left alone.
+    ChangedMeanwhile,
+    /// A dry run: the note would be rewritten (the diff shows how).
+    WouldWrite,
+    /// The note was left alone (`detail` says why).
+    Skipped,
+}
+
+impl Effect {
+    /// The words reports use (`changed meanwhile`).
+    pub fn words(self) -> &'static str {
+        match self {
+            Effect::Written => "written",
+            Effect::Unchanged => "unchanged",
+            Effect::ChangedMeanwhile => "changed meanwhile",
+            Effect::WouldWrite => "would write",
+            Effect::Skipped => "skipped",
+        }
+    }
+}
+
 /// What became of one note's edit, as reports show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outcome {
-    /// `written`, `unchanged`, `changed_meanwhile`, `would_write` (dry run) or `skipped`.
-    pub outcome: String,
+    /// What happened.
+    pub outcome: Effect,
     /// Why, when the note was left alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -69,15 +99,20 @@ impl Outcome {
     /// The note was left alone, for this reason.
     pub fn skipped(detail: impl Into<String>) -> Outcome {
         Outcome {
-            outcome: "skipped".into(),
+            outcome: Effect::Skipped,
             detail: Some(detail.into()),
             diff: None,
         }
     }
 
+    /// Whether the note was rewritten.
+    pub fn written(&self) -> bool {
+        self.outcome == Effect::Written
+    }
+
     /// Whether the edit was wanted but not made.
     pub fn failed(&self) -> bool {
-        matches!(self.outcome.as_str(), "changed_meanwhile" | "skipped")
+        matches!(self.outcome, Effect::ChangedMeanwhile | Effect::Skipped)
     }
 }
 
@@ -99,11 +134,10 @@ pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool, keep: Keep<'_>) -> O
     if dry_run {
         return Outcome {
             outcome: if edit.changes() {
-                "would_write"
+                Effect::WouldWrite
             } else {
-                "unchanged"
-            }
-            .into(),
+                Effect::Unchanged
+            },
             detail: None,
             diff: edit.changes().then(|| edit.diff()),
         };
@@ -114,19 +148,19 @@ pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool, keep: Keep<'_>) -> O
         return Outcome::skipped(format!("cannot record the note before editing it: {e}"));
     }
     let (outcome, detail) = match apply(vault, edit) {
-        Ok(Applied::Written) => ("written", None),
-        Ok(Applied::Unchanged) => ("unchanged", None),
+        Ok(Applied::Written) => (Effect::Written, None),
+        Ok(Applied::Unchanged) => (Effect::Unchanged, None),
         Ok(Applied::ChangedMeanwhile) => (
-            "changed_meanwhile",
+            Effect::ChangedMeanwhile,
             Some(
                 "the note changed while vaultkeep worked on it; your edit wins, run again"
                     .to_string(),
             ),
         ),
-        Err(e) => ("skipped", Some(format!("cannot write: {e}"))),
+        Err(e) => (Effect::Skipped, Some(format!("cannot write: {e}"))),
     };
     Outcome {
-        outcome: outcome.into(),
+        outcome,
         detail,
         diff: None,
     }

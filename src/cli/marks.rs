@@ -65,7 +65,7 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
     if report
         .profiles
         .iter()
-        .any(|p| p.result.outcome == "written")
+        .any(|p| p.result.written())
     {
         rescan(ctx, &store)?;
     }
@@ -80,7 +80,7 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
                 "{} ({}): {}",
                 p.note,
                 p.reason,
-                p.result.outcome.replace('_', " ")
+                p.result.outcome.words()
             );
             for c in &p.preserved {
                 say!("  preserved {} ({}) → {}", c.url, c.captured, c.copy);
@@ -174,7 +174,7 @@ pub(crate) fn restore(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Exit>
     let rule = rule(base, args.dead_after, args.min_gap);
     let view = scan.view()?;
     let report = restore_links(&ctx.vault, &store, &view, rule, args.dry_run)?;
-    if report.notes.iter().any(|n| n.result.outcome == "written") {
+    if report.notes.iter().any(|n| n.result.written()) {
         rescan(ctx, &store)?;
     }
     if args.json {
@@ -191,7 +191,7 @@ pub(crate) fn restore(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Exit>
             say!(
                 "{}: {} ({})",
                 n.note,
-                n.result.outcome.replace('_', " "),
+                n.result.outcome.words(),
                 n.urls.join(", ")
             );
             if let Some(d) = &n.result.detail {

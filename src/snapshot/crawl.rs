@@ -198,13 +198,13 @@ async fn flush(
         return Ok(());
     }
     let lines = std::mem::take(batch);
-    let objects = store.objects().clone();
-    let root = store.root().to_path_buf();
-    tokio::task::spawn_blocking(move || objects.sync())
-        .await
-        .map_err(|e| store::Error::io("sync the objects of", &root)(std::io::Error::other(e)))?
-        .map_err(store::Error::io("sync the objects of", store.root()))?;
-    journal.append(&lines)
+    crate::fsutil::off_executor(|| {
+        store
+            .objects()
+            .sync()
+            .map_err(store::Error::io("sync the objects of", store.root()))?;
+        journal.append(&lines)
+    })
 }
 
 /// Fetches one URL, then stores its body and reads it for references off the executor.

@@ -66,8 +66,9 @@ pub async fn take(
     let id = record::new_id(&plan.root, started);
     let dir = store.snapshot_dir(&id);
     let root = crawl::without_fragment(&plan.root);
-    let journal = journal::SnapshotJournal::create(
-        store,
+    let journal = crate::fsutil::off_executor(|| {
+        journal::SnapshotJournal::create(
+            store,
         journal::Start {
             id: id.clone(),
             root: root.clone(),
@@ -75,7 +76,8 @@ pub async fn take(
             max_pages: plan.max_pages,
             started,
         },
-    )?;
+        )
+    })?;
     crate::failpoint::pause_at("snapshot:started");
     let crawl = crawl::crawl(fetcher, store, plan, progress, stop, &journal).await?;
     let doubtful = |reason: &str| match postpone {
@@ -118,12 +120,7 @@ pub async fn take(
         not_listed: crawl.not_listed,
         problems: Vec::new(),
     };
-    let store_for_copy = store.clone();
-    let snapshot = tokio::task::spawn_blocking(move || finish(&store_for_copy, snapshot))
-        .await
-        .map_err(|e| {
-            store::Error::io("finish the snapshot in", store.root())(std::io::Error::other(e))
-        })??;
+    let snapshot = crate::fsutil::off_executor(|| finish(store, snapshot))?;
     journal.remove();
     Ok(Taken::Recorded(Box::new(snapshot)))
 }

@@ -11,6 +11,19 @@ use crate::store::{self, ObjectEntry, Store};
 /// Temp files younger than this may belong to a write in progress elsewhere; they stay.
 pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
 
+/// Why gc would not run, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// Records that cannot be read might reference objects: nothing is removed.
+    #[error(
+        "{0} records of the archive are unreadable and might reference objects, so nothing was removed; run `vaultkeep archive verify` to see them"
+    )]
+    UnreadableRecords(usize),
+    /// The archive could not be read or changed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
 /// What gc removed (or, with `--dry-run`, would remove).
 #[derive(Debug, Default, Serialize)]
 pub struct GcReport {
@@ -35,7 +48,7 @@ pub struct GcReport {
 /// writer can be between storing an object and recording it. A dry run may run beside a
 /// writer (the daemon): then objects younger than [`TEMP_GRACE`] may be about to be recorded,
 /// and are not listed.
-pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
+pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
     let writer_busy = dry_run && store.lock_holder().is_some();
     let mut finished = Vec::new();
     if !dry_run {
@@ -45,13 +58,7 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, store::Error> {
     let refs = references(store)?;
     if !refs.problems.is_empty() {
         // A record we cannot read might reference objects: removing anything could lose data.
-        return Err(store::Error::Io {
-            action: "collect garbage in",
-            path: store.root().to_path_buf(),
-            source: std::io::Error::other(
-                "some records are unreadable; run `vaultkeep archive verify` first",
-            ),
-        });
+        return Err(GcError::UnreadableRecords(refs.problems.len()));
     }
     let mut report = GcReport {
         dry_run,

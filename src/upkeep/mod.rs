@@ -9,7 +9,7 @@ use crate::digest::Digest;
 use crate::report::Problem;
 use crate::store::{self, Store, VersionRecord};
 
-pub use gc::{GcReport, gc};
+pub use gc::{GcError, GcReport, gc};
 pub use verify::{VerifyReport, verify};
 
 /// Every object the archive's records point at, with problems found while reading them.

@@ -404,7 +404,7 @@ impl Run<'_> {
     /// Saves the queue if it changed (once per batch of changes, not per URL).
     fn save_queue(&mut self) {
         if std::mem::take(&mut self.queue_dirty)
-            && let Err(e) = self.queue.save(&self.d.store)
+            && let Err(e) = crate::fsutil::off_executor(|| self.queue.save(&self.d.store))
         {
             self.state
                 .error(format!("cannot save the snapshot queue: {e}"));
@@ -490,7 +490,7 @@ impl Run<'_> {
                         .error(format!("snapshot {} of {url} failed: {why}", snap.id));
                 }
                 self.queue.remove(url);
-                if let Err(e) = self.queue.save(&self.d.store) {
+                if let Err(e) = crate::fsutil::off_executor(|| self.queue.save(&self.d.store)) {
                     self.state
                         .error(format!("cannot save the snapshot queue: {e}"));
                 }
@@ -681,7 +681,7 @@ async fn compost(
             let written = r
                 .profiles
                 .iter()
-                .filter(|p| p.result.outcome == "written")
+                .filter(|p| p.result.written())
                 .count();
             JobDone::Compost {
                 text: format!(
