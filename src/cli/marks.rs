@@ -62,11 +62,7 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
         signals.abort();
         report
     })?;
-    if report
-        .profiles
-        .iter()
-        .any(|p| p.result.written())
-    {
+    if report.profiles.iter().any(|p| p.result.written()) {
         rescan(ctx, &store)?;
     }
     if args.json {
@@ -76,12 +72,7 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
             say!("No composted profiles in {}.", ctx.vault.display());
         }
         for p in &report.profiles {
-            say!(
-                "{} ({}): {}",
-                p.note,
-                p.reason,
-                p.result.outcome.words()
-            );
+            say!("{} ({}): {}", p.note, p.reason, p.result.outcome.words());
             for c in &p.preserved {
                 say!("  preserved {} ({}) → {}", c.url, c.captured, c.copy);
             }

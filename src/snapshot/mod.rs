@@ -69,13 +69,13 @@ pub async fn take(
     let journal = crate::fsutil::off_executor(|| {
         journal::SnapshotJournal::create(
             store,
-        journal::Start {
-            id: id.clone(),
-            root: root.clone(),
-            depth: plan.depth,
-            max_pages: plan.max_pages,
-            started,
-        },
+            journal::Start {
+                id: id.clone(),
+                root: root.clone(),
+                depth: plan.depth,
+                max_pages: plan.max_pages,
+                started,
+            },
         )
     })?;
     crate::failpoint::pause_at("snapshot:started");

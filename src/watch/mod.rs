@@ -1,20 +1,23 @@
 //! `vaultkeep watch`: the daemon that keeps the archive in step with the vault.
 //!
 //! One loop receives every source of work as an event (watchexec's shape): file changes from
-//! the notify adapter ([`events`]), finished snapshots, a timer for scheduled work, and
-//! SIGINT/SIGTERM. A change triggers a scan (the same engine as `vaultkeep scan`, which costs a
-//! stat per unchanged file), run off the loop; new external URLs go to a persistent queue of
-//! snapshots, taken in the background with bounded concurrency, so recording versions never
-//! waits for the network.
+//! the notify adapter ([`events`]), finished snapshots and jobs, a timer for scheduled work,
+//! and SIGINT/SIGTERM. A change triggers a scan (the same engine as `vaultkeep scan`, which
+//! costs a stat per unchanged file), run off the loop; what runs when is decided by
+//! [`schedule`], from the notes' URLs and the clock; snapshots are taken in the background
+//! from a persistent queue with bounded concurrency, so recording versions never waits for the
+//! network; [`jobs`] are the link checks and composting.
 
 pub mod events;
+mod jobs;
+pub mod schedule;
 pub mod state;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -24,15 +27,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::{LinksConfig, SnapshotConfig, WatchConfig};
 use crate::copies::key;
 use crate::fetch::Fetcher;
-use crate::linkcheck;
-use crate::note::NoteFacts;
 use crate::report::chain;
 use crate::scan::{self, Scan, ScanOptions};
-use crate::snapshot::plan::plans_for_notes;
 use crate::snapshot::{self, NoProgress, Plan, Postpone, Stop, Taken, record};
-use crate::store::Store;
+use crate::store::{Event, Store};
+use crate::vault::FileKind;
 
 use events::{Signal, Watching};
+use schedule::{Job, Newest, Schedule, Why};
 use state::{DaemonState, Queue, Queued};
 
 /// Why the daemon could not start.
@@ -76,55 +78,22 @@ pub struct Daemon {
     pub config: WatchConfig,
 }
 
-/// The newest snapshot of a root URL.
-#[derive(Debug, Clone, Copy)]
-struct Newest {
-    /// When the newest successful one was taken.
-    success: Option<Timestamp>,
-    /// When the newest attempt was made.
-    attempt: Timestamp,
-}
-
-/// How long a root whose snapshots all failed waits before it is tried again.
-const RETRY_FAILED: Duration = Duration::from_secs(24 * 3600);
+/// A running snapshot's result: its root and what became of it.
+type SnapshotDone = (String, Result<Taken, crate::store::Error>);
 
 struct Run<'a> {
     d: &'a Daemon,
     state: DaemonState,
     queue: Queue,
-    wanted: BTreeMap<String, Plan>,
-    urls: BTreeSet<String>,
-    newest: HashMap<String, Newest>,
+    schedule: Schedule,
     in_progress: BTreeSet<String>,
     queue_dirty: bool,
+    /// Stops a scan at shutdown (nothing half-recorded).
     stop: Arc<AtomicBool>,
     /// Stops snapshots (and composting's) at shutdown, recorded as incomplete.
     snapshots_stop: Stop,
     /// One scan at a time: two at once would both record the same change.
-    gate: Arc<std::sync::Mutex<()>>,
-    resnapshot_after: Duration,
-    check_every: Option<Duration>,
-    compost_every: Option<Duration>,
-    /// Since when the network seems down, and when to try again (issue 9: offline is a
-    /// state, not a verdict).
-    offline: Option<Offline>,
-}
-
-/// The network seems down: snapshots, link checks and composting wait.
-#[derive(Debug, Clone, Copy)]
-struct Offline {
-    next_probe: Timestamp,
-}
-
-/// How often an offline daemon tries one queued snapshot to see whether the network is back.
-const PROBE_EVERY: Duration = Duration::from_secs(60);
-
-/// A finished background job.
-enum JobDone {
-    /// A link check: what to log, and whether the network was down.
-    Links { text: String, offline: bool },
-    /// Composting: what to log, and whether the network was down.
-    Compost { text: String, offline: bool },
+    gate: Arc<Mutex<()>>,
 }
 
 impl Daemon {
@@ -136,30 +105,33 @@ impl Daemon {
                 .await
                 .unwrap_or_else(|_| Ok(Vec::new()))?
         };
+        let state = DaemonState {
+            pid: std::process::id(),
+            since: Some(Timestamp::now()),
+            scans: 0,
+            recorded: 0,
+            snapshots: 0,
+            offline: false,
+            ..DaemonState::load(&self.store)
+        };
+        let schedule = Schedule::new(
+            &self.config,
+            &self.snapshot,
+            newest_snapshots(&self.store),
+            state.links_checked,
+            state.composted,
+        );
         let mut run = Run {
             d: self,
-            state: DaemonState {
-                pid: std::process::id(),
-                since: Some(Timestamp::now()),
-                ..DaemonState::load(&self.store)
-            },
+            state,
             queue: Queue::load(&self.store),
-            wanted: BTreeMap::new(),
-            urls: BTreeSet::new(),
-            newest: newest_snapshots(&self.store),
+            schedule,
             in_progress: BTreeSet::new(),
             queue_dirty: false,
             stop: Arc::new(AtomicBool::new(false)),
             snapshots_stop: Stop::new(),
-            gate: Arc::new(std::sync::Mutex::new(())),
-            resnapshot_after: self.config.resnapshot_after.get(),
-            check_every: self.config.check_links_every.nonzero(),
-            compost_every: self.config.compost_every.nonzero(),
-            offline: None,
+            gate: Arc::new(Mutex::new(())),
         };
-        run.state.scans = 0;
-        run.state.recorded = 0;
-        run.state.snapshots = 0;
         run.state.event(format!(
             "watching {} (pid {})",
             self.vault.display(),
@@ -181,8 +153,8 @@ impl Run<'_> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(Error::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut snapshots: JoinSet<(String, Result<Taken, crate::store::Error>)> = JoinSet::new();
-        let mut jobs: JoinSet<JobDone> = JoinSet::new();
+        let mut snapshots: JoinSet<SnapshotDone> = JoinSet::new();
+        let mut jobs: JoinSet<jobs::Done> = JoinSet::new();
         let mut scanning: Option<JoinHandle<Result<Scan, scan::Error>>> = Some(self.start_scan());
         let mut first = true;
         let mut pending = false;
@@ -245,7 +217,6 @@ impl Run<'_> {
                 Some(done) = jobs.join_next(), if !jobs.is_empty() => {
                     if let Ok(done) = done {
                         self.job_done(done);
-                        self.state.save(&self.d.store);
                     }
                 }
                 _ = tick.tick() => {
@@ -310,6 +281,7 @@ impl Run<'_> {
         let store = self.d.store.clone();
         let mut options = self.d.scan.clone();
         options.cancel = Some(self.stop.clone());
+        // Time moves: the day is taken at each scan (issue 9).
         options.today = scan::today();
         let gate = self.gate.clone();
         tokio::task::spawn_blocking(move || {
@@ -318,8 +290,8 @@ impl Run<'_> {
         })
     }
 
-    /// After a scan: count what it recorded; queue snapshots for new URLs. The first scan
-    /// reads every note (from the cache); later ones only the notes that changed.
+    /// After a scan: count what it recorded; tell the schedule what the notes now ask for.
+    /// The first scan reads every note (from the cache); later ones the notes that changed.
     fn scanned(&mut self, scan: &Scan, first: bool) {
         self.state.scans += 1;
         if !scan.records.is_empty() {
@@ -339,52 +311,56 @@ impl Run<'_> {
         for p in &scan.problems {
             self.state.error(format!("{}: {}", p.path, p.message));
         }
-        // The first scan reads what every note says; later ones only the changed notes.
-        let (all, fresh);
-        let facts: Vec<&NoteFacts> = if first {
-            all = match scan.facts() {
-                Ok(f) => f,
-                Err(e) => {
-                    self.state
-                        .error(format!("cannot read the notes' links: {}", chain(&e)));
-                    Default::default()
+        if first {
+            match scan.view() {
+                Ok(view) => {
+                    for (path, facts) in view.notes() {
+                        self.schedule.note(path, facts);
+                    }
                 }
-            };
-            all.values().collect()
+                Err(e) => self
+                    .state
+                    .error(format!("cannot read the notes' links: {}", chain(&e))),
+            }
         } else {
-            fresh = scan.take_fresh();
-            fresh.values().collect()
-        };
-        for f in &facts {
-            for link in &f.links {
-                if let crate::links::Destination::External(u) = link.destination() {
-                    self.urls.insert(key(u));
+            let fresh = scan.take_fresh();
+            for r in scan
+                .records
+                .iter()
+                .filter(|r| FileKind::of(&r.path) == FileKind::Note)
+            {
+                match r.event {
+                    Event::Created | Event::Modified => {
+                        if let Some(facts) = fresh.get(&r.sha256) {
+                            self.schedule.note(&r.path, facts);
+                        }
+                    }
+                    Event::Renamed => {
+                        if let Some(from) = &r.from {
+                            self.schedule.note_moved(from, &r.path);
+                        }
+                    }
+                    Event::Deleted => self.schedule.note_gone(&r.path),
                 }
             }
         }
-        let plans = plans_for_notes(
-            facts.iter().copied(),
-            &self.d.snapshot,
-            None,
-            self.d.snapshot.max_pages,
-        );
+        self.enqueue_due();
+    }
+
+    /// Queues the snapshots the schedule says are due.
+    fn enqueue_due(&mut self) {
         let before = self.queue.items.len();
-        for plan in plans {
-            let root = key(plan.root.as_str());
-            if !self.newest.contains_key(&root) {
-                self.enqueue(&plan, "new");
-            }
-            self.wanted.insert(root, plan);
+        for (plan, why) in self.schedule.due_snapshots(Timestamp::now()) {
+            self.enqueue(&plan, why);
         }
         let queued = self.queue.items.len() - before;
         if queued > 0 {
-            self.state
-                .event(format!("queued {queued} snapshots of new URLs"));
+            self.state.event(format!("queued {queued} snapshots"));
         }
         self.save_queue();
     }
 
-    fn enqueue(&mut self, plan: &Plan, why: &str) {
+    fn enqueue(&mut self, plan: &Plan, why: Why) {
         if !self.d.config.snapshots {
             return;
         }
@@ -393,10 +369,10 @@ impl Run<'_> {
             depth: plan.depth,
             max_pages: plan.max_pages,
             queued: Timestamp::now(),
-            why: why.into(),
+            why: why.word().into(),
         });
         if added {
-            tracing::info!("queued a snapshot of {} ({why})", plan.root);
+            tracing::info!("queued a snapshot of {} ({})", plan.root, why.word());
             self.queue_dirty = true;
         }
     }
@@ -407,29 +383,24 @@ impl Run<'_> {
             && let Err(e) = crate::fsutil::off_executor(|| self.queue.save(&self.d.store))
         {
             self.state
-                .error(format!("cannot save the snapshot queue: {e}"));
+                .error(format!("cannot save the snapshot queue: {}", chain(&e)));
         }
     }
 
-    /// Starts queued snapshots up to the concurrency limit; while offline, one at a time when
-    /// a probe is due.
-    fn fill(&mut self, tasks: &mut JoinSet<(String, Result<Taken, crate::store::Error>)>) {
-        let mut limit = self.d.config.snapshot_concurrency.max(1);
-        if let Some(off) = self.offline {
-            if Timestamp::now() < off.next_probe || !tasks.is_empty() {
-                return;
-            }
-            limit = 1;
-            self.offline = Some(Offline {
-                next_probe: Timestamp::now() + PROBE_EVERY,
-            });
-        }
+    /// Starts queued snapshots in the slots the schedule gives (while offline, one probe now
+    /// and then).
+    fn fill(&mut self, tasks: &mut JoinSet<SnapshotDone>) {
+        let slots = self.schedule.snapshot_slots(
+            Timestamp::now(),
+            tasks.len(),
+            self.d.config.snapshot_concurrency,
+        );
         let waiting: Vec<Queued> = self
             .queue
             .items
             .iter()
             .filter(|q| !self.in_progress.contains(&q.url))
-            .take(limit.saturating_sub(tasks.len()))
+            .take(slots)
             .cloned()
             .collect();
         for q in waiting {
@@ -464,18 +435,14 @@ impl Run<'_> {
 
     fn snapshot_done(&mut self, url: &str, result: Result<Taken, crate::store::Error>) {
         self.in_progress.remove(url);
+        let now = Timestamp::now();
         match result {
             Ok(Taken::Recorded(snap)) => {
                 self.online();
                 self.state.snapshots += 1;
-                let now = Timestamp::now();
-                let entry = self.newest.entry(url.to_string()).or_insert(Newest {
-                    success: None,
-                    attempt: now,
-                });
-                entry.attempt = now;
+                self.schedule
+                    .snapshot_recorded(url, now, snap.root_captured());
                 if snap.root_captured() {
-                    entry.success = Some(now);
                     self.state.event(format!(
                         "snapshot {} of {url}: {} captures",
                         snap.id,
@@ -490,10 +457,8 @@ impl Run<'_> {
                         .error(format!("snapshot {} of {url} failed: {why}", snap.id));
                 }
                 self.queue.remove(url);
-                if let Err(e) = crate::fsutil::off_executor(|| self.queue.save(&self.d.store)) {
-                    self.state
-                        .error(format!("cannot save the snapshot queue: {e}"));
-                }
+                self.queue_dirty = true;
+                self.save_queue();
             }
             // Nothing recorded: the URL stays queued until the network is back.
             Ok(Taken::Offline(why)) => self.went_offline(&why),
@@ -507,195 +472,69 @@ impl Run<'_> {
         self.state.save(&self.d.store);
     }
 
-    /// The network seems down: postpone what needs it, and probe now and then.
+    /// The network seems down: what needs it waits, and a probe runs now and then.
     fn went_offline(&mut self, why: &str) {
-        if self.offline.is_none() {
+        if self.schedule.went_offline(Timestamp::now()) {
             self.state.error(format!(
                 "the network seems down ({why}); snapshots, link checks and composting wait, \
                  and nothing is judged dead meanwhile (trying again every {} s)",
-                PROBE_EVERY.as_secs()
+                schedule::PROBE_EVERY.as_secs()
             ));
         }
         self.state.offline = true;
-        self.offline = Some(Offline {
-            next_probe: Timestamp::now() + PROBE_EVERY,
-        });
     }
 
     fn online(&mut self) {
-        if self.offline.take().is_some() {
+        if self.schedule.online() {
             self.state.event("the network is back");
         }
         self.state.offline = false;
     }
 
-    fn job_done(&mut self, done: JobDone) {
-        let now = Timestamp::now();
-        match done {
-            JobDone::Links { text, offline } => {
-                self.state.event(text);
-                if offline {
-                    self.went_offline("every host failed before answering during the link check");
-                } else {
-                    self.state.links_checked = Some(now);
-                }
-            }
-            JobDone::Compost { text, offline } => {
-                self.state.event(text);
-                if offline {
-                    self.went_offline("composting could not reach the network");
-                } else {
-                    self.state.composted = Some(now);
-                }
-            }
+    fn job_done(&mut self, done: jobs::Done) {
+        self.state.event(done.text);
+        if done.offline {
+            let why = match done.job {
+                Job::CheckLinks => "every host failed before answering during the link check",
+                Job::Compost => "composting could not reach the network",
+            };
+            self.went_offline(why);
+        } else {
+            self.schedule.job_done(done.job, Timestamp::now());
+            (self.state.links_checked, self.state.composted) = self.schedule.last_jobs();
         }
+        self.state.save(&self.d.store);
     }
 
-    /// Re-snapshots, link checks and composting that are due.
-    fn scheduled(&mut self, jobs: &mut JoinSet<JobDone>) {
-        let now = Timestamp::now();
-        let older = |t: Timestamp, d: Duration| now.duration_since(t).unsigned_abs() >= d;
-        let due: Vec<Plan> = self
-            .wanted
-            .iter()
-            .filter(|(root, _)| match self.newest.get(*root) {
-                Some(Newest {
-                    success: Some(t), ..
-                }) => older(*t, self.resnapshot_after),
-                Some(Newest {
-                    success: None,
-                    attempt,
-                }) => older(*attempt, RETRY_FAILED),
-                None => false,
-            })
-            .map(|(_, p)| p.clone())
-            .collect();
-        for plan in due {
-            self.enqueue(&plan, "stale");
-        }
-        self.save_queue();
-        // While offline, link checks and composting wait: they would judge nothing.
-        if !jobs.is_empty() || self.offline.is_some() {
+    /// Snapshots that became due, and the job that is due, if none runs.
+    fn scheduled(&mut self, jobs: &mut JoinSet<jobs::Done>) {
+        self.enqueue_due();
+        if !jobs.is_empty() {
             return;
         }
-        if let Some(every) = self.check_every
-            && self.state.links_checked.is_none_or(|t| older(t, every))
-            && !self.urls.is_empty()
-        {
-            let (fetcher, store, urls) = (
-                self.d.fetcher.clone(),
-                self.d.store.clone(),
-                self.urls.iter().cloned().collect::<Vec<_>>(),
-            );
-            let (rule, concurrency) = ((&self.d.links).into(), self.d.links.concurrency);
-            jobs.spawn(async move {
-                match linkcheck::check_and_record(&fetcher, &store, &urls, rule, false, concurrency)
-                    .await
-                {
-                    Ok(checked) => {
-                        let failed = checked.results.iter().filter(|r| !r.ok).count();
-                        let text = if checked.offline {
-                            format!(
-                                "checked {} links while the network was down: recorded as offline, nothing judged",
-                                checked.results.len()
-                            )
-                        } else {
-                            format!("checked {} links ({failed} failed)", checked.results.len())
-                        };
-                        JobDone::Links {
-                            text,
-                            offline: checked.offline,
-                        }
-                    }
-                    Err(e) => JobDone::Links {
-                        text: format!("checked links, but cannot record the results: {}", chain(&e)),
-                        offline: false,
-                    },
-                }
-            });
-            return;
-        }
-        if let Some(every) = self.compost_every
-            && self.state.composted.is_none_or(|t| older(t, every))
-        {
-            let (fetcher, store, vault) = (
-                self.d.fetcher.clone(),
-                self.d.store.clone(),
-                self.d.vault.clone(),
-            );
-            let (snapshot, mut options, gate, stop) = (
-                self.d.snapshot.clone(),
-                self.d.scan.clone(),
-                self.gate.clone(),
-                self.snapshots_stop.clone(),
-            );
-            // Time moves: a profile whose `end` passed while the daemon ran is composted.
-            options.today = scan::today();
-            jobs.spawn(async move {
-                compost(&fetcher, &store, &vault, &snapshot, &options, gate, stop).await
-            });
-        }
-    }
-}
-
-/// Composting, as `vaultkeep compost` does it. Its edits come back as file events and are
-/// recorded by the next scan; being idempotent, they cause no further edits.
-async fn compost(
-    fetcher: &Fetcher,
-    store: &Store,
-    vault: &Path,
-    snapshot: &SnapshotConfig,
-    options: &ScanOptions,
-    gate: Arc<std::sync::Mutex<()>>,
-    stop: Stop,
-) -> JobDone {
-    let skipped = |e: &(dyn std::error::Error + 'static)| JobDone::Compost {
-        text: format!("composting skipped: {}", chain(e)),
-        offline: false,
-    };
-    let scanned = {
-        let (vault, store, options) = (vault.to_path_buf(), store.clone(), options.clone());
-        let gate = gate.clone();
-        tokio::task::spawn_blocking(move || {
-            let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
-            scan::scan(&vault, &store, &options).and_then(|s| s.view().map_err(Into::into))
-        })
-        .await
-    };
-    let view = match scanned {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return skipped(&e),
-        Err(e) => return skipped(&e),
-    };
-    let job = crate::compost::Compost {
-        vault,
-        store,
-        fetcher: Some(fetcher),
-        snapshot,
-        today: options.today,
-        gate: Some(&gate),
-        stop,
-    };
-    match job.run(&view).await {
-        Ok(r) => {
-            let written = r
-                .profiles
-                .iter()
-                .filter(|p| p.result.written())
-                .count();
-            JobDone::Compost {
-                text: format!(
-                    "composting: {} profiles, {written} marked, {} snapshots taken",
-                    r.profiles.len(),
-                    r.snapshots_taken
-                ),
-                offline: r.offline,
+        let (fetcher, store) = (self.d.fetcher.clone(), self.d.store.clone());
+        match self.schedule.due_job(Timestamp::now()) {
+            Some(Job::CheckLinks) => {
+                let urls: Vec<String> = self.schedule.urls().into_iter().collect();
+                let links = self.d.links.clone();
+                jobs.spawn(async move { jobs::check_links(&fetcher, &store, &urls, &links).await });
             }
+            Some(Job::Compost) => {
+                let vault = self.d.vault.clone();
+                let (snapshot, gate, stop) = (
+                    self.d.snapshot.clone(),
+                    self.gate.clone(),
+                    self.snapshots_stop.clone(),
+                );
+                let mut options = self.d.scan.clone();
+                // Time moves: a profile whose `end` passed while the daemon ran is composted.
+                options.today = scan::today();
+                jobs.spawn(async move {
+                    jobs::compost(&fetcher, &store, &vault, &snapshot, &options, gate, stop).await
+                });
+            }
+            None => {}
         }
-        Err(e) => JobDone::Compost {
-            text: format!("composting failed: {}", chain(&e)),
-            offline: false,
-        },
     }
 }
 

@@ -1,0 +1,128 @@
+//! The daemon's background jobs, as `links check` and `compost` do them, each returning a
+//! line for the log and whether the network was down.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{LinksConfig, SnapshotConfig};
+use crate::fetch::Fetcher;
+use crate::linkcheck;
+use crate::report::chain;
+use crate::scan::{self, ScanOptions};
+use crate::snapshot::Stop;
+use crate::store::Store;
+
+use super::schedule::Job;
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Done {
+    /// Which job.
+    pub job: Job,
+    /// What to log.
+    pub text: String,
+    /// Whether the network was down (the job judged and marked nothing).
+    pub offline: bool,
+}
+
+/// Checks `urls` and records the results and the verdict.
+pub async fn check_links(
+    fetcher: &Fetcher,
+    store: &Store,
+    urls: &[String],
+    links: &LinksConfig,
+) -> Done {
+    let (text, offline) = match linkcheck::check_and_record(
+        fetcher,
+        store,
+        urls,
+        links.into(),
+        false,
+        links.concurrency,
+    )
+    .await
+    {
+        Ok(checked) if checked.offline => (
+            format!(
+                "checked {} links while the network was down: recorded as offline, nothing judged",
+                checked.results.len()
+            ),
+            true,
+        ),
+        Ok(checked) => {
+            let failed = checked.results.iter().filter(|r| !r.ok).count();
+            (
+                format!("checked {} links ({failed} failed)", checked.results.len()),
+                false,
+            )
+        }
+        Err(e) => (
+            format!(
+                "checked links, but cannot record the results: {}",
+                chain(&e)
+            ),
+            false,
+        ),
+    };
+    Done {
+        job: Job::CheckLinks,
+        text,
+        offline,
+    }
+}
+
+/// Composting, as `vaultkeep compost` does it, after a scan (under `gate`, one scan at a
+/// time). Its edits come back as file events and are recorded by the next scan; being
+/// idempotent, they cause no further edits.
+pub async fn compost(
+    fetcher: &Fetcher,
+    store: &Store,
+    vault: &Path,
+    snapshot: &SnapshotConfig,
+    options: &ScanOptions,
+    gate: Arc<Mutex<()>>,
+    stop: Stop,
+) -> Done {
+    let done = |text: String, offline: bool| Done {
+        job: Job::Compost,
+        text,
+        offline,
+    };
+    let scanned = {
+        let (vault, store, options) = (vault.to_path_buf(), store.clone(), options.clone());
+        let gate = gate.clone();
+        tokio::task::spawn_blocking(move || {
+            let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
+            scan::scan(&vault, &store, &options).and_then(|s| s.view().map_err(Into::into))
+        })
+        .await
+    };
+    let view = match scanned {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return done(format!("composting skipped: {}", chain(&e)), false),
+        Err(e) => return done(format!("composting skipped: {}", chain(&e)), false),
+    };
+    let job = crate::compost::Compost {
+        vault,
+        store,
+        fetcher: Some(fetcher),
+        snapshot,
+        today: options.today,
+        gate: Some(&gate),
+        stop,
+    };
+    match job.run(&view).await {
+        Ok(r) => {
+            let written = r.profiles.iter().filter(|p| p.result.written()).count();
+            done(
+                format!(
+                    "composting: {} profiles, {written} marked, {} snapshots taken",
+                    r.profiles.len(),
+                    r.snapshots_taken
+                ),
+                r.offline,
+            )
+        }
+        Err(e) => done(format!("composting failed: {}", chain(&e)), false),
+    }
+}

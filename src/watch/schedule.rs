@@ -1,0 +1,394 @@
+//! What the daemon runs when: snapshots of new and stale URLs, link checks, composting, and
+//! probes while the network is down. Pure: every decision takes the time it is made at, so
+//! the tests drive it with a fake clock instead of sleeping (issue 12).
+//!
+//! The URLs come from the notes, kept per note: when a note drops a URL, or is deleted, the
+//! URL leaves the set unless another note still has it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::config::{SnapshotConfig, WatchConfig};
+use crate::copies::key;
+use crate::links::Destination;
+use crate::note::NoteFacts;
+use crate::snapshot::Plan;
+use crate::snapshot::plan::plans_for_notes;
+
+/// How long a root whose snapshots all failed waits before it is tried again.
+pub const RETRY_FAILED: Duration = Duration::from_secs(24 * 3600);
+
+/// How often an offline daemon tries one queued snapshot to see whether the network is back.
+pub const PROBE_EVERY: Duration = Duration::from_secs(60);
+
+/// The newest snapshot of a root URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Newest {
+    /// When the newest successful one was taken.
+    pub success: Option<Timestamp>,
+    /// When the newest attempt was made.
+    pub attempt: Timestamp,
+}
+
+/// Scheduled work that is not a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Check every link.
+    CheckLinks,
+    /// Preserve and mark the composted profiles.
+    Compost,
+}
+
+/// Why a snapshot is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The URL has no snapshot yet.
+    New,
+    /// Its newest snapshot is older than `resnapshot_after`.
+    Stale,
+    /// Every attempt failed, the last over a day ago.
+    Retry,
+}
+
+impl Why {
+    /// The word the queue keeps.
+    pub fn word(self) -> &'static str {
+        match self {
+            Why::New => "new",
+            Why::Stale => "stale",
+            Why::Retry => "retry",
+        }
+    }
+}
+
+/// What one note asks of the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Asks {
+    /// Its external URLs, for link checks.
+    urls: BTreeSet<String>,
+    /// Its snapshot plans.
+    plans: Vec<Plan>,
+}
+
+/// The daemon's schedule.
+#[derive(Debug)]
+pub struct Schedule {
+    snapshot: SnapshotConfig,
+    resnapshot_after: Duration,
+    check_every: Option<Duration>,
+    compost_every: Option<Duration>,
+    notes: HashMap<String, Asks>,
+    newest: HashMap<String, Newest>,
+    links_checked: Option<Timestamp>,
+    composted: Option<Timestamp>,
+    /// While the network seems down: when to probe next.
+    offline: Option<Timestamp>,
+}
+
+impl Schedule {
+    /// A schedule with these settings, knowing the archive's newest snapshots and when links
+    /// were last checked and profiles composted.
+    pub fn new(
+        watch: &WatchConfig,
+        snapshot: &SnapshotConfig,
+        newest: HashMap<String, Newest>,
+        links_checked: Option<Timestamp>,
+        composted: Option<Timestamp>,
+    ) -> Schedule {
+        Schedule {
+            snapshot: snapshot.clone(),
+            resnapshot_after: watch.resnapshot_after.get(),
+            check_every: watch.check_links_every.nonzero(),
+            compost_every: watch.compost_every.nonzero(),
+            notes: HashMap::new(),
+            newest,
+            links_checked,
+            composted,
+            offline: None,
+        }
+    }
+
+    /// A note was read (created or changed): what it asks replaces what it asked before.
+    pub fn note(&mut self, path: &str, facts: &NoteFacts) {
+        let urls = facts
+            .links
+            .iter()
+            .filter_map(|l| match l.destination() {
+                Destination::External(u) => Some(key(u)),
+                _ => None,
+            })
+            .collect();
+        let plans = plans_for_notes([facts], &self.snapshot, None, self.snapshot.max_pages);
+        self.notes.insert(path.to_string(), Asks { urls, plans });
+    }
+
+    /// A note is gone: its URLs leave, unless another note has them.
+    pub fn note_gone(&mut self, path: &str) {
+        self.notes.remove(path);
+    }
+
+    /// A note moved, unchanged.
+    pub fn note_moved(&mut self, from: &str, to: &str) {
+        if let Some(asks) = self.notes.remove(from) {
+            self.notes.insert(to.to_string(), asks);
+        }
+    }
+
+    /// Every external URL of the vault's notes.
+    pub fn urls(&self) -> BTreeSet<String> {
+        self.notes
+            .values()
+            .flat_map(|a| a.urls.iter().cloned())
+            .collect()
+    }
+
+    /// Every snapshot plan the notes ask for, each root once at the greatest depth asked.
+    pub fn wanted(&self) -> BTreeMap<String, Plan> {
+        let mut out: BTreeMap<String, Plan> = BTreeMap::new();
+        for plan in self.notes.values().flat_map(|a| &a.plans) {
+            let root = key(plan.root.as_str());
+            match out.get_mut(&root) {
+                Some(p) if p.depth >= plan.depth => {}
+                _ => {
+                    out.insert(root, plan.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The snapshots due at `now`: URLs without one, stale ones, failed ones to retry.
+    pub fn due_snapshots(&self, now: Timestamp) -> Vec<(Plan, Why)> {
+        let older = |t: Timestamp, d: Duration| now.duration_since(t).unsigned_abs() >= d;
+        self.wanted()
+            .into_iter()
+            .filter_map(|(root, plan)| {
+                let why = match self.newest.get(&root) {
+                    None => Why::New,
+                    Some(Newest {
+                        success: Some(t), ..
+                    }) if older(*t, self.resnapshot_after) => Why::Stale,
+                    Some(Newest {
+                        success: None,
+                        attempt,
+                    }) if older(*attempt, RETRY_FAILED) => Why::Retry,
+                    Some(_) => return None,
+                };
+                Some((plan, why))
+            })
+            .collect()
+    }
+
+    /// A snapshot of `root` was recorded at `now`.
+    pub fn snapshot_recorded(&mut self, root: &str, now: Timestamp, root_captured: bool) {
+        let entry = self.newest.entry(root.to_string()).or_insert(Newest {
+            success: None,
+            attempt: now,
+        });
+        entry.attempt = now;
+        if root_captured {
+            entry.success = Some(now);
+        }
+    }
+
+    /// The job due at `now`, if any: one at a time, link checks first, none while offline.
+    pub fn due_job(&self, now: Timestamp) -> Option<Job> {
+        if self.offline.is_some() {
+            return None;
+        }
+        let due = |last: Option<Timestamp>, every: Option<Duration>| {
+            every.is_some_and(|e| last.is_none_or(|t| now.duration_since(t).unsigned_abs() >= e))
+        };
+        if due(self.links_checked, self.check_every)
+            && !self.notes.values().all(|a| a.urls.is_empty())
+        {
+            return Some(Job::CheckLinks);
+        }
+        if due(self.composted, self.compost_every) {
+            return Some(Job::Compost);
+        }
+        None
+    }
+
+    /// A job finished at `now` with the network working: it is not due again for a while.
+    pub fn job_done(&mut self, job: Job, now: Timestamp) {
+        match job {
+            Job::CheckLinks => self.links_checked = Some(now),
+            Job::Compost => self.composted = Some(now),
+        }
+    }
+
+    /// When links were last checked and profiles composted (for `status`).
+    pub fn last_jobs(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        (self.links_checked, self.composted)
+    }
+
+    /// The network seems down at `now`: jobs wait, snapshots go one at a time as probes.
+    /// Returns whether this is news.
+    pub fn went_offline(&mut self, now: Timestamp) -> bool {
+        let news = self.offline.is_none();
+        self.offline = Some(now + PROBE_EVERY);
+        news
+    }
+
+    /// Something answered: back to normal. Returns whether this is news.
+    pub fn online(&mut self) -> bool {
+        self.offline.take().is_some()
+    }
+
+    /// Whether the network seems down.
+    pub fn is_offline(&self) -> bool {
+        self.offline.is_some()
+    }
+
+    /// How many snapshots may start at `now` beside `running` ones, at most `limit` at once:
+    /// while offline, one probe per [`PROBE_EVERY`], alone.
+    pub fn snapshot_slots(&mut self, now: Timestamp, running: usize, limit: usize) -> usize {
+        match self.offline {
+            Some(probe) if now >= probe && running == 0 => {
+                self.offline = Some(now + PROBE_EVERY);
+                1
+            }
+            Some(_) => 0,
+            None => limit.max(1).saturating_sub(running),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Period;
+    use crate::note::read_note;
+
+    const DAY: i64 = 24;
+
+    fn at(hours: i64) -> Timestamp {
+        Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_hours(hours)
+    }
+
+    fn schedule() -> Schedule {
+        let watch = WatchConfig {
+            resnapshot_after: Period::secs(30 * 86_400),
+            check_links_every: Period::secs(86_400),
+            compost_every: Period::secs(7 * 86_400),
+            ..WatchConfig::default()
+        };
+        Schedule::new(
+            &watch,
+            &SnapshotConfig::default(),
+            HashMap::new(),
+            None,
+            None,
+        )
+    }
+
+    fn note(text: &str) -> NoteFacts {
+        read_note(text)
+    }
+
+    fn roots(s: &Schedule, now: Timestamp) -> Vec<(String, Why)> {
+        s.due_snapshots(now)
+            .into_iter()
+            .map(|(p, w)| (p.root.to_string(), w))
+            .collect()
+    }
+
+    #[test]
+    fn a_new_url_is_due_at_once_then_again_when_stale() {
+        let mut s = schedule();
+        s.note("a.md", &note("https://x.org/"));
+        assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
+        s.snapshot_recorded("https://x.org/", at(0), true);
+        assert!(roots(&s, at(29 * DAY)).is_empty());
+        assert_eq!(
+            roots(&s, at(30 * DAY)),
+            vec![("https://x.org/".into(), Why::Stale)]
+        );
+    }
+
+    #[test]
+    fn a_url_whose_snapshots_failed_is_retried_a_day_later() {
+        let mut s = schedule();
+        s.note("a.md", &note("https://x.org/"));
+        s.snapshot_recorded("https://x.org/", at(0), false);
+        assert!(roots(&s, at(23)).is_empty());
+        assert_eq!(
+            roots(&s, at(24)),
+            vec![("https://x.org/".into(), Why::Retry)]
+        );
+    }
+
+    #[test]
+    fn urls_leave_the_set_with_the_last_note_that_has_them() {
+        let mut s = schedule();
+        s.note("a.md", &note("https://x.org/ https://y.org/"));
+        s.note("b.md", &note("https://y.org/"));
+        s.note("a.md", &note("just https://x.org/ now"));
+        assert_eq!(
+            s.urls(),
+            BTreeSet::from(["https://x.org/".into(), "https://y.org/".into()])
+        );
+        s.note_gone("b.md");
+        assert_eq!(s.urls(), BTreeSet::from(["https://x.org/".into()]));
+        s.note_moved("a.md", "c.md");
+        assert_eq!(s.urls().len(), 1);
+        s.note_gone("c.md");
+        assert!(s.urls().is_empty());
+        assert!(
+            roots(&s, at(0)).is_empty(),
+            "no snapshot of a URL no note has"
+        );
+    }
+
+    #[test]
+    fn jobs_run_when_due_links_first_and_none_while_offline() {
+        let mut s = schedule();
+        assert_eq!(
+            s.due_job(at(0)),
+            Some(Job::Compost),
+            "no URLs: no link check"
+        );
+        s.note("a.md", &note("https://x.org/"));
+        assert_eq!(s.due_job(at(0)), Some(Job::CheckLinks));
+        s.job_done(Job::CheckLinks, at(0));
+        assert_eq!(s.due_job(at(1)), Some(Job::Compost));
+        s.job_done(Job::Compost, at(1));
+        assert_eq!(s.due_job(at(23)), None);
+        assert_eq!(s.due_job(at(DAY)), Some(Job::CheckLinks));
+        assert!(s.went_offline(at(DAY)));
+        assert_eq!(s.due_job(at(3 * DAY)), None, "offline: nothing is judged");
+        assert!(s.online());
+        assert_eq!(s.due_job(at(3 * DAY)), Some(Job::CheckLinks));
+        assert_eq!(s.due_job(at(8 * DAY)), Some(Job::CheckLinks));
+    }
+
+    #[test]
+    fn offline_snapshots_go_one_probe_a_minute() {
+        let mut s = schedule();
+        assert_eq!(s.snapshot_slots(at(0), 0, 2), 2);
+        assert_eq!(s.snapshot_slots(at(0), 1, 2), 1);
+        s.went_offline(at(0));
+        let minute = jiff::SignedDuration::from_secs(60);
+        assert_eq!(s.snapshot_slots(at(0), 0, 2), 0);
+        assert_eq!(s.snapshot_slots(at(0) + minute, 0, 2), 1, "a probe");
+        assert_eq!(s.snapshot_slots(at(0) + minute, 0, 2), 0, "one per minute");
+        assert_eq!(s.snapshot_slots(at(0) + minute * 3, 1, 2), 0, "alone");
+        s.online();
+        assert_eq!(s.snapshot_slots(at(0) + minute * 3, 1, 2), 1);
+    }
+
+    #[test]
+    fn a_profile_url_is_crawled_at_the_greatest_depth_asked() {
+        let mut s = schedule();
+        s.note("p.md", &note("---\nurl: https://x.org/\n---\n"));
+        s.note("q.md", &note("https://x.org/"));
+        let wanted = s.wanted();
+        assert_eq!(
+            wanted["https://x.org/"].depth,
+            SnapshotConfig::default().depth
+        );
+    }
+}
