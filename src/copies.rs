@@ -126,15 +126,20 @@ impl CopyLink {
     }
 }
 
-/// `file:///abs/path`, each segment percent-encoded.
+/// `file:///abs/path` for an absolute path, as the URL standard encodes it (any bytes,
+/// UTF-8 or not), with brackets and parentheses encoded too: they would end a Markdown link
+/// around it.
 pub fn file_url(path: &Path) -> String {
-    let text = path.to_string_lossy().replace('\\', "/");
-    let encoded: Vec<String> = text
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
-        .collect();
-    format!("file:///{}", encoded.join("/"))
+    match url::Url::from_file_path(path) {
+        Ok(u) => u
+            .as_str()
+            .replace('(', "%28")
+            .replace(')', "%29")
+            .replace('[', "%5B")
+            .replace(']', "%5D"),
+        // Not absolute: made so by the caller; kept readable rather than dropped.
+        Err(()) => format!("file://{}", path.display()),
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -153,6 +158,21 @@ mod tests {
             file_url(Path::new("/home/me/my archive/a (1).html")),
             "file:///home/me/my%20archive/a%20%281%29.html"
         );
+        assert_eq!(
+            file_url(Path::new("/notes/café [x].html")),
+            "file:///notes/caf%C3%A9%20%5Bx%5D.html"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_path_that_is_not_utf8_keeps_its_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(std::ffi::OsStr::from_bytes(b"/a/caf\xe9.html"));
+        let url = file_url(path);
+        assert_eq!(url, "file:///a/caf%E9.html");
+        let back = url::Url::parse(&url).unwrap().to_file_path().unwrap();
+        assert_eq!(back, path);
     }
 
     #[test]

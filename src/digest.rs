@@ -1,7 +1,7 @@
 //! Content addresses: the sha256 of a blob, shown and stored as 64 lowercase hex digits.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use aws_lc_rs::digest::{Context, SHA256};
@@ -42,18 +42,8 @@ impl Digest {
     }
 
     /// Hashes everything a reader yields.
-    pub fn of_reader(mut reader: impl Read) -> io::Result<Digest> {
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; HASH_BUFFER];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(hasher.finish())
+    pub fn of_reader(reader: impl Read) -> io::Result<Digest> {
+        copy_hashing(reader, io::sink()).map(|(d, _)| d)
     }
 
     /// The raw 32 bytes.
@@ -67,7 +57,7 @@ impl Digest {
     }
 
     /// The 64 hex digits.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(64);
         for b in self.0 {
@@ -78,9 +68,33 @@ impl Digest {
     }
 
     /// The first 12 hex digits, enough for people to tell objects apart.
-    pub fn short(&self) -> String {
+    pub fn short(self) -> String {
         self.to_hex()[..12].to_string()
     }
+}
+
+/// Copies everything `reader` yields into `writer`, hashing it on the way: the digest and the
+/// size of exactly the bytes copied (the one streaming loop, for hashing alone and for
+/// storing objects).
+pub(crate) fn copy_hashing(
+    mut reader: impl Read,
+    mut writer: impl Write,
+) -> io::Result<(Digest, u64)> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; HASH_BUFFER];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        writer.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
 }
 
 /// A string that is not 64 hex digits.

@@ -17,20 +17,70 @@ pub fn write_derived(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let how = Replace {
+        durable,
+        ..Replace::default()
+    };
+    replace_with(path, bytes, &how).map(drop)
+}
+
+/// How [`replace_with`] writes a file.
+#[derive(Debug, Default)]
+pub struct Replace<'a> {
+    /// fsync the file before the rename and its folder after.
+    pub durable: bool,
+    /// Give the new file the permissions of the one it replaces (a user's note).
+    pub keep_permissions: bool,
+    /// Write only if the file still holds these bytes, checked before the temp file is made
+    /// and again just before the rename (a person's edit made meanwhile wins).
+    pub unless_changed_from: Option<&'a [u8]>,
+}
+
+/// What [`replace_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The file now holds the new bytes.
+    Written,
+    /// The file changed since it was read; it was left alone.
+    ChangedMeanwhile,
+}
+
+/// The one atomic writer: a temp file in the same folder, then a rename, as `how` says.
+/// Readers see the old file or the new one, never a mix.
+pub fn replace_with(path: &Path, bytes: &[u8], how: &Replace<'_>) -> io::Result<Replaced> {
+    let unchanged = || -> io::Result<bool> {
+        Ok(match how.unless_changed_from {
+            Some(before) => std::fs::read(path)? == before,
+            None => true,
+        })
+    };
+    if !unchanged()? {
+        return Ok(Replaced::ChangedMeanwhile);
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vaultkeep-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    if durable {
+    if how.keep_permissions {
+        tmp.as_file()
+            .set_permissions(std::fs::metadata(path)?.permissions())?;
+    }
+    if how.durable {
         tmp.as_file().sync_all()?;
     }
+    if !unchanged()? {
+        return Ok(Replaced::ChangedMeanwhile);
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    if durable {
+    if how.durable {
         sync_dir(dir)?;
     }
-    Ok(())
+    Ok(Replaced::Written)
 }
 
 /// Runs blocking work (disk writes and fsyncs, parsing, note edits) from async code without

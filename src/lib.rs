@@ -1,31 +1,56 @@
 //! vaultkeep keeps an Obsidian vault alive: it records every version of every note and asset in
 //! a content-addressed archive, and preserves the websites the notes reference.
 //!
-//! The binary (`src/main.rs`) is a thin layer over this library. Modules follow the data flow
-//! of `shared/docs/design.md`: [`vault`] walks the files, [`note`] and [`links`] read them,
-//! [`store`] keeps objects and records, [`scan`] ties them together.
+//! The binary (`src/main.rs`) is a thin layer over this library, whose only public module is
+//! [`cli`]. Modules sit in layers; each imports only from layers below it (`tests/layers.rs`
+//! checks this), from pure parsing at the bottom, through the edges that touch the world, to
+//! the engines that tie them together and the command line on top:
+//!
+//! 1. **Foundations**: [`digest`] (sha256 names), [`fsutil`] (atomic writes), [`report`]
+//!    (problems and messages), [`failpoint`] (test stops), [`config`] (typed settings).
+//! 2. **Reading, pure**: [`frontmatter`] (the YAML block), [`links`] (extraction and Obsidian's
+//!    resolution), [`note`] (what a note says, and whether its organization ended).
+//! 3. **Edges**: [`vault`] (walk and stat), [`fetch`] (the only network code), [`store`] (the
+//!    archive: every file of it behind one API).
+//! 4. **Engines**: [`scan`] (record versions), [`history`] (versions and recover),
+//!    [`snapshot`] (capture websites, offline copies), [`copies`] (a URL's local copy),
+//!    [`annotate`] (minimal note edits).
+//! 5. **Work on notes and the archive**: [`linkcheck`], [`compost`], [`restore`],
+//!    [`upkeep`] (verify and gc).
+//! 6. **The daemon**: [`watch`].
+//! 7. **The command line**: [`cli`] (arguments and rendering only).
 
 #![forbid(unsafe_code)]
+// The docs are built with `--document-private-items` (CI does): the map above links to the
+// crate's private modules on purpose.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod annotate;
-pub mod cli;
-pub mod compost;
-pub mod config;
-pub mod copies;
-pub mod digest;
+// 1. Foundations
+pub(crate) mod config;
+pub(crate) mod digest;
 mod failpoint;
-pub mod fetch;
-pub mod frontmatter;
-pub mod fsutil;
-pub mod history;
-pub mod linkcheck;
-pub mod links;
-pub mod note;
-pub mod report;
-pub mod restore;
-pub mod scan;
-pub mod snapshot;
-pub mod store;
-pub mod upkeep;
-pub mod vault;
-pub mod watch;
+pub(crate) mod fsutil;
+pub(crate) mod report;
+// 2. Reading, pure
+pub(crate) mod frontmatter;
+pub(crate) mod links;
+pub(crate) mod note;
+// 3. Edges
+pub(crate) mod fetch;
+pub(crate) mod store;
+pub(crate) mod vault;
+// 4. Engines
+pub(crate) mod annotate;
+pub(crate) mod copies;
+pub(crate) mod history;
+pub(crate) mod scan;
+pub(crate) mod snapshot;
+// 5. Work on notes and the archive
+pub(crate) mod compost;
+pub(crate) mod linkcheck;
+pub(crate) mod restore;
+pub(crate) mod upkeep;
+// 6. The daemon
+pub(crate) mod watch;
+// 7. The command line
+pub mod cli;

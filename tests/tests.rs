@@ -7,6 +7,7 @@ mod bad_input;
 mod crash;
 mod history;
 mod hostile;
+mod layers;
 mod marks;
 mod safety;
 mod scan;

@@ -6,10 +6,12 @@ pub mod properties;
 pub mod suffix;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use serde::Serialize;
+
+use crate::fsutil::{Replace, Replaced, replace_with};
 
 /// A planned change to one note.
 #[derive(Debug, Clone)]
@@ -173,25 +175,17 @@ pub fn apply(vault: &Path, edit: &NoteEdit) -> io::Result<Applied> {
     if !edit.changes() {
         return Ok(Applied::Unchanged);
     }
-    let path = vault.join(&edit.path);
-    if fs::read(&path)? != edit.before {
-        return Ok(Applied::ChangedMeanwhile);
-    }
-    let dir = path.parent().unwrap_or(vault);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vaultkeep-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(&edit.after)?;
-    tmp.as_file()
-        .set_permissions(fs::metadata(&path)?.permissions())?;
-    tmp.as_file().sync_all()?;
-    if fs::read(&path)? != edit.before {
-        return Ok(Applied::ChangedMeanwhile);
-    }
-    tmp.persist(&path).map_err(|e| e.error)?;
-    crate::fsutil::sync_dir(dir)?;
-    Ok(Applied::Written)
+    let how = Replace {
+        durable: true,
+        keep_permissions: true,
+        unless_changed_from: Some(&edit.before),
+    };
+    Ok(
+        match replace_with(&vault.join(&edit.path), &edit.after, &how)? {
+            Replaced::Written => Applied::Written,
+            Replaced::ChangedMeanwhile => Applied::ChangedMeanwhile,
+        },
+    )
 }
 
 #[cfg(test)]

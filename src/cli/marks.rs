@@ -3,7 +3,7 @@
 use super::files::scan_options;
 use super::output::{self, Exit, say};
 use super::snapshots::{fetcher, runtime};
-use super::{CheckArgs, CompostArgs, Context, RestoreArgs};
+use super::{CheckArgs, CompostArgs, Context, RestoreArgs, RuleArgs};
 use crate::compost::Compost;
 use crate::linkcheck::{self, Rule, State, Verdict};
 use crate::restore::restore as restore_links;
@@ -94,20 +94,20 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
 }
 
 /// The rule the command line asks for, over `base`.
-fn rule(base: Rule, dead_after: Option<usize>, min_gap: Option<crate::config::Period>) -> Rule {
+fn rule(base: Rule, args: &RuleArgs) -> Rule {
     Rule {
-        dead_after: dead_after.unwrap_or(base.dead_after),
-        min_gap: min_gap.unwrap_or(base.min_gap),
+        dead_after: args.dead_after.unwrap_or(base.dead_after),
+        min_gap: args.min_gap.unwrap_or(base.min_gap),
     }
 }
 
 pub(crate) fn check(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Exit> {
     let config = &ctx.config.links;
-    let rule = rule(config.into(), args.dead_after, args.min_gap);
+    let rule = rule(config.into(), &args.rule);
     let (store, _lock, scan) = scanned(ctx, "links check", false)?;
     let view = scan.view()?;
     let fetcher = fetcher(ctx, args.allow_private, false)?;
-    let explicit = args.dead_after.is_some() || args.min_gap.is_some();
+    let explicit = args.rule.dead_after.is_some() || args.rule.min_gap.is_some();
     let report = runtime()?.block_on(linkcheck::run(
         &fetcher,
         &store,
@@ -162,7 +162,7 @@ pub(crate) fn restore(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Exit>
     let base = Verdict::load(&store)
         .filter(|v| v.explicit)
         .map_or((&ctx.config.links).into(), |v| v.rule);
-    let rule = rule(base, args.dead_after, args.min_gap);
+    let rule = rule(base, &args.rule);
     let view = scan.view()?;
     let report = restore_links(&ctx.vault, &store, &view, rule, args.dry_run)?;
     if report.notes.iter().any(|n| n.result.written()) {

@@ -192,15 +192,23 @@ pub struct RestoreArgs {
     /// Show the edits as a unified diff; change nothing (works beside a running daemon)
     #[arg(long)]
     pub dry_run: bool,
-    /// Hard failures before a URL counts as dead [default: what the last check used]
-    #[arg(long, value_name = "N")]
-    pub dead_after: Option<usize>,
-    /// Time the hard failures must span, e.g. 12h, 1d, 1w [default: what the last check used]
-    #[arg(long, value_name = "DURATION")]
-    pub min_gap: Option<crate::config::Period>,
+    /// When a URL is dead [default: what the last `links check` was given, else the config]
+    #[command(flatten)]
+    pub rule: RuleArgs,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// When a URL counts as dead, on the command line.
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// Hard failures before a URL counts as dead [default: 2, or `[links] dead_after`]
+    #[arg(long, value_name = "N")]
+    pub dead_after: Option<usize>,
+    /// Time the hard failures must span, e.g. 12h, 1d, 1w [default: 1d, or `[links] min_gap`]
+    #[arg(long, value_name = "DURATION")]
+    pub min_gap: Option<crate::config::Period>,
 }
 
 /// `vaultkeep links check`
@@ -209,12 +217,9 @@ pub struct CheckArgs {
     /// Allow loopback and private addresses
     #[arg(long)]
     pub allow_private: bool,
-    /// Hard failures before a URL counts as dead [default: 2, or `[links] dead_after`]
-    #[arg(long, value_name = "N")]
-    pub dead_after: Option<usize>,
-    /// Time the hard failures must span, e.g. 12h, 1d, 1w [default: 1d, or `[links] min_gap`]
-    #[arg(long, value_name = "DURATION")]
-    pub min_gap: Option<crate::config::Period>,
+    /// When a URL is dead
+    #[command(flatten)]
+    pub rule: RuleArgs,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, bail};
 use futures::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use url::Url;
 
 use super::files::scan_options;
 use super::output::{self, Exit, say};
@@ -13,8 +12,9 @@ use super::{Context, SnapshotArgs};
 use crate::config::FetchConfig;
 use crate::fetch::Fetcher;
 use crate::report::human_bytes;
+use crate::scan::VaultView;
 use crate::scan::scan;
-use crate::snapshot::plan::plans_for_notes;
+use crate::snapshot::plan::{Targets, plans_for_targets};
 use crate::snapshot::{self, Limits, Plan, Postpone, Progress, Stop, Taken, record};
 use crate::store::Store;
 
@@ -108,48 +108,27 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
 /// The plans the targets ask for: URLs as given, notes through a scan of the vault.
 fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Vec<Plan>> {
     let config = &ctx.config.snapshot;
-    let max_pages = args.max_pages.unwrap_or(config.max_pages);
     let limits = Limits {
         max_resources: args.max_resources.unwrap_or(config.max_resources),
         max_bytes: args.max_total_bytes.unwrap_or(config.max_total_bytes.get()),
     };
-    let mut plans = Vec::new();
-    let mut notes = Vec::new();
-    for target in &args.targets {
-        match Url::parse(target) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => plans.push(Plan {
-                root: url,
-                depth: args.depth.unwrap_or(0),
-                max_pages,
-                limits,
-            }),
-            _ => notes.push(target.trim_start_matches("./").to_string()),
-        }
-    }
-    if !notes.is_empty() || args.all {
-        let scanned = scan(&ctx.vault, store, &scan_options(ctx))?;
-        let view = scanned.view()?;
-        let mut chosen = Vec::new();
-        if args.all {
-            chosen.extend(view.notes().map(|(_, f)| f));
-        }
-        for note in &notes {
-            let facts = view.note(note).with_context(|| {
-                format!(
-                    "{note} is neither an http(s) URL nor a note of the vault {}",
-                    ctx.vault.display()
-                )
-            })?;
-            chosen.push(facts);
-        }
-        let from_notes = plans_for_notes(chosen, config, args.depth, max_pages);
-        for mut plan in from_notes {
-            plan.limits = limits;
-            if !plans.iter().any(|p: &Plan| p.root == plan.root) {
-                plans.push(plan);
-            }
-        }
-    }
+    let max_pages = args.max_pages.unwrap_or(config.max_pages);
+    let targets = Targets::parse(&args.targets, args.all);
+    let view = if targets.need_notes() {
+        scan(&ctx.vault, store, &scan_options(ctx))?.view()?
+    } else {
+        VaultView::default()
+    };
+    let plans = plans_for_targets(
+        &targets,
+        |note| view.note(note),
+        view.notes().map(|(_, f)| f),
+        config,
+        args.depth,
+        max_pages,
+        limits,
+    )
+    .map_err(|e| anyhow::anyhow!("{e} {}", ctx.vault.display()))?;
     Ok(plans)
 }
 

@@ -146,12 +146,6 @@ impl Failure {
         }
     }
 
-    /// Whether the failure happened before any server answered: at name resolution or at
-    /// connection. When nearly every host of a run fails this way, the network is down.
-    pub fn is_network_level(&self) -> bool {
-        is_network_level(self.reason())
-    }
-
     /// Classifies a reqwest error by walking its causes.
     pub(crate) fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> Failure {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use extract::body_links;
 pub use properties::property_links;
 pub use resolve::{FileIndex, Resolution};
-pub use wikilink::{WikiParts, parse_wikilink};
+pub use wikilink::parse_wikilink;
 
 /// The syntax a link was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

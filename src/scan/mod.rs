@@ -24,7 +24,7 @@ use crate::report::Problem;
 use crate::store::{self, Entry, Event, Store, VersionRecord};
 use crate::vault::{self, FileKind};
 
-pub use summary::{Ambiguous, Composted, ScanReport, Summary, Totals, Unresolved};
+pub use summary::ScanReport;
 pub use view::VaultView;
 
 use changes::{changes, record, vanished};

@@ -60,15 +60,6 @@ impl Scan {
         Ok(view)
     }
 
-    /// What every note says (as [`Scan::view`], without indexing the files for links).
-    pub fn facts(&self) -> Result<HashMap<Digest, NoteFacts>, store::Error> {
-        let (facts, dirty) = self.load_facts()?;
-        if dirty {
-            self.save_facts(&facts);
-        }
-        Ok(facts)
-    }
-
     /// The view, and whether the note cache needs saving.
     fn build_view(&self) -> Result<(VaultView, bool), store::Error> {
         let (facts, dirty) = self.load_facts()?;

@@ -25,7 +25,7 @@ use crate::store::{self, Store};
 
 pub use crawl::{NoProgress, Progress};
 pub use plan::{Limits, Plan};
-pub use record::{Capture, FailedUrl, Role, Snapshot, Summary};
+pub use record::{Role, Snapshot};
 pub use stop::Stop;
 
 /// What became of a snapshot.

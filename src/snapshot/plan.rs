@@ -99,6 +99,86 @@ pub fn plans_for_notes<'a>(
         .collect()
 }
 
+/// What `archive snapshot` was asked to capture: URLs as given, and notes (or with `all`, every
+/// note) whose URLs to capture.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    /// http(s) URLs.
+    pub urls: Vec<Url>,
+    /// Vault-relative note paths.
+    pub notes: Vec<String>,
+    /// Every note of the vault.
+    pub all: bool,
+}
+
+impl Targets {
+    /// Sorts the command line's words into URLs and notes.
+    pub fn parse(words: &[String], all: bool) -> Targets {
+        let mut targets = Targets {
+            all,
+            ..Targets::default()
+        };
+        for word in words {
+            match Url::parse(word) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => targets.urls.push(url),
+                _ => targets
+                    .notes
+                    .push(word.trim_start_matches("./").to_string()),
+            }
+        }
+        targets
+    }
+
+    /// Whether the vault must be read (notes were named, or all of them).
+    pub fn need_notes(&self) -> bool {
+        self.all || !self.notes.is_empty()
+    }
+}
+
+/// A named note the vault does not hold.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is neither an http(s) URL nor a note of the vault")]
+pub struct NotANote(pub String);
+
+/// The plans for `targets`: each URL as given (crawled `depth` hops, default 0), then the URLs
+/// of the named notes (see [`plans_for_notes`]), each root once. `notes` finds a note's facts
+/// by path; `every` lists all of them (for `all`).
+#[allow(clippy::too_many_arguments)]
+pub fn plans_for_targets<'a>(
+    targets: &Targets,
+    notes: impl Fn(&str) -> Option<&'a NoteFacts>,
+    every: impl Iterator<Item = &'a NoteFacts>,
+    config: &SnapshotConfig,
+    depth: Option<u32>,
+    max_pages: usize,
+    limits: Limits,
+) -> Result<Vec<Plan>, NotANote> {
+    let mut plans: Vec<Plan> = targets
+        .urls
+        .iter()
+        .map(|url| Plan {
+            root: url.clone(),
+            depth: depth.unwrap_or(0),
+            max_pages,
+            limits,
+        })
+        .collect();
+    let mut chosen: Vec<&NoteFacts> = Vec::new();
+    if targets.all {
+        chosen.extend(every);
+    }
+    for note in &targets.notes {
+        chosen.push(notes(note).ok_or_else(|| NotANote(note.clone()))?);
+    }
+    for mut plan in plans_for_notes(chosen, config, depth, max_pages) {
+        plan.limits = limits;
+        if !plans.iter().any(|p| p.root == plan.root) {
+            plans.push(plan);
+        }
+    }
+    Ok(plans)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +207,32 @@ mod tests {
         );
         let forced = plans_for_notes([&facts], &SnapshotConfig::default(), Some(1), 500);
         assert!(forced.iter().all(|p| p.depth == 1));
+    }
+
+    #[test]
+    fn targets_are_urls_or_notes_and_each_root_is_planned_once() {
+        let words = [
+            "https://x.org/a",
+            "notes/n.md",
+            "./other.md",
+            "mailto:x@y.z",
+        ]
+        .map(String::from)
+        .to_vec();
+        let t = Targets::parse(&words, false);
+        assert_eq!(t.urls.len(), 1);
+        assert_eq!(t.notes, vec!["notes/n.md", "other.md", "mailto:x@y.z"]);
+        let n = read_note("https://x.org/a https://y.org/");
+        let lookup = |p: &str| (p == "notes/n.md").then_some(&n);
+        let limits = Limits::default();
+        let config = SnapshotConfig::default();
+        let only = Targets::parse(&words[..2], false);
+        let plans =
+            plans_for_targets(&only, lookup, std::iter::empty(), &config, None, 9, limits).unwrap();
+        let roots: Vec<String> = plans.iter().map(|p| p.root.to_string()).collect();
+        assert_eq!(roots, vec!["https://x.org/a", "https://y.org/"]);
+        let missing = plans_for_targets(&t, lookup, std::iter::empty(), &config, None, 9, limits);
+        assert_eq!(missing.unwrap_err().0, "other.md");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Every file and folder of an archive, named once (issue 12). The rest of vaultkeep reaches
 //! them through [`Store`](super::Store)'s accessors, never by name; `archive/README.md`, the
-//! note left in every archive for whoever finds it, is generated from [`TABLE`].
+//! note left in every archive for whoever finds it, is generated from [`table`].
 
 /// Content-addressed blobs.
 pub(crate) const OBJECTS: &str = "objects";

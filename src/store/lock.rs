@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-    /// Who we said we are.
-    pub holder: LockHolder,
 }
 
 /// Who holds an archive's lock, as written in the lock file.
@@ -70,10 +68,7 @@ impl Lock {
         file.set_len(0).map_err(Failure::Io)?;
         file.seek(SeekFrom::Start(0)).map_err(Failure::Io)?;
         file.write_all(&body).map_err(Failure::Io)?;
-        Ok(Lock {
-            _file: file,
-            holder,
-        })
+        Ok(Lock { _file: file })
     }
 
     /// Who holds the lock at `path` now, if anyone (for `vaultkeep status`).

@@ -23,7 +23,7 @@ use crate::digest::Digest;
 use crate::fsutil::{write_atomic, write_derived};
 
 pub use index::{Entry, Index};
-pub use journal::{Journal, Records};
+pub use journal::Journal;
 pub use layout::{Doc, Log};
 pub use lock::{Lock, LockHolder};
 pub use objects::{ObjectEntry, Objects};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::digest::{Digest, HASH_BUFFER, Hasher};
+use crate::digest::{Digest, copy_hashing};
 
 /// How new objects are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +63,6 @@ impl Objects {
             dirty: Arc::default(),
             added: Arc::default(),
         }
-    }
-
-    /// How this store makes objects durable.
-    pub fn durability(&self) -> Durability {
-        self.durability
     }
 
     /// Creates the 256 fan-out folders once, so a put never has to.
@@ -122,24 +117,10 @@ impl Objects {
     /// Stores everything `reader` yields, hashing it on the way: the object's name is the
     /// digest of exactly the bytes written, even if the source changes meanwhile.
     /// Returns the digest, the size and whether the object was new.
-    pub fn put_reader(&self, mut reader: impl Read) -> io::Result<(Digest, u64, bool)> {
+    pub fn put_reader(&self, reader: impl Read) -> io::Result<(Digest, u64, bool)> {
         let staging = self.dir.join("00");
         let mut tmp = read_only_temp(&staging)?;
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; HASH_BUFFER];
-        let mut size = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])?;
-            size += n as u64;
-        }
-        let digest = hasher.finish();
+        let (digest, size) = copy_hashing(reader, &mut tmp)?;
         let target = self.path(&digest);
         if self.holds(&target, size) {
             return Ok((digest, size, false));
@@ -260,7 +241,9 @@ pub enum ObjectEntry {
 }
 
 /// A temp file created read-only (0444): its open handle still writes, and once renamed into
-/// place the object cannot be changed by accident.
+/// place the object cannot be changed by accident. (Objects have their own writer rather than
+/// `fsutil::replace_with`: they are never replaced, are streamed while hashed, and are synced
+/// in batches.)
 fn read_only_temp(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);

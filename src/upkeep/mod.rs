@@ -9,8 +9,8 @@ use crate::digest::Digest;
 use crate::report::Problem;
 use crate::store::{self, Store, VersionRecord};
 
-pub use gc::{GcError, GcReport, gc};
-pub use verify::{VerifyReport, verify};
+pub use gc::gc;
+pub use verify::verify;
 
 /// Every object the archive's records point at, with problems found while reading them.
 pub(crate) struct References {

@@ -21,8 +21,10 @@ pub enum Signal {
 /// A running watcher; dropping it stops watching.
 pub enum Watching {
     /// Kernel events (inotify, FSEvents, ReadDirectoryChanges).
+    #[allow(dead_code)] // held for its Drop, which stops watching
     Native(Debouncer<notify::RecommendedWatcher, notify_debouncer_full::RecommendedCache>),
     /// Polling, after the kernel refused more watches.
+    #[allow(dead_code)] // held for its Drop, which stops watching
     Polling(Debouncer<notify::PollWatcher, notify_debouncer_full::NoCache>),
 }
 

@@ -165,7 +165,8 @@ impl Run<'_> {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
                 signal = rx.recv() => match signal {
-                    Some(Signal::Changed(_)) => {
+                    Some(Signal::Changed(paths)) => {
+                        tracing::debug!(paths = paths.len(), "changes");
                         if scanning.is_some() { pending = true } else { scanning = Some(self.start_scan()) }
                     }
                     Some(Signal::Trouble(t)) => self.state.error(format!("watcher: {t}")),

@@ -238,11 +238,6 @@ impl Schedule {
         self.offline.take().is_some()
     }
 
-    /// Whether the network seems down.
-    pub fn is_offline(&self) -> bool {
-        self.offline.is_some()
-    }
-
     /// How many snapshots may start at `now` beside `running` ones, at most `limit` at once:
     /// while offline, one probe per [`PROBE_EVERY`], alone.
     pub fn snapshot_slots(&mut self, now: Timestamp, running: usize, limit: usize) -> usize {
