@@ -267,6 +267,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_config_loads() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Configuration").nth(1).unwrap();
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vaultkeep.toml");
+        fs::write(&file, example).unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.scan.max_note_bytes, Size(10 << 20));
+        assert_eq!(c.links.min_gap, Period::secs(86_400));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("v.toml");
