@@ -6,7 +6,8 @@
 //! costs a stat per unchanged file), run off the loop; what runs when is decided by
 //! [`schedule`], from the notes' URLs and the clock; snapshots are taken in the background
 //! from a persistent queue with bounded concurrency, so recording versions never waits for the
-//! network; [`jobs`] are the link checks and composting.
+//! network; [`jobs`] are the link checks and composting. The loop and its reactions stay
+//! together in this file because they share the running daemon's state.
 
 pub mod events;
 mod jobs;
