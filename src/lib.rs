@@ -9,14 +9,15 @@
 //! 1. **Foundations**: [`digest`] (sha256 names), [`fsutil`] (atomic writes), [`report`]
 //!    (problems and messages), [`failpoint`] (test stops), [`config`] (typed settings).
 //! 2. **Reading, pure**: [`frontmatter`] (the YAML block), [`links`] (extraction and Obsidian's
-//!    resolution), [`note`] (what a note says, and whether its organization ended).
+//!    resolution), [`note`] (what a note says, and whether its organization ended), [`warc`]
+//!    (the WARC format: records, HTTP blocks, SURT keys).
 //! 3. **Edges**: [`vault`] (walk and stat), [`fetch`] (the only network code), [`store`] (the
 //!    archive: every file of it behind one API).
 //! 4. **Engines**: [`scan`] (record versions), [`history`] (versions and recover),
 //!    [`snapshot`] (capture websites, offline copies), [`copies`] (a URL's local copy),
 //!    [`annotate`] (minimal note edits).
 //! 5. **Work on notes and the archive**: [`linkcheck`], [`compost`], [`restore`],
-//!    [`upkeep`] (verify and gc).
+//!    [`upkeep`] (verify and gc), [`wacz`] (export and import of WACZ and WARC files).
 //! 6. **The daemon**: [`watch`].
 //! 7. **The command line**: [`cli`] (arguments and rendering only).
 
@@ -35,6 +36,7 @@ pub(crate) mod report;
 pub(crate) mod frontmatter;
 pub(crate) mod links;
 pub(crate) mod note;
+pub(crate) mod warc;
 // 3. Edges
 pub(crate) mod fetch;
 pub(crate) mod store;
@@ -50,6 +52,7 @@ pub(crate) mod compost;
 pub(crate) mod linkcheck;
 pub(crate) mod restore;
 pub(crate) mod upkeep;
+pub(crate) mod wacz;
 // 6. The daemon
 pub(crate) mod watch;
 // 7. The command line

@@ -9,10 +9,10 @@ use std::path::Path;
 /// The layers, bottom first, as `src/lib.rs` declares them.
 const LAYERS: &[&[&str]] = &[
     &["config", "digest", "failpoint", "fsutil", "report"],
-    &["frontmatter", "links", "note"],
+    &["frontmatter", "links", "note", "warc"],
     &["fetch", "store", "vault"],
     &["annotate", "copies", "history", "scan", "snapshot"],
-    &["compost", "linkcheck", "restore", "upkeep"],
+    &["compost", "linkcheck", "restore", "upkeep", "wacz"],
     &["watch"],
     &["cli"],
 ];

@@ -1,10 +1,17 @@
 //! `vaultkeep archive ...`: verify and gc.
 
 use super::output::{self, Exit, say};
-use super::{ArchiveCommand, Context};
+use anyhow::Context as _;
+
+use super::files::scan_options;
+use super::{ArchiveCommand, Context, ExportArgs};
+use crate::links::Destination;
 use crate::report::human_bytes;
+use crate::scan::ScanOptions;
 use crate::store::Store;
 use crate::upkeep;
+use crate::wacz::export::{self, Selection};
+use crate::wacz::import;
 
 pub(crate) fn run(ctx: &Context, command: &ArchiveCommand) -> anyhow::Result<Exit> {
     match command {
@@ -13,6 +20,8 @@ pub(crate) fn run(ctx: &Context, command: &ArchiveCommand) -> anyhow::Result<Exi
         ArchiveCommand::Snapshot(args) => super::snapshots::snapshot(ctx, args),
         ArchiveCommand::List { json } => super::snapshots::list(ctx, *json),
         ArchiveCommand::Show { id, json } => super::snapshots::show(ctx, id, *json),
+        ArchiveCommand::Export(args) => export(ctx, args),
+        ArchiveCommand::Import { files, json } => import(ctx, files, *json),
     }
 }
 
@@ -79,4 +88,99 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+fn export(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let mut selection = Selection {
+        ids: args.snapshots.clone(),
+        urls: args.url.clone(),
+        all: args.all,
+    };
+    if !args.note.is_empty() {
+        // A preview scan: read the notes as they are now, record nothing.
+        crate::scan::check_vault(&ctx.vault)?;
+        let options = ScanOptions {
+            record: false,
+            ..scan_options(ctx)
+        };
+        let view = crate::scan::scan(&ctx.vault, &store, &options)?.view()?;
+        for note in &args.note {
+            let facts = view.note(note.trim_start_matches("./")).with_context(|| {
+                format!("{note} is not a note of the vault {}", ctx.vault.display())
+            })?;
+            for link in &facts.links {
+                if let Destination::External(url) = link.destination() {
+                    selection.urls.push(url.to_string());
+                }
+            }
+        }
+    }
+    if selection.ids.is_empty() && selection.urls.is_empty() && !selection.all {
+        anyhow::bail!("nothing to export: give snapshot ids, --url, --note or --all");
+    }
+    let snapshots = export::select(&store, &selection).map_err(anyhow::Error::msg)?;
+    let report = export::export(&store, &snapshots, &args.wacz, &ctx.config.fetch.user_agent)?;
+    if args.json {
+        output::json(&report)?;
+    } else {
+        say!(
+            "Wrote {} ({}): {} snapshots, {} captures, {} pages, {} WARC records ({} revisits).",
+            report.file.display(),
+            human_bytes(report.bytes),
+            report.snapshots.len(),
+            report.captures,
+            report.pages,
+            report.records,
+            report.revisits
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn import(ctx: &Context, files: &[std::path::PathBuf], json: bool) -> anyhow::Result<Exit> {
+    let (store, _lock) = Store::open_for_writing(&ctx.archive, "archive import")?;
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for file in files {
+        match import::import(&store, file) {
+            Ok(r) => {
+                failed |= !r.skipped.is_empty();
+                reports.push(r);
+            }
+            Err(import::ImportError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                failed = true;
+                eprintln!("vaultkeep: {e}");
+            }
+        }
+    }
+    if json {
+        output::json(&serde_json::json!({ "files": reports }))?;
+    } else {
+        for r in &reports {
+            say!(
+                "{}: {} snapshots ({}), {} captures, {} of new bodies{}",
+                r.file.display(),
+                r.snapshots.len(),
+                r.snapshots.join(", "),
+                r.captures,
+                human_bytes(r.new_bytes),
+                if r.already_held.is_empty() {
+                    String::new()
+                } else {
+                    format!("; already held: {}", r.already_held.join(", "))
+                }
+            );
+            output::list(
+                "Skipped",
+                r.skipped.len(),
+                r.skipped
+                    .iter()
+                    .take(20)
+                    .map(|p| format!("{}: {}", p.path, p.message)),
+            );
+        }
+    }
+    Ok(Exit::failed_if(failed))
 }

@@ -252,6 +252,32 @@ references: its frontmatter `url` and documentation sites (handbook, docs, wiki)
         #[arg(long)]
         json: bool,
     },
+    /// Export snapshots as one WACZ file (WARC 1.1, CDXJ index, pages with their text)
+    #[command(
+        long_about = "Write snapshots as one WACZ 1.1.1 file, the web-archiving world's package: \
+archive/<id>.warc.gz (WARC 1.1: a request and a response record per capture and per redirect, revisit \
+records where a payload repeats), indexes/index.cdx (CDXJ, SURT order), pages/pages.jsonl (each page's \
+title and text, for search) and datapackage.json with every member's sha256. ReplayWeb.page and pywb \
+open it. Choose the snapshots by id, by URL (every snapshot of it), by note (every snapshot of every URL \
+the note references) or all of them."
+    )]
+    Export(ExportArgs),
+    /// Import WARC and WACZ files (wget, Browsertrix, ArchiveBox, vaultkeep) as snapshots
+    #[command(
+        long_about = "Add .warc, .warc.gz and .wacz files made by other tools (wget --warc-file, \
+Browsertrix, ArchiveBox) or by `archive export` to the archive: each WARC file becomes a snapshot with \
+its captures (bodies decoded and stored once, shared with what the archive holds) and an offline copy. \
+Records that cannot be used (malformed, truncated, of other types) are listed and skipped. Exit 1 if \
+any were skipped."
+    )]
+    Import {
+        /// The files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-hash every object and check every reference; exit 1 on any damage
     Verify {
         /// Print JSON
@@ -267,6 +293,29 @@ references: its frontmatter `url` and documentation sites (handbook, docs, wiki)
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `vaultkeep archive export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The WACZ file to write
+    #[arg(long, value_name = "FILE")]
+    pub wacz: PathBuf,
+    /// Snapshot ids (or unique beginnings of them)
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Every snapshot of this URL (as its root, or holding a capture of it)
+    #[arg(long, value_name = "URL")]
+    pub url: Vec<String>,
+    /// Every snapshot of every external URL this note references (a path in the vault)
+    #[arg(long, value_name = "NOTE")]
+    pub note: Vec<String>,
+    /// Every snapshot of the archive
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vaultkeep archive snapshot`

@@ -125,8 +125,10 @@ pub async fn take(
     Ok(Taken::Recorded(Box::new(snapshot)))
 }
 
-/// Builds the offline copy, makes every object durable and writes the record (blocking work).
-fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, store::Error> {
+/// Builds the offline copy of a snapshot whose captures are stored, makes every object
+/// durable and writes the record (blocking work): the end of a capture, of an interrupted
+/// snapshot's recovery, and of an import.
+pub(crate) fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, store::Error> {
     let dir = store.snapshot_dir(&snapshot.id);
     let built = offline::build(store, &dir, &mut snapshot.captures);
     snapshot.offline_files = built.derived;
