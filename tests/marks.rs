@@ -212,9 +212,9 @@ fn copies_inside_the_vault_get_vault_links() {
 #[test]
 fn a_url_that_cannot_be_captured_is_reported_and_the_profile_marked_with_what_was() {
     let o = ouishare();
-    drop(o.handbook);
+    let _refusing = o.handbook.refuse();
     let (report, code) = o.s.json(&["compost", "--allow-private"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "{report}");
     let p = &report["profiles"][0];
     assert_eq!(p["preserved"].as_array().unwrap().len(), 2);
     assert_eq!(

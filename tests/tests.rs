@@ -13,4 +13,5 @@ mod safety;
 mod scan;
 mod snapshot;
 mod upkeep;
+mod wacz;
 mod watch;

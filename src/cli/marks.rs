@@ -76,6 +76,16 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
             for c in &p.preserved {
                 say!("  preserved {} ({}) → {}", c.url, c.captured, c.copy);
             }
+            if !p.preserved.is_empty() {
+                let stem = std::path::Path::new(&p.note)
+                    .file_stem()
+                    .map_or("preserved".into(), |s| s.to_string_lossy().into_owned());
+                say!(
+                    "  as one file for other tools: vaultkeep archive export --wacz {} --note {}",
+                    output::shell_word(&format!("{stem}.wacz")),
+                    output::shell_word(&p.note)
+                );
+            }
             for m in &p.missing {
                 say!("  missing   {} ({})", m.path, m.message);
             }

@@ -79,3 +79,30 @@ where
         say!("  … and {} more (--json lists them all)", total - shown);
     }
 }
+
+/// `word` as one shell word: plain when it is safe, else in single quotes.
+pub(crate) fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-./+,:@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("profiles/Org.md"), "profiles/Org.md");
+        assert_eq!(shell_word("My Org.md"), "'My Org.md'");
+        assert_eq!(shell_word("it's.md"), r"'it'\''s.md'");
+        assert_eq!(shell_word("$(rm -rf ~)"), "'$(rm -rf ~)'");
+        assert_eq!(shell_word(""), "''");
+    }
+}

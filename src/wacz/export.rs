@@ -20,7 +20,7 @@ use crate::snapshot::Role;
 use crate::snapshot::crawl::is_html;
 use crate::snapshot::record::{Capture, Snapshot};
 use crate::store::{self, Store};
-use crate::warc::{self, Writer, http, surt::surt};
+use crate::warc::{self, Effort, Writer, http, surt::surt};
 
 /// What the warcinfo record of every exported WARC says about the records.
 const HOW: &str = "Bodies are as vaultkeep stored them: decoded. Content-Encoding and \
@@ -298,7 +298,8 @@ impl<W: Write> SnapshotWriter<'_, W> {
                 ("WARC-Filename", self.name.clone()),
                 ("Content-Type", "application/warc-fields".into()),
             ],
-            info.as_bytes(),
+            &[info.as_bytes()],
+            Effort::Full,
         )?;
         self.report.records += 1;
         let mut captures: Vec<&Capture> = snap.captures.iter().collect();
@@ -391,7 +392,8 @@ impl<W: Write> SnapshotWriter<'_, W> {
                 ("WARC-Target-URI", url.into()),
                 ("Content-Type", "application/http;msgtype=request".into()),
             ],
-            &http::request_block(&parsed, self.user_agent),
+            &[&http::request_block(&parsed, self.user_agent)],
+            Effort::Full,
         )?;
         let payload = warc::digest_field(digest);
         let mut fields = vec![
@@ -427,18 +429,19 @@ impl<W: Write> SnapshotWriter<'_, W> {
                 fields.push(("WARC-Refers-To-Target-URI", first_url));
                 fields.push(("WARC-Refers-To-Date", first_date));
                 self.report.revisits += 1;
-                (self.warc.write(&fields, head)?, "warc/revisit".to_string())
+                (
+                    self.warc.write(&fields, &[head], Effort::Full)?,
+                    "warc/revisit".to_string(),
+                )
             }
             None => {
                 fields.insert(0, ("WARC-Type", "response".into()));
-                let mut block = Vec::with_capacity(head.len() + body.len());
-                block.extend_from_slice(head);
-                block.extend_from_slice(body);
                 if !body.is_empty() {
                     self.seen.insert(*digest, (url.to_string(), date.clone()));
                 }
                 let mime = media.unwrap_or("application/octet-stream").to_string();
-                (self.warc.write(&fields, &block)?, mime)
+                let effort = Effort::for_media(media);
+                (self.warc.write(&fields, &[head, body], effort)?, mime)
             }
         };
         self.report.records += 2;

@@ -1,7 +1,7 @@
 //! WARC 1.1 (ISO 28500), the web-archiving world's format: records written one gzip member
 //! each (so replay tools can read a record at its offset), and records read back from any
 //! WARC 1.0 or 1.1 file, gzipped or not, as wget, Browsertrix, ArchiveBox and vaultkeep write
-//! them. Formats only: no archive, no network ([`crate::wacz`] uses it for both directions).
+//! them. Formats only: no archive, no network (the `wacz` module uses it for both directions).
 
 pub mod http;
 pub mod surt;
@@ -53,10 +53,61 @@ pub struct Writer<W: Write> {
     offset: u64,
 }
 
+/// How hard to compress a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// Text, markup, headers: the default level.
+    Full,
+    /// A payload compressed already (images, fonts, archives): the fastest level, since more
+    /// effort buys nothing.
+    Light,
+}
+
+impl Effort {
+    /// The effort a payload of this media type deserves.
+    pub fn for_media(media: Option<&str>) -> Effort {
+        let media = media.unwrap_or("").to_ascii_lowercase();
+        let packed =
+            (media.starts_with("image/") && !media.contains("svg") && !media.contains("bmp"))
+                || media.starts_with("video/")
+                || media.starts_with("audio/")
+                || media.starts_with("font/woff")
+                || [
+                    "application/pdf",
+                    "application/zip",
+                    "application/gzip",
+                    "application/x-gzip",
+                    "application/wasm",
+                    "application/font-woff",
+                    "application/font-woff2",
+                ]
+                .contains(&media.as_str());
+        if packed { Effort::Light } else { Effort::Full }
+    }
+}
+
+/// Counts the bytes passing through, so a record's member length is known without a copy.
+struct Counting<'a, W: Write> {
+    inner: &'a mut W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Where a written record lies in the file: for the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
-    /// Bytes before its gzip member.
+    /// Offset of its gzip member.
     pub offset: u64,
     /// Bytes of its gzip member.
     pub length: u64,
@@ -69,28 +120,47 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes one record: `fields` (without `WARC-Block-Digest` and `Content-Length`, which
-    /// are added) and its block.
-    pub fn write(&mut self, fields: &[(&str, String)], block: &[u8]) -> io::Result<Written> {
+    /// are added) and its block, given in parts (an HTTP head and a body need no joining).
+    pub fn write(
+        &mut self,
+        fields: &[(&str, String)],
+        block: &[&[u8]],
+        effort: Effort,
+    ) -> io::Result<Written> {
+        let mut hasher = crate::digest::Hasher::new();
+        let mut len = 0;
+        for part in block {
+            hasher.update(part);
+            len += part.len();
+        }
         let mut head = String::from("WARC/1.1\r\n");
         for (name, value) in fields {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str(&format!(
-            "WARC-Block-Digest: {}\r\nContent-Length: {}\r\n\r\n",
-            digest_field(&Digest::of(block)),
-            block.len()
+            "WARC-Block-Digest: {}\r\nContent-Length: {len}\r\n\r\n",
+            digest_field(&hasher.finish()),
         ));
-        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        let level = match effort {
+            Effort::Full => Compression::default(),
+            Effort::Light => Compression::fast(),
+        };
+        let mut counting = Counting {
+            inner: &mut self.out,
+            count: 0,
+        };
+        let mut gz = GzEncoder::new(&mut counting, level);
         gz.write_all(head.as_bytes())?;
-        gz.write_all(block)?;
+        for part in block {
+            gz.write_all(part)?;
+        }
         gz.write_all(b"\r\n\r\n")?;
-        let member = gz.finish()?;
-        self.out.write_all(&member)?;
+        gz.finish()?;
         let written = Written {
             offset: self.offset,
-            length: member.len() as u64,
+            length: counting.count,
         };
-        self.offset += member.len() as u64;
+        self.offset += counting.count;
         Ok(written)
     }
 
@@ -286,10 +356,13 @@ mod tests {
                     ("WARC-Type", "resource".into()),
                     ("WARC-Target-URI", "https://x.org/".into()),
                 ],
-                b"hello",
+                &[b"hel", b"lo"],
+                Effort::Full,
             )
             .unwrap();
-        let second = w.write(&[("WARC-Type", "metadata".into())], b"").unwrap();
+        let second = w
+            .write(&[("WARC-Type", "metadata".into())], &[], Effort::Light)
+            .unwrap();
         let bytes = w.finish();
         assert_eq!(first.offset, 0);
         assert_eq!(second.offset, first.length);
@@ -313,10 +386,14 @@ mod tests {
     #[test]
     fn a_truncated_file_yields_its_whole_records_then_one_error() {
         let mut w = Writer::new(Vec::new());
-        w.write(&[("WARC-Type", "resource".into())], b"one")
+        w.write(&[("WARC-Type", "resource".into())], &[b"one"], Effort::Full)
             .unwrap();
-        w.write(&[("WARC-Type", "resource".into())], &[7u8; 5000])
-            .unwrap();
+        w.write(
+            &[("WARC-Type", "resource".into())],
+            &[&[7u8; 5000]],
+            Effort::Light,
+        )
+        .unwrap();
         let mut plain = Vec::new();
         flate2::read::MultiGzDecoder::new(&w.finish()[..])
             .read_to_end(&mut plain)

@@ -34,6 +34,10 @@ pub fn surt(url: &Url) -> String {
             collapsed.push(c);
         }
     }
+    // A directory and its index are one key (`/a/` is `/a`); the root stays `/`.
+    if collapsed.len() > 1 && collapsed.ends_with('/') {
+        collapsed.pop();
+    }
     key.push_str(&collapsed);
     if let Some(q) = url.query().filter(|q| !q.is_empty()) {
         let mut params: Vec<String> = q.split('&').map(str::to_lowercase).collect();
@@ -107,6 +111,10 @@ mod tests {
             ("https://X.org/A%2fB", "org,x)/a/b"),
             ("https://x.org/%7Euser", "org,x)/~user"),
             ("https://x.org/a//b", "org,x)/a/b"),
+            ("http://example.com/a/b/", "com,example)/a/b"),
+            ("http://example.com/a/?q=1", "com,example)/a?q=1"),
+            ("http://example.com/a//", "com,example)/a"),
+            ("http://example.com", "com,example)/"),
         ] {
             assert_eq!(surt(&Url::parse(url).unwrap()), key, "{url}");
         }

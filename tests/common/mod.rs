@@ -208,6 +208,7 @@ pub fn stderr(out: &Output) -> String {
 pub mod daemon;
 pub mod dns;
 pub mod ns;
+pub mod offline;
 pub mod server;
 
 /// A finished run of the binary, with its wall time and peak memory.
@@ -267,4 +268,31 @@ pub fn measure(mut cmd: Command) -> Measured {
         elapsed: started.elapsed(),
         peak_kib,
     }
+}
+
+/// The web-archiving world's own tools (warcio, wacz, pywb), from the Python package
+/// registry, in a virtual environment under `target/py-tools` (made once; `.ci/run` makes it
+/// before the tests). Returns the path of the named command.
+pub fn py_tool(name: &str) -> PathBuf {
+    use std::sync::OnceLock;
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    let venv = VENV.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-tools");
+        if !venv.join("bin/wayback").exists() {
+            let made = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(made, "python3 -m venv {} failed", venv.display());
+            let pip = Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "-r"])
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py-tools.txt"))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(pip, "pip install -r tests/py-tools.txt failed (the tests need the Python package registry once)");
+        }
+        venv
+    });
+    venv.join("bin").join(name)
 }

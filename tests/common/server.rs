@@ -157,6 +157,25 @@ impl Server {
     }
 }
 
+/// A port that refuses connections and that no other test can take: bound, never listening.
+pub struct Refusing(#[allow(dead_code)] socket2::Socket);
+
+impl Server {
+    /// Stops the server and keeps its port refusing connections (a dropped server's port
+    /// could be taken by another test's server and answer).
+    pub fn refuse(self) -> Refusing {
+        let addr = self.addr;
+        drop(self);
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket
+            .bind(&addr.into())
+            .unwrap_or_else(|e| panic!("{addr} taken before it could be held: {e}"));
+        Refusing(socket)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
