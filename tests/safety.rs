@@ -588,8 +588,8 @@ fn the_daemon_composts_a_profile_whose_end_passes_while_it_runs() {
     .unwrap();
     // The daemon starts ten seconds before midnight of the profile's last day.
     let log = s.dir.path().join("watch.log");
-    let mut child = s
-        .cmd(&[
+    let daemon = Daemon::adopt(
+        s.cmd(&[
             "watch",
             "--allow-private",
             "--log-file",
@@ -600,13 +600,13 @@ fn the_daemon_composts_a_profile_whose_end_passes_while_it_runs() {
         .env("DONT_FAKE_MONOTONIC", "1")
         .env("LD_PRELOAD", &lib)
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     let profile = s.vault.join("profiles/Org.md");
     wait_in(&s, "the profile to be composted after midnight", || {
         fs::read_to_string(&profile).is_ok_and(|t| t.contains("archived_urls:"))
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    daemon.kill9();
     let text = fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("composting: 0 profiles"),

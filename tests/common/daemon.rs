@@ -36,6 +36,11 @@ impl Daemon {
         d
     }
 
+    /// A daemon started some other way, killed when the test ends (even by a panic).
+    pub fn adopt(child: Child) -> Daemon {
+        Daemon { child }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
