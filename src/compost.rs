@@ -13,7 +13,6 @@ use crate::annotate::properties::set_properties;
 use crate::annotate::{NoteEdit, Outcome, commit, read_text};
 use crate::config::SnapshotConfig;
 use crate::copies::{Copies, CopyLink, key};
-use crate::fetch::Fetcher;
 use crate::note::read_note;
 use crate::report::Problem;
 use crate::scan::VaultView;
@@ -85,8 +84,8 @@ pub struct Compost<'a> {
     pub vault: &'a Path,
     /// The archive.
     pub store: &'a Store,
-    /// The fetcher; `None` for a dry run, which takes no snapshots.
-    pub fetcher: Option<&'a Fetcher>,
+    /// What snapshots are taken with; `None` for a dry run, which takes none.
+    pub tools: Option<snapshot::Tools<'a>>,
     /// What snapshots of a note capture.
     pub snapshot: &'a SnapshotConfig,
     /// The day composting is judged on.
@@ -122,12 +121,12 @@ impl Compost<'_> {
         }
         let mut failures: BTreeMap<String, String> = BTreeMap::new();
         let mut offline: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(fetcher) = self.fetcher {
+        if let Some(tools) = self.tools {
             let store = self.store;
             let taken: Vec<_> = stream::iter(needed.into_values())
                 .map(|plan| async move {
                     let taken = snapshot::take(
-                        fetcher,
+                        tools,
                         store,
                         &plan,
                         &NoProgress,
@@ -225,7 +224,7 @@ impl Compost<'_> {
                 }),
                 None => {
                     let why = failures.get(&key(&url)).cloned().unwrap_or_else(|| {
-                        if self.fetcher.is_none() {
+                        if self.tools.is_none() {
                             "no copy yet (a run without --dry-run captures it)".into()
                         } else {
                             "not captured".into()
@@ -276,7 +275,7 @@ impl Compost<'_> {
                 .map(drop)
                 .map_err(|e| crate::report::chain(&e))
         };
-        out.result = commit(self.vault, &edit, self.fetcher.is_none(), &keep);
+        out.result = commit(self.vault, &edit, self.tools.is_none(), &keep);
         out
     }
 }

@@ -11,8 +11,9 @@
 //! 2. **Reading, pure**: [`frontmatter`] (the YAML block), [`links`] (extraction and Obsidian's
 //!    resolution), [`note`] (what a note says, and whether its organization ended), [`warc`]
 //!    (the WARC format: records, HTTP blocks, SURT keys).
-//! 3. **Edges**: [`vault`] (walk and stat), [`fetch`] (the only network code), [`store`] (the
-//!    archive: every file of it behind one API).
+//! 3. **Edges**: [`vault`] (walk and stat), [`fetch`] (the only network code), [`browser`]
+//!    (headless Chromium, whose every request vaultkeep answers), [`store`] (the archive:
+//!    every file of it behind one API).
 //! 4. **Engines**: [`scan`] (record versions), [`history`] (versions and recover),
 //!    [`snapshot`] (capture websites, offline copies), [`copies`] (a URL's local copy),
 //!    [`annotate`] (minimal note edits).
@@ -38,6 +39,7 @@ pub(crate) mod links;
 pub(crate) mod note;
 pub(crate) mod warc;
 // 3. Edges
+pub(crate) mod browser;
 pub(crate) mod fetch;
 pub(crate) mod store;
 pub(crate) mod vault;

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["config", "digest", "failpoint", "fsutil", "report"],
     &["frontmatter", "links", "note", "warc"],
-    &["fetch", "store", "vault"],
+    &["browser", "fetch", "store", "vault"],
     &["annotate", "copies", "history", "scan", "snapshot"],
     &["compost", "linkcheck", "restore", "upkeep", "wacz"],
     &["watch"],

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::files::scan_options;
 use super::output::{self, Exit, say};
-use super::snapshots::{fetcher, runtime};
+use super::snapshots::{fetcher, launcher, runtime};
 use super::{Context, WatchArgs};
 use crate::report::human_bytes;
 use crate::store::Store;
@@ -20,6 +20,7 @@ pub(crate) fn watch(ctx: &Context, args: &WatchArgs) -> anyhow::Result<Exit> {
         store,
         scan,
         fetcher: Arc::new(fetcher(ctx, args.allow_private, false)?),
+        browser: launcher(ctx, &ctx.config.snapshot)?.map(Arc::new),
         snapshot: ctx.config.snapshot.clone(),
         links: ctx.config.links.clone(),
         config: ctx.config.watch.clone(),

@@ -2,7 +2,7 @@
 
 use super::files::scan_options;
 use super::output::{self, Exit, say};
-use super::snapshots::{fetcher, runtime};
+use super::snapshots::{fetcher, launcher, runtime};
 use super::{CheckArgs, CompostArgs, Context, RestoreArgs, RuleArgs};
 use crate::compost::Compost;
 use crate::linkcheck::{self, Rule, State, Verdict};
@@ -42,15 +42,21 @@ fn rescan(ctx: &Context, store: &Store) -> anyhow::Result<()> {
 pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit> {
     let (store, _lock, scan) = scanned(ctx, "compost", args.dry_run)?;
     let view = scan.view()?;
-    let fetcher = if args.dry_run {
-        None
+    let (fetcher, browser) = if args.dry_run {
+        (None, None)
     } else {
-        Some(fetcher(ctx, args.allow_private, false)?)
+        (
+            Some(fetcher(ctx, args.allow_private, false)?),
+            launcher(ctx, &ctx.config.snapshot)?,
+        )
     };
     let job = Compost {
         vault: &ctx.vault,
         store: &store,
-        fetcher: fetcher.as_ref(),
+        tools: fetcher.as_ref().map(|fetcher| crate::snapshot::Tools {
+            fetcher,
+            browser: browser.as_ref(),
+        }),
         snapshot: &ctx.config.snapshot,
         today: scan_options(ctx).today,
         gate: None,

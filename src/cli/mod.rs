@@ -235,7 +235,14 @@ browser needs to render it (style sheets, images, fonts, scripts, icons, frames)
 --depth a crawl of the pages under the root's host and folder. Each snapshot gets an offline copy whose \
 entry page opens from the file system. A NOTE (a path in the vault) means every external URL it \
 references: its frontmatter `url` and documentation sites (handbook, docs, wiki) are crawled \
-`[snapshot] depth` hops (default 3), other links captured alone."
+`[snapshot] depth` hops (default 3), other links captured alone.
+
+Pages built by scripts (little text, scripts that build the body) are rendered in headless \
+Chromium when it is installed (`[snapshot] browser = \"auto\"`); --browser renders every page. A \
+rendered page keeps its raw response, plus the DOM after its scripts ran (the offline copy is made \
+from it, scripts removed), a full-page screenshot and a PDF. Every request the browser makes goes \
+through vaultkeep's own fetcher: the private-address guard, robots.txt and the limits hold for \
+the page's scripts too."
     )]
     Snapshot(SnapshotArgs),
     /// List snapshots, newest first
@@ -348,6 +355,17 @@ pub struct SnapshotArgs {
     /// Do not obey robots.txt
     #[arg(long)]
     pub ignore_robots: bool,
+    /// Render every page in headless Chromium (exit 2 if there is none) [default: only pages
+    /// that look built by scripts, when Chromium is installed: `[snapshot] browser`]
+    #[arg(long, conflicts_with = "no_browser")]
+    pub browser: bool,
+    /// Never use the browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// A full-page screenshot of every page, also of pages captured without the browser
+    /// (taken from what was captured) [default: `[snapshot] screenshots`]
+    #[arg(long)]
+    pub screenshot: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

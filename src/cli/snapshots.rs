@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::files::scan_options;
 use super::output::{self, Exit, say};
 use super::{Context, SnapshotArgs};
-use crate::config::FetchConfig;
+use crate::browser::Launcher;
+use crate::config::{BrowserUse, FetchConfig, SnapshotConfig};
 use crate::fetch::Fetcher;
 use crate::report::human_bytes;
 use crate::scan::VaultView;
@@ -29,11 +30,24 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
     for id in snapshot::finish_interrupted(&store)? {
         eprintln!("vaultkeep: recorded {id}, a snapshot an interrupted run left unfinished");
     }
-    let plans = plans(ctx, &store, args)?;
+    let mut config = ctx.config.snapshot.clone();
+    if args.browser {
+        config.browser = BrowserUse::Always;
+    }
+    if args.no_browser {
+        config.browser = BrowserUse::Never;
+    }
+    config.screenshots |= args.screenshot;
+    let browser = launcher(ctx, &config)?;
+    let plans = plans(ctx, &store, args, &config)?;
     let fetcher = fetcher(ctx, args.allow_private, args.ignore_robots)?;
     let progress = Bar::new(ctx.interactive && !args.json);
     let stop = Stop::new();
-    let (fetcher, store_ref, progress_ref, stop_ref) = (&fetcher, &store, &progress, &stop);
+    let tools = snapshot::Tools {
+        fetcher: &fetcher,
+        browser: browser.as_ref(),
+    };
+    let (store_ref, progress_ref, stop_ref) = (&store, &progress, &stop);
     let results = runtime()?.block_on(async {
         let signals = stop_on_signals(stop_ref.clone());
         let results = stream::iter(plans.iter())
@@ -43,7 +57,7 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
                     return (plan, None);
                 }
                 let taken = snapshot::take(
-                    fetcher,
+                    tools,
                     store_ref,
                     plan,
                     progress_ref,
@@ -64,10 +78,15 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
     let mut offline = Vec::new();
     let mut not_begun = Vec::new();
     let mut root_failed = false;
+    let mut without_browser = false;
     for (plan, result) in results {
         match result.transpose()? {
             Some(Taken::Recorded(snap)) => {
                 root_failed |= !snap.root_captured() || snap.incomplete.is_some();
+                without_browser |= snap
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("no Chromium found"));
                 summaries.push(snap.summary(&store.snapshot_dir(&snap.id)));
             }
             Some(Taken::Offline(detail)) => {
@@ -79,6 +98,12 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
                 not_begun.push(plan.root.to_string());
             }
         }
+    }
+    if without_browser {
+        eprintln!(
+            "vaultkeep: some pages look built by scripts and were captured without them: {}",
+            crate::browser::INSTALL_HINT
+        );
     }
     summaries.sort_by(|a, b| a.root.cmp(&b.root));
     if args.json {
@@ -105,9 +130,29 @@ pub(crate) fn snapshot(ctx: &Context, args: &SnapshotArgs) -> anyhow::Result<Exi
     Ok(Exit::failed_if(root_failed))
 }
 
+/// The browser `config` asks for: none when it is off; when every page needs it (or every
+/// screenshot), an error now if there is none. In `auto`, a missing browser shows when a page
+/// needs it: that page is captured statically, with one notice.
+pub(crate) fn launcher(ctx: &Context, config: &SnapshotConfig) -> anyhow::Result<Option<Launcher>> {
+    if config.browser == BrowserUse::Never && !config.screenshots {
+        return Ok(None);
+    }
+    let launcher = Launcher::new(&ctx.config.browser);
+    if launcher.executable().is_none()
+        && (config.browser == BrowserUse::Always || config.screenshots)
+    {
+        bail!(crate::browser::BrowserError::NotFound);
+    }
+    Ok(Some(launcher))
+}
+
 /// The plans the targets ask for: URLs as given, notes through a scan of the vault.
-fn plans(ctx: &Context, store: &Store, args: &SnapshotArgs) -> anyhow::Result<Vec<Plan>> {
-    let config = &ctx.config.snapshot;
+fn plans(
+    ctx: &Context,
+    store: &Store,
+    args: &SnapshotArgs,
+    config: &SnapshotConfig,
+) -> anyhow::Result<Vec<Plan>> {
     let limits = Limits {
         max_resources: args.max_resources.unwrap_or(config.max_resources),
         max_bytes: args.max_total_bytes.unwrap_or(config.max_total_bytes.get()),

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use sections::{FetchConfig, LinksConfig, ScanConfig, SnapshotConfig, WatchConfig};
+pub use sections::{
+    BrowserConfig, BrowserUse, FetchConfig, LinksConfig, ScanConfig, SnapshotConfig, WatchConfig,
+};
 
 /// The configuration file, every key optional.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -34,6 +36,9 @@ pub struct Config {
     /// `[watch]` settings: the daemon.
     #[serde(default)]
     pub watch: WatchConfig,
+    /// `[browser]` settings: headless Chromium.
+    #[serde(default)]
+    pub browser: BrowserConfig,
 }
 
 /// Why the configuration could not be used.
@@ -86,6 +91,13 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        // A bare name (`chromium`) is looked up on PATH; a relative path is the file's.
+        if let Some(p) = &mut config.browser.path
+            && p.is_relative()
+            && p.components().count() > 1
+        {
+            *p = base.join(&*p);
         }
         Ok(config)
     }

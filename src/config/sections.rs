@@ -97,6 +97,24 @@ pub struct SnapshotConfig {
     pub max_total_bytes: Size,
     /// Words that mark a documentation site, in a host label or the first path segment.
     pub docs_words: Vec<String>,
+    /// When pages are rendered in headless Chromium.
+    pub browser: BrowserUse,
+    /// A full-page screenshot of every page, even of pages captured without the browser.
+    pub screenshots: bool,
+}
+
+/// When a snapshot renders its pages in a browser (`[snapshot] browser`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserUse {
+    /// Pages that look built by scripts (little text, scripts that build the body), when
+    /// Chromium is installed; the others, and all of them without Chromium, statically.
+    #[default]
+    Auto,
+    /// Every page (`archive snapshot --browser`); without Chromium, an error.
+    Always,
+    /// No page (`--no-browser`).
+    Never,
 }
 
 impl Default for SnapshotConfig {
@@ -119,6 +137,36 @@ impl Default for SnapshotConfig {
             ]
             .map(String::from)
             .to_vec(),
+            browser: BrowserUse::Auto,
+            screenshots: false,
+        }
+    }
+}
+
+/// `[browser]` in vaultkeep.toml: the headless Chromium that renders script-built pages and
+/// takes screenshots.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// The Chromium (or Chrome) executable; default: `chromium`, `chromium-browser`,
+    /// `google-chrome` or `google-chrome-stable`, the first found on PATH.
+    pub path: Option<std::path::PathBuf>,
+    /// Seconds one page may take, from navigation to its screenshot and DOM.
+    pub page_timeout_secs: u64,
+    /// Most memory the browser's processes may use together; beyond it they are killed and
+    /// the page is recorded without its rendering.
+    pub max_memory: Size,
+    /// Pages rendered at once.
+    pub tabs: usize,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        BrowserConfig {
+            path: None,
+            page_timeout_secs: 60,
+            max_memory: Size(2 << 30),
+            tabs: 2,
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 use url::Url;
@@ -18,9 +19,13 @@ use super::html::{RefKind, process_html, resolve};
 use super::journal::{Line, SnapshotJournal};
 use super::plan::Plan;
 use super::record::{Capture, FailedUrl, Role};
+use super::render::{Budget, Recorder};
 use super::stop::Stop;
+use crate::browser::{BrowserError, Render};
+use crate::config::BrowserUse;
 use crate::digest::Digest;
 use crate::fetch::{Failure, Fetched, Fetcher, shorten};
+use crate::report::Problem;
 use crate::store::{self, Store};
 
 /// URLs longer than this are not fetched: servers commonly refuse beyond 8 KiB, and a page
@@ -49,6 +54,8 @@ pub struct Crawl {
     pub incomplete: Option<String>,
     /// URLs over a limit that were only counted, past the first ten thousand listed.
     pub not_listed: u64,
+    /// Pages that could not be rendered in the browser (captured statically instead).
+    pub problems: Vec<Problem>,
 }
 
 /// Counts for a progress display.
@@ -75,47 +82,85 @@ struct Wanted {
 }
 
 /// A fetched and stored URL, read for its references.
-struct Landed {
-    capture: Capture,
+pub(crate) struct Landed {
+    pub(crate) capture: Capture,
     new: bool,
+    refs: Vec<(Url, RefKind)>,
+    /// An HTML page that looks built by its scripts.
+    script_built: bool,
+    /// An HTML page or frame.
+    html: bool,
+}
+
+/// A page captured and being rendered in the browser; its own references are followed only
+/// if the rendering fails.
+struct RenderJob {
+    /// Its capture, in the crawl's list.
+    index: usize,
+    url: Url,
+    depth: u32,
     refs: Vec<(Url, RefKind)>,
 }
 
+/// One piece of work done.
+enum Done {
+    Fetched(Wanted, Result<Box<Landed>, Failure>),
+    Rendered(RenderJob, Result<Render, BrowserError>),
+}
+
+/// What the browser takes from a page it renders for a snapshot.
+const RENDER_WANTED: crate::browser::Wanted = crate::browser::Wanted {
+    dom: true,
+    screenshot: true,
+    full_page: true,
+    pdf: true,
+    scroll: true,
+};
+
 /// Captures `plan` into `store` (objects, and the journal; the caller writes the record).
+/// With a browser among the `tools`, pages the plan says to render are rendered, their
+/// requests answered by a [`Recorder`] through the same fetcher and budget.
 pub async fn crawl(
-    fetcher: &Fetcher,
+    tools: super::Tools<'_>,
     store: &Store,
     plan: &Plan,
     progress: &dyn Progress,
     stop: &Stop,
     journal: &SnapshotJournal,
 ) -> Result<Crawl, store::Error> {
+    let fetcher = tools.fetcher;
     let in_flight_max = fetcher.config().concurrency.max(1) * 2;
+    let budget = Budget::new(plan.limits);
+    let browser = tools.browser.filter(|_| plan.browser != BrowserUse::Never);
+    let recorder = browser.map(|_| Recorder::new(fetcher, store, &budget));
     let mut state = State {
         plan,
         scope: Scope::of(&plan.root),
         seen: HashSet::new(),
         aliases: HashMap::new(),
         pages: 0,
-        admitted: 0,
+        budget: &budget,
         queue: VecDeque::new(),
         out: Crawl::default(),
         listed_over_limit: 0,
+        browser_missing: false,
     };
     state.want(plan.root.clone(), Role::Page, 0);
-    let mut in_flight = FuturesUnordered::new();
+    let mut in_flight: FuturesUnordered<BoxFuture<'_, Done>> = FuturesUnordered::new();
     // The URLs in flight, so that a stop can say which were cut short.
     let mut flying: HashMap<String, (Url, Role)> = HashMap::new();
     let mut batch: Vec<Line> = Vec::new();
     let mut flushed = Instant::now();
-    let mut bytes = 0u64;
     loop {
         while in_flight.len() < in_flight_max
             && let Some(w) = state.queue.pop_front()
         {
             progress.queued(1);
             flying.insert(w.url.to_string(), (w.url.clone(), w.role));
-            in_flight.push(land(fetcher, store, w));
+            in_flight.push(Box::pin(async move {
+                let (w, result) = land(fetcher, store, w).await;
+                Done::Fetched(w, result.map(Box::new))
+            }));
         }
         let next = tokio::select! {
             biased;
@@ -126,40 +171,69 @@ pub async fn crawl(
             state.out.incomplete = stop.reason();
             break;
         };
-        let Some((wanted, result)) = done else {
+        let Some(done) = done else {
             break; // nothing in flight, nothing queued: done
         };
-        flying.remove(wanted.url.as_str());
-        match result {
-            Ok(landed) => {
-                let size = landed.capture.size;
-                bytes += size;
-                if landed.new {
-                    state.out.new_bytes += size;
-                } else {
-                    state.out.reused_bytes += size;
+        match done {
+            Done::Fetched(wanted, result) => {
+                flying.remove(wanted.url.as_str());
+                match result {
+                    Ok(landed) => {
+                        budget.received(landed.capture.size);
+                        if let Some(r) = &recorder {
+                            r.knows(&landed.capture);
+                        }
+                        let render = recorder.is_some()
+                            && !state.browser_missing
+                            && landed.capture.role == Role::Page
+                            && landed.html
+                            && (plan.browser == BrowserUse::Always || landed.script_built);
+                        let final_url = landed.capture.final_url.clone();
+                        let refs = state.land(*landed, &mut batch, progress);
+                        match (render, browser, &recorder, Url::parse(&final_url)) {
+                            (true, Some(launcher), Some(recorder), Ok(url)) => {
+                                let job = RenderJob {
+                                    index: state.out.captures.len() - 1,
+                                    url,
+                                    depth: wanted.depth,
+                                    refs,
+                                };
+                                in_flight.push(Box::pin(async move {
+                                    let network = recorder.for_page(job.depth);
+                                    let result =
+                                        launcher.render(&network, &job.url, RENDER_WANTED).await;
+                                    Done::Rendered(job, result)
+                                }));
+                            }
+                            _ => {
+                                for (url, kind) in refs {
+                                    state.follow(url, kind, wanted.role, wanted.depth);
+                                }
+                            }
+                        }
+                    }
+                    Err(failure) => {
+                        tracing::debug!(url = %shorten(wanted.url.as_str()), %failure, "not captured");
+                        if let Some(r) = &recorder {
+                            r.knows_failure(&wanted.url, &failure);
+                        }
+                        let f = failed(&wanted.url, wanted.role, &failure);
+                        state.fail(f, &mut batch, progress);
+                    }
                 }
-                state.seen.insert(landed.capture.final_url.clone());
-                for (url, kind) in landed.refs {
-                    state.follow(url, kind, wanted.role, wanted.depth);
-                }
-                batch.push(Line::Capture(Box::new(landed.capture.clone())));
-                state.out.captures.push(landed.capture);
-                progress.done(size, false);
             }
-            Err(failure) => {
-                tracing::debug!(url = %shorten(wanted.url.as_str()), %failure, "not captured");
-                let f = failed(&wanted.url, wanted.role, &failure);
-                batch.push(Line::Failure(f.clone()));
-                state.out.failures.push(f);
-                progress.done(0, true);
+            Done::Rendered(job, result) => {
+                if let Some(r) = &recorder {
+                    state.take_recorded(r, &mut batch, progress);
+                }
+                state.rendered(store, job, result).await?;
             }
         }
         if batch.len() >= BATCH || flushed.elapsed() >= BATCH_EVERY {
             flush(store, journal, &mut batch).await?;
             flushed = Instant::now();
         }
-        if bytes >= plan.limits.max_bytes {
+        if budget.spent() {
             state.out.incomplete = Some(format!(
                 "limit: {} bytes received, the most a snapshot takes (max_total_bytes)",
                 plan.limits.max_bytes
@@ -182,6 +256,11 @@ pub async fn crawl(
         for w in left {
             state.over_limit(&w.url, w.role, &failure);
         }
+    } else {
+        drop(in_flight);
+    }
+    if let Some(r) = &recorder {
+        state.take_recorded(r, &mut batch, progress);
     }
     flush(store, journal, &mut batch).await?;
     state.attach_aliases();
@@ -225,7 +304,7 @@ async fn land(fetcher: &Fetcher, store: &Store, w: Wanted) -> (Wanted, Result<La
 }
 
 /// Stores a body as an object and lists what it refers to.
-fn store_and_read(
+pub(crate) fn store_and_read(
     store: &Store,
     fetched: &Fetched,
     role: Role,
@@ -255,11 +334,18 @@ fn store_and_read(
         depth,
         offline: None,
         aliases: Vec::new(),
+        rendered: None,
     };
+    let html = matches!(role, Role::Page | Role::Frame)
+        && is_html(capture.media_type.as_deref(), &fetched.body);
+    let script_built =
+        html && role == Role::Page && super::text::read(&fetched.body).script_built();
     Ok(Landed {
         capture,
         new,
         refs: references(fetched, role),
+        script_built,
+        html,
     })
 }
 
@@ -301,10 +387,12 @@ struct State<'a> {
     /// once (issue 8). Alias → the URL fetched.
     aliases: HashMap<String, String>,
     pages: usize,
-    admitted: usize,
+    budget: &'a Budget,
     queue: VecDeque<Wanted>,
     out: Crawl,
     listed_over_limit: usize,
+    /// A page needed the browser and there was none: the others are not tried.
+    browser_missing: bool,
 }
 
 impl State<'_> {
@@ -344,7 +432,7 @@ impl State<'_> {
             }
             self.pages += 1;
         }
-        if self.admitted >= self.plan.limits.max_resources {
+        if !self.budget.admit() {
             let failure = Failure::Limit {
                 detail: format!(
                     "the snapshot's {} URLs were taken (max_resources)",
@@ -360,8 +448,112 @@ impl State<'_> {
             }
             return;
         }
-        self.admitted += 1;
         self.queue.push_back(Wanted { url, role, depth });
+    }
+
+    /// Records a capture (journal batch, counts, progress); returns what it refers to.
+    fn land(
+        &mut self,
+        landed: Landed,
+        batch: &mut Vec<Line>,
+        progress: &dyn Progress,
+    ) -> Vec<(Url, RefKind)> {
+        let size = landed.capture.size;
+        if landed.new {
+            self.out.new_bytes += size;
+        } else {
+            self.out.reused_bytes += size;
+        }
+        self.seen.insert(landed.capture.url.clone());
+        self.seen.insert(landed.capture.final_url.clone());
+        batch.push(Line::Capture(Box::new(landed.capture.clone())));
+        self.out.captures.push(landed.capture);
+        progress.done(size, false);
+        landed.refs
+    }
+
+    /// Records a failure.
+    fn fail(&mut self, f: FailedUrl, batch: &mut Vec<Line>, progress: &dyn Progress) {
+        batch.push(Line::Failure(f.clone()));
+        self.out.failures.push(f);
+        progress.done(0, true);
+    }
+
+    /// Records what the browser's requests captured; style sheets are read for the rest of
+    /// what they refer to (fonts and pictures the rendered page did not show yet).
+    fn take_recorded(
+        &mut self,
+        recorder: &Recorder<'_>,
+        batch: &mut Vec<Line>,
+        progress: &dyn Progress,
+    ) {
+        for item in recorder.take() {
+            match item {
+                Ok(landed) => {
+                    let (role, depth) = (landed.capture.role, landed.capture.depth);
+                    // Counted by the recorder already.
+                    let refs = self.land(landed, batch, progress);
+                    if role == Role::Stylesheet {
+                        for (url, kind) in refs {
+                            self.follow(url, kind, role, depth);
+                        }
+                    }
+                }
+                Err(f) => {
+                    self.seen.insert(f.url.clone());
+                    self.fail(f, batch, progress);
+                }
+            }
+        }
+    }
+
+    /// A page came back from the browser: what it made of the page is stored beside the
+    /// capture, and the rendered page's references are followed. A page the browser could
+    /// not render keeps its static capture, and its own references are followed.
+    async fn rendered(
+        &mut self,
+        store: &Store,
+        job: RenderJob,
+        result: Result<Render, BrowserError>,
+    ) -> Result<(), store::Error> {
+        let render = match result {
+            Ok(render) => render,
+            Err(e) => {
+                if matches!(e, BrowserError::NotFound) {
+                    self.browser_missing = true;
+                }
+                tracing::warn!(url = %job.url, "not rendered: {e}");
+                self.out.problems.push(Problem::new(
+                    job.url.as_str(),
+                    format!("captured without the browser: {e}"),
+                ));
+                for (url, kind) in job.refs {
+                    self.follow(url, kind, Role::Page, job.depth);
+                }
+                return Ok(());
+            }
+        };
+        let store_for_keep = store.clone();
+        let (rendered, render) = crate::fsutil::off_executor(move || {
+            super::render::keep(&store_for_keep, &render).map(|r| (r, render))
+        })?;
+        self.out.captures[job.index].rendered = Some(rendered);
+        let base = render
+            .base
+            .as_deref()
+            .and_then(|b| Url::parse(b).ok())
+            .unwrap_or(job.url);
+        if let Some(dom) = &render.dom {
+            let mut refs = Vec::new();
+            process_html(dom.as_bytes(), Some("utf-8"), &base, &mut |r| {
+                refs.push((r.url.clone(), r.kind));
+                None
+            });
+            for (url, kind) in refs {
+                self.follow(url, kind, Role::Page, job.depth);
+            }
+        }
+        Ok(())
     }
 
     /// Records a URL that was not fetched because of a limit (or a stop): listed up to a
@@ -481,7 +673,7 @@ pub(crate) fn is_html(media: Option<&str>, body: &[u8]) -> bool {
     }
 }
 
-fn failed(url: &Url, role: Role, failure: &Failure) -> FailedUrl {
+pub(crate) fn failed(url: &Url, role: Role, failure: &Failure) -> FailedUrl {
     FailedUrl {
         url: url.to_string(),
         reason: failure.reason().to_string(),

@@ -16,10 +16,13 @@ pub mod offline;
 pub mod paths;
 pub mod plan;
 pub mod record;
+pub mod render;
 pub mod stop;
+pub mod text;
 
 use jiff::Timestamp;
 
+use crate::browser::Launcher;
 use crate::fetch::Fetcher;
 use crate::store::{self, Store};
 
@@ -27,6 +30,16 @@ pub use crawl::{NoProgress, Progress};
 pub use plan::{Limits, Plan};
 pub use record::{Role, Snapshot};
 pub use stop::Stop;
+
+/// What snapshots are taken with: the HTTP client, and a browser for the pages that need one
+/// (none: every page statically).
+#[derive(Clone, Copy)]
+pub struct Tools<'a> {
+    /// The fetcher.
+    pub fetcher: &'a Fetcher,
+    /// The browser.
+    pub browser: Option<&'a Launcher>,
+}
 
 /// What became of a snapshot.
 #[derive(Debug)]
@@ -53,9 +66,10 @@ pub enum Postpone {
 
 /// Captures `plan` and records it as a new snapshot, unless `postpone` says the root's failure
 /// may be the network's: then nothing is recorded and the result is [`Taken::Offline`]. A
-/// `stop` request ends it early, recorded as incomplete.
+/// `stop` request ends it early, recorded as incomplete. With a browser among the `tools`,
+/// pages are rendered as `plan.browser` says, and screenshots taken as `plan.screenshots` says.
 pub async fn take(
-    fetcher: &Fetcher,
+    tools: Tools<'_>,
     store: &Store,
     plan: &Plan,
     progress: &dyn Progress,
@@ -79,7 +93,11 @@ pub async fn take(
         )
     })?;
     crate::failpoint::pause_at("snapshot:started");
-    let crawl = crawl::crawl(fetcher, store, plan, progress, stop, &journal).await?;
+    let fetcher = tools.fetcher;
+    let mut crawl = crawl::crawl(tools, store, plan, progress, stop, &journal).await?;
+    if plan.screenshots && stop.reason().is_none() {
+        screenshots(tools.browser, store, &mut crawl).await?;
+    }
     let doubtful = |reason: &str| match postpone {
         Postpone::WhenOffline => reason == "offline",
         Postpone::UnlessNetworkKnownUp => {
@@ -118,7 +136,7 @@ pub async fn take(
         offline_files: Vec::new(),
         incomplete: crawl.incomplete,
         not_listed: crawl.not_listed,
-        problems: Vec::new(),
+        problems: crawl.problems,
     };
     let snapshot = crate::fsutil::off_executor(|| finish(store, snapshot))?;
     journal.remove();
@@ -132,7 +150,7 @@ pub(crate) fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, 
     let dir = store.snapshot_dir(&snapshot.id);
     let built = offline::build(store, &dir, &mut snapshot.captures);
     snapshot.offline_files = built.derived;
-    snapshot.problems = built.problems;
+    snapshot.problems.extend(built.problems);
     snapshot.offline = snapshot
         .captures
         .iter()
@@ -146,6 +164,59 @@ pub(crate) fn finish(store: &Store, mut snapshot: Snapshot) -> Result<Snapshot, 
     record::save(store, &snapshot)?;
     store.update_totals()?;
     Ok(snapshot)
+}
+
+/// A screenshot of every page the crawl did not render, taken in the browser from the
+/// snapshot's own captures (what was kept, not what the server says now).
+async fn screenshots(
+    browser: Option<&Launcher>,
+    store: &Store,
+    crawl: &mut crawl::Crawl,
+) -> Result<(), store::Error> {
+    let Some(browser) = browser else {
+        crawl.problems.push(crate::report::Problem::new(
+            "screenshots",
+            "not taken: the browser is turned off",
+        ));
+        return Ok(());
+    };
+    let replay = render::Replay::new(store, &crawl.captures);
+    let wanted = crate::browser::Wanted {
+        screenshot: true,
+        full_page: true,
+        scroll: true,
+        ..Default::default()
+    };
+    let pages: Vec<(usize, url::Url)> = crawl
+        .captures
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.role == Role::Page && c.rendered.is_none())
+        .filter(|(_, c)| c.media_type.as_deref().is_none_or(|m| m.contains("html")))
+        .filter_map(|(i, c)| url::Url::parse(&c.final_url).ok().map(|u| (i, u)))
+        .collect();
+    let mut taken = Vec::new();
+    for (i, url) in pages {
+        match browser.render(&replay, &url, wanted).await {
+            Ok(render) => taken.push((i, render)),
+            Err(e) => {
+                let missing = matches!(e, crate::browser::BrowserError::NotFound);
+                crawl.problems.push(crate::report::Problem::new(
+                    url.as_str(),
+                    format!("no screenshot: {e}"),
+                ));
+                if missing {
+                    break;
+                }
+            }
+        }
+    }
+    drop(replay);
+    for (i, render) in taken {
+        let kept = crate::fsutil::off_executor(|| render::keep(store, &render))?;
+        crawl.captures[i].rendered = Some(kept);
+    }
+    Ok(())
 }
 
 /// Records the snapshots a killed process left unfinished, from their journals: what they

@@ -15,7 +15,7 @@ use super::paths::{Layout, offline_path, relative_href};
 use super::record::{Capture, OfflineFile, Role};
 use crate::digest::Digest;
 use crate::report::Problem;
-use crate::store::layout::OFFLINE;
+use crate::store::layout::{OFFLINE, RENDERS};
 use crate::store::{self, Store};
 
 /// What building an offline copy made.
@@ -78,6 +78,23 @@ pub fn build(store: &Store, dir: &Path, captures: &mut [Capture]) -> Built {
                 .push(Problem::new(&rel, crate::report::chain(&e))),
         }
     }
+    // Screenshots and PDFs, named after their pages.
+    for (capture, path) in captures.iter().zip(&paths) {
+        let Some(r) = &capture.rendered else {
+            continue;
+        };
+        let name = path.join("/");
+        for (digest, ext) in [(r.screenshot, "png"), (r.pdf, "pdf")] {
+            if let Some(d) = digest {
+                let rel = format!("{RENDERS}/{name}.{ext}");
+                if let Err(e) = place(store, &d, &dir.join(&rel)) {
+                    built
+                        .problems
+                        .push(Problem::new(&rel, crate::report::chain(&e)));
+                }
+            }
+        }
+    }
     for (capture, path) in captures.iter_mut().zip(&paths) {
         capture.offline = Some(format!("{OFFLINE}/{}", path.join("/")));
     }
@@ -94,6 +111,25 @@ fn copy_one(
     let Ok(base) = Url::parse(&capture.final_url) else {
         return Ok(None);
     };
+    // A page rendered in the browser: its offline copy is made from the rendered DOM (UTF-8,
+    // scripts removed), whose links resolve against the address it ended at.
+    if let Some(r) = &capture.rendered
+        && let Some(dom) = r.dom
+    {
+        let base = r
+            .base
+            .as_deref()
+            .and_then(|b| Url::parse(b).ok())
+            .unwrap_or(base);
+        let bytes = object(store, &dom)?;
+        let out = process_html(&bytes, Some("utf-8"), &base, &mut |r| Some(link(&r.url)));
+        let d = Digest::of(&out);
+        store.objects().put(&d, &out).map_err(store::Error::io(
+            "store the offline copy of",
+            &store.objects().path(&d),
+        ))?;
+        return Ok(Some(d));
+    }
     let charset = crate::fetch::charset(&capture.headers);
     let rewritten = if matches!(capture.role, Role::Page | Role::Frame)
         || capture.media_type.as_deref() == Some("text/html")

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::SnapshotConfig;
+use crate::config::{BrowserUse, SnapshotConfig};
 use crate::links::Destination;
 use crate::note::NoteFacts;
 
@@ -20,6 +20,24 @@ pub struct Plan {
     pub max_pages: usize,
     /// Bounds on the whole snapshot.
     pub limits: Limits,
+    /// Which pages to render in the browser.
+    pub browser: BrowserUse,
+    /// A screenshot of every page, rendered or not.
+    pub screenshots: bool,
+}
+
+impl Plan {
+    /// A plan with the config's limits and browser settings.
+    pub fn new(root: Url, depth: u32, max_pages: usize, config: &SnapshotConfig) -> Plan {
+        Plan {
+            root,
+            depth,
+            max_pages,
+            limits: config.into(),
+            browser: config.browser,
+            screenshots: config.screenshots,
+        }
+    }
 }
 
 /// Bounds on one snapshot, whatever the site holds (issue 8). Beyond them, URLs are recorded
@@ -90,12 +108,7 @@ pub fn plans_for_notes<'a>(
     }
     wanted
         .into_values()
-        .map(|(root, depth)| Plan {
-            root,
-            depth,
-            max_pages,
-            limits: config.into(),
-        })
+        .map(|(root, depth)| Plan::new(root, depth, max_pages, config))
         .collect()
 }
 
@@ -157,10 +170,8 @@ pub fn plans_for_targets<'a>(
         .urls
         .iter()
         .map(|url| Plan {
-            root: url.clone(),
-            depth: depth.unwrap_or(0),
-            max_pages,
             limits,
+            ..Plan::new(url.clone(), depth.unwrap_or(0), max_pages, config)
         })
         .collect();
     let mut chosen: Vec<&NoteFacts> = Vec::new();

@@ -57,6 +57,48 @@ pub struct Capture {
     /// Other URLs recorded as this same page, not fetched again (`/index.html` for `/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// For a page rendered in the browser: what the browser made of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<Rendered>,
+}
+
+impl Capture {
+    /// Every object the capture refers to: its body, and what the browser made of it.
+    pub fn objects(&self) -> impl Iterator<Item = Digest> + '_ {
+        let rendered = self
+            .rendered
+            .iter()
+            .flat_map(|r| [r.dom, r.screenshot, r.pdf]);
+        std::iter::once(self.sha256).chain(rendered.flatten())
+    }
+}
+
+/// A page as the browser rendered it (issue 11). The captured response stays as it was; these
+/// are objects beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rendered {
+    /// The page's DOM after its scripts ran, as HTML with the scripts removed: the offline
+    /// copy is made from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dom: Option<Digest>,
+    /// The address the rendered DOM's relative links resolve against (scripts may change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// A full-page screenshot (PNG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<Digest>,
+    /// The page printed as a PDF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdf: Option<Digest>,
+    /// The page's width, in CSS pixels.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// Its title as the browser saw it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    /// When it was rendered.
+    pub time: Timestamp,
 }
 
 /// A URL that could not be captured.
@@ -163,6 +205,14 @@ pub struct Summary {
 }
 
 impl Snapshot {
+    /// Every object the record refers to: bodies, renderings, derived offline files.
+    pub fn objects(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.captures
+            .iter()
+            .flat_map(Capture::objects)
+            .chain(self.offline_files.iter().map(|f| f.sha256))
+    }
+
     /// Whether the root itself was captured.
     pub fn root_captured(&self) -> bool {
         self.offline.is_some()

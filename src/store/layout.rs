@@ -14,6 +14,8 @@ pub(crate) const SNAPSHOT_RECORD: &str = "snapshot.json";
 pub(crate) const SNAPSHOT_JOURNAL: &str = "journal.jsonl";
 /// A snapshot's offline copy, in its folder.
 pub const OFFLINE: &str = "offline";
+/// Screenshots and PDFs of a snapshot's rendered pages, in its folder.
+pub const RENDERS: &str = "renders";
 /// The writer's lock.
 pub(crate) const LOCK: &str = "lock";
 /// The note for people.
@@ -122,6 +124,10 @@ pub fn table() -> Vec<Entry> {
         e(
             snapshot(&format!("{OFFLINE}/")),
             "its offline copy: open the entry page in a browser; files are hard links to objects.",
+        ),
+        e(
+            snapshot(&format!("{RENDERS}/")),
+            "screenshots (PNG) and PDFs of its pages, named after each page's offline file (`<page>.png`, `<page>.pdf`); hard links to objects.",
         ),
         e(
             snapshot(SNAPSHOT_JOURNAL),

@@ -63,9 +63,9 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
             site.clone(),
             "a snapshot interrupted before it was recorded; the next `archive snapshot`, `archive gc` or `watch` records what it captured",
         ));
-        for c in &left.captures {
-            refs.objects.insert(c.sha256);
-            refs.sites.push((site.clone(), c.sha256));
+        for d in left.captures.iter().flat_map(|c| c.objects()) {
+            refs.objects.insert(d);
+            refs.sites.push((site.clone(), d));
         }
     }
     for snapshot in crate::snapshot::record::load_all(store) {
@@ -86,12 +86,7 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
         };
         refs.records += 1;
         let site = shown(store, &store.snapshot_dir(&snapshot.id));
-        let digests = snapshot
-            .captures
-            .iter()
-            .map(|c| c.sha256)
-            .chain(snapshot.offline_files.iter().map(|f| f.sha256));
-        for d in digests {
+        for d in snapshot.objects() {
             refs.objects.insert(d);
             refs.sites.push((site.clone(), d));
         }

@@ -354,7 +354,7 @@ impl<W: Write> SnapshotWriter<'_, W> {
         }
         self.report.captures += 1;
         if matches!(c.role, Role::Page | Role::Frame) && is_html(c.media_type.as_deref(), &body) {
-            let (title, text) = super::pages::title_and_text(&body);
+            let (title, text) = crate::snapshot::text::title_and_text(&body);
             let line = serde_json::json!({
                 "url": c.final_url,
                 "ts": date.to_string(),

@@ -250,6 +250,7 @@ fn read_warc(
                             depth: x.depth,
                             offline: None,
                             aliases: Vec::new(),
+                            rendered: None,
                         });
                     }
                     Ok(None) => report.skipped.push(skip("not an http(s) capture".into())),

@@ -6,4 +6,3 @@
 pub mod export;
 pub mod import;
 mod package;
-mod pages;

@@ -75,7 +75,7 @@ pub async fn check_links(
 /// time). Its edits come back as file events and are recorded by the next scan; being
 /// idempotent, they cause no further edits.
 pub async fn compost(
-    fetcher: &Fetcher,
+    tools: crate::snapshot::Tools<'_>,
     store: &Store,
     vault: &Path,
     snapshot: &SnapshotConfig,
@@ -105,7 +105,7 @@ pub async fn compost(
     let job = crate::compost::Compost {
         vault,
         store,
-        fetcher: Some(fetcher),
+        tools: Some(tools),
         snapshot,
         today: options.today,
         gate: Some(&gate),

@@ -25,6 +25,7 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::browser::Launcher;
 use crate::config::{LinksConfig, SnapshotConfig, WatchConfig};
 use crate::copies::key;
 use crate::fetch::Fetcher;
@@ -71,6 +72,8 @@ pub struct Daemon {
     pub scan: ScanOptions,
     /// The shared HTTP client.
     pub fetcher: Arc<Fetcher>,
+    /// The browser, for pages built by scripts (started only when one is met).
+    pub browser: Option<Arc<Launcher>>,
     /// What snapshots of notes capture.
     pub snapshot: SnapshotConfig,
     /// When links are dead.
@@ -410,19 +413,18 @@ impl Run<'_> {
                 self.queue.remove(&q.url);
                 continue;
             };
-            let plan = Plan {
-                root,
-                depth: q.depth,
-                max_pages: q.max_pages,
-                limits: (&self.d.snapshot).into(),
-            };
+            let plan = Plan::new(root, q.depth, q.max_pages, &self.d.snapshot);
             let stop = self.snapshots_stop.clone();
-            let fetcher = self.d.fetcher.clone();
+            let (fetcher, browser) = (self.d.fetcher.clone(), self.d.browser.clone());
             let store = self.d.store.clone();
             self.in_progress.insert(q.url.clone());
             tasks.spawn(async move {
+                let tools = snapshot::Tools {
+                    fetcher: &fetcher,
+                    browser: browser.as_deref(),
+                };
                 let result = snapshot::take(
-                    &fetcher,
+                    tools,
                     &store,
                     &plan,
                     &NoProgress,
@@ -531,8 +533,13 @@ impl Run<'_> {
                 let mut options = self.d.scan.clone();
                 // Time moves: a profile whose `end` passed while the daemon ran is composted.
                 options.today = scan::today();
+                let browser = self.d.browser.clone();
                 jobs.spawn(async move {
-                    jobs::compost(&fetcher, &store, &vault, &snapshot, &options, gate, stop).await
+                    let tools = snapshot::Tools {
+                        fetcher: &fetcher,
+                        browser: browser.as_deref(),
+                    };
+                    jobs::compost(tools, &store, &vault, &snapshot, &options, gate, stop).await
                 });
             }
             None => {}
