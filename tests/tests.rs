@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod browser;
 mod crash;
 mod history;
 mod hostile;

@@ -142,6 +142,11 @@ impl Launcher {
                     "browser started"
                 );
             }
+            _ if process.over_memory() => {
+                return Err(BrowserError::Memory {
+                    max: crate::report::human_bytes(self.config.max_memory.get()),
+                });
+            }
             _ => {
                 let tail = process.log_tail();
                 return Err(launch_error(if tail.is_empty() {

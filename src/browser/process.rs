@@ -195,8 +195,8 @@ fn flags(profile: &Path, proxy_port: u16) -> Vec<String> {
 
 /// The browser's processes: its group, and its descendants wherever they went (the crash
 /// handler starts a session of its own).
-fn tree(pid: i32) -> Vec<(i32, u64)> {
-    let mut all: Vec<(i32, i32, i32, u64)> = Vec::new();
+fn tree(pid: i32) -> Vec<i32> {
+    let mut all: Vec<(i32, i32, i32)> = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -216,34 +216,41 @@ fn tree(pid: i32) -> Vec<(i32, u64)> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(ppid), Some(pgrp), Some(rss)) = (
+        let (Some(ppid), Some(pgrp)) = (
             fields.get(1).and_then(|f| f.parse().ok()),
             fields.get(2).and_then(|f| f.parse().ok()),
-            fields.get(21).and_then(|f| f.parse::<u64>().ok()),
         ) else {
             continue;
         };
-        all.push((p, ppid, pgrp, rss * page_size()));
+        all.push((p, ppid, pgrp));
     }
     let mut members: Vec<i32> = vec![pid];
     let mut i = 0;
     while i < members.len() {
         let parent = members[i];
-        for &(p, ppid, pgrp, _) in &all {
+        for &(p, ppid, pgrp) in &all {
             if (ppid == parent || pgrp == pid) && !members.contains(&p) {
                 members.push(p);
             }
         }
         i += 1;
     }
-    all.into_iter()
-        .filter(|(p, ..)| members.contains(p))
-        .map(|(p, _, _, rss)| (p, rss))
-        .collect()
+    members
 }
 
-fn page_size() -> u64 {
-    rustix::param::page_size() as u64
+/// Memory the processes use, counted as the kernel shares it out: each process's
+/// proportional set size (pages shared between the browser's processes counted once).
+fn memory(members: &[i32]) -> u64 {
+    members
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .filter_map(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .sum()
 }
 
 /// Kills the browser's group and every descendant.
@@ -254,7 +261,7 @@ fn kill_tree(pid: i32) {
     if let Some(group) = Pid::from_raw(pid) {
         let _ = kill_process_group(group, Signal::KILL);
     }
-    for (p, _) in members {
+    for p in members {
         if let Some(p) = Pid::from_raw(p) {
             let _ = kill_process(p, Signal::KILL);
         }
@@ -267,7 +274,7 @@ fn watch_memory(pid: i32, max: u64, alive: Arc<AtomicBool>, over: Arc<AtomicBool
         .name("vaultkeep-browser-memory".into())
         .spawn(move || {
             while alive.load(Ordering::SeqCst) {
-                let used: u64 = tree(pid).iter().map(|(_, rss)| rss).sum();
+                let used = memory(&tree(pid));
                 if used > max {
                     tracing::warn!(
                         used = %crate::report::human_bytes(used),

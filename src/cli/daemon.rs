@@ -20,7 +20,16 @@ pub(crate) fn watch(ctx: &Context, args: &WatchArgs) -> anyhow::Result<Exit> {
         store,
         scan,
         fetcher: Arc::new(fetcher(ctx, args.allow_private, false)?),
-        browser: launcher(ctx, &ctx.config.snapshot)?.map(Arc::new),
+        browser: launcher(ctx, &ctx.config.snapshot)?
+            .inspect(|l| {
+                if l.executable().is_none() {
+                    tracing::info!(
+                        "no Chromium: pages built by scripts are captured without them ({})",
+                        crate::browser::INSTALL_HINT
+                    );
+                }
+            })
+            .map(Arc::new),
         snapshot: ctx.config.snapshot.clone(),
         links: ctx.config.links.clone(),
         config: ctx.config.watch.clone(),

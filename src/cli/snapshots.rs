@@ -297,6 +297,28 @@ pub(crate) fn show(ctx: &Context, id: &str, json: bool) -> anyhow::Result<Exit> 
             c.url,
             moved
         );
+        if let Some(r) = &c.rendered {
+            let how = if r.dom.is_some() {
+                "rendered in the browser"
+            } else {
+                "screenshot of the capture"
+            };
+            say!("      {how}: {} x {} px", r.width, r.height);
+            // Screenshots and PDFs lie beside the offline page, under renders/.
+            let page = c
+                .offline
+                .as_deref()
+                .and_then(|o| o.strip_prefix(&format!("{}/", crate::store::layout::OFFLINE)));
+            for (object, ext) in [(r.screenshot, "png"), (r.pdf, "pdf")] {
+                if let (Some(_), Some(page)) = (object, page) {
+                    let file = store
+                        .snapshot_dir(&snap.id)
+                        .join(crate::store::layout::RENDERS)
+                        .join(format!("{page}.{ext}"));
+                    say!("      {ext}: {}", file.display());
+                }
+            }
+        }
     }
     output::list(
         "Failures",
@@ -312,7 +334,7 @@ pub(crate) fn show(ctx: &Context, id: &str, json: bool) -> anyhow::Result<Exit> 
         );
     }
     output::list(
-        "Offline copy problems",
+        "Problems",
         snap.problems.len(),
         snap.problems
             .iter()

@@ -92,8 +92,8 @@ pub(crate) struct Landed {
     html: bool,
 }
 
-/// A page captured and being rendered in the browser; its own references are followed only
-/// if the rendering fails.
+/// A page captured and being rendered in the browser; its own references are followed after
+/// the rendered page's (by then, what the browser loaded is seen and not fetched again).
 struct RenderJob {
     /// Its capture, in the crawl's list.
     index: usize,
@@ -508,7 +508,7 @@ impl State<'_> {
     }
 
     /// A page came back from the browser: what it made of the page is stored beside the
-    /// capture, and the rendered page's references are followed. A page the browser could
+    /// capture, and the rendered page's references are followed, then the raw page's. A page the browser could
     /// not render keeps its static capture, and its own references are followed.
     async fn rendered(
         &mut self,
@@ -520,9 +520,12 @@ impl State<'_> {
             Ok(render) => render,
             Err(e) => {
                 if matches!(e, BrowserError::NotFound) {
+                    // Said once, by the command or the daemon.
                     self.browser_missing = true;
+                    tracing::debug!(url = %job.url, "not rendered: {e}");
+                } else {
+                    tracing::warn!(url = %job.url, "not rendered: {e}");
                 }
-                tracing::warn!(url = %job.url, "not rendered: {e}");
                 self.out.problems.push(Problem::new(
                     job.url.as_str(),
                     format!("captured without the browser: {e}"),
@@ -543,15 +546,18 @@ impl State<'_> {
             .as_deref()
             .and_then(|b| Url::parse(b).ok())
             .unwrap_or(job.url);
+        let mut refs = Vec::new();
         if let Some(dom) = &render.dom {
-            let mut refs = Vec::new();
             process_html(dom.as_bytes(), Some("utf-8"), &base, &mut |r| {
                 refs.push((r.url.clone(), r.kind));
                 None
             });
-            for (url, kind) in refs {
-                self.follow(url, kind, Role::Page, job.depth);
-            }
+        }
+        // Then what the raw page named and the browser did not load (icons, the manifest,
+        // images for other screens): what the browser loaded is seen already.
+        refs.extend(job.refs);
+        for (url, kind) in refs {
+            self.follow(url, kind, Role::Page, job.depth);
         }
         Ok(())
     }
