@@ -9,11 +9,12 @@ use futures::stream::{self, StreamExt};
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::annotate::properties::set_properties;
+use crate::annotate::properties::{set_properties, set_scalar};
 use crate::annotate::{NoteEdit, Outcome, commit, read_text};
 use crate::config::SnapshotConfig;
 use crate::copies::{Copies, CopyLink, key};
 use crate::note::read_note;
+use crate::profiles;
 use crate::report::Problem;
 use crate::scan::VaultView;
 use crate::snapshot::plan::plans_for_notes;
@@ -40,6 +41,9 @@ pub struct ProfileReport {
     pub preserved: Vec<Preserved>,
     /// Its URLs without a copy, and why.
     pub missing: Vec<Problem>,
+    /// Its last look, saved in the vault (`archived_screenshot`), when a browser made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_look: Option<String>,
     /// What became of the edit.
     #[serde(flatten)]
     pub result: Outcome,
@@ -123,22 +127,36 @@ impl Compost<'_> {
         let mut offline: BTreeMap<String, String> = BTreeMap::new();
         if let Some(tools) = self.tools {
             let store = self.store;
-            let taken: Vec<_> = stream::iter(needed.into_values())
-                .map(|plan| async move {
-                    let taken = snapshot::take(
-                        tools,
-                        store,
-                        &plan,
-                        &NoProgress,
-                        Postpone::UnlessNetworkKnownUp,
-                        &self.stop,
-                    )
-                    .await;
-                    (plan, taken)
-                })
-                .buffer_unordered(4)
-                .collect()
-                .await;
+            let take_all = |plans: Vec<Plan>| {
+                stream::iter(plans)
+                    .map(|plan| async move {
+                        let taken = snapshot::take(
+                            tools,
+                            store,
+                            &plan,
+                            &NoProgress,
+                            Postpone::UnlessNetworkKnownUp,
+                            &self.stop,
+                        )
+                        .await;
+                        (plan, taken)
+                    })
+                    .buffer_unordered(4)
+                    .collect::<Vec<_>>()
+            };
+            let mut taken = take_all(needed.into_values().collect()).await;
+            // A root that failed before any server had answered looked like an offline
+            // network; if other servers answered since, the network works: try those again,
+            // and this time a failure is the URL's own.
+            let doubted: Vec<Plan> = taken
+                .iter()
+                .filter(|(_, t)| matches!(t, Ok(Taken::Offline(_))))
+                .map(|(p, _)| p.clone())
+                .collect();
+            if !doubted.is_empty() && tools.fetcher.network_known_up() {
+                taken.retain(|(_, t)| !matches!(t, Ok(Taken::Offline(_))));
+                taken.extend(take_all(doubted).await);
+            }
             for (plan, taken) in taken {
                 let snap = match taken? {
                     Taken::Recorded(snap) => snap,
@@ -163,14 +181,69 @@ impl Compost<'_> {
             }
         }
         report.offline = !offline.is_empty();
+        let looks = self.last_looks(&composted, &copies).await;
         // Reading and editing notes is blocking work: off the executor.
         report.profiles = crate::fsutil::off_executor(|| {
             composted
                 .into_iter()
-                .map(|(note, reason, _)| self.mark(note, reason, &copies, &failures, &offline))
+                .map(|(note, reason, _)| {
+                    let look = looks.get(note).map(String::as_str);
+                    self.mark(note, reason, &copies, &failures, &offline, look)
+                })
                 .collect()
         });
         Ok(report)
+    }
+
+    /// With a browser: each composted organization's last look, from the snapshot of its
+    /// `url` (once: a profile with `archived_screenshot` has one).
+    async fn last_looks(
+        &self,
+        composted: &[(&str, String, &crate::note::NoteFacts)],
+        copies: &Copies,
+    ) -> BTreeMap<String, String> {
+        let mut looks = BTreeMap::new();
+        let Some(browser) = self
+            .tools
+            .and_then(|t| t.browser)
+            .filter(|b| b.executable().is_some())
+        else {
+            return looks;
+        };
+        let keep = |path: &str, bytes: &[u8]| {
+            let _one = self
+                .gate
+                .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
+            crate::history::keep(self.store, path, bytes)
+                .map(drop)
+                .map_err(|e| crate::report::chain(&e))
+        };
+        for (note, _, facts) in composted {
+            let Some(url) = profiles::homepage(facts) else {
+                continue;
+            };
+            let already = facts
+                .links
+                .iter()
+                .any(|l| l.property.as_deref() == Some(profiles::LAST_LOOK));
+            let Some(copy) = copies.get(url.as_str()).filter(|_| !already) else {
+                continue;
+            };
+            let Ok(snapshot) = snapshot::record::load(self.store, &copy.snapshot) else {
+                continue;
+            };
+            match profiles::last_look(
+                browser, self.store, self.vault, note, &url, &snapshot, &keep,
+            )
+            .await
+            {
+                Ok(picture) => {
+                    looks.insert(note.to_string(), picture);
+                }
+                Err(e) => tracing::warn!(%note, "no last look saved: {e}"),
+            }
+        }
+        looks
     }
 
     /// Marks one profile, reading it afresh (its frontmatter is edited as it is now).
@@ -181,12 +254,14 @@ impl Compost<'_> {
         copies: &Copies,
         failures: &BTreeMap<String, String>,
         offline: &BTreeMap<String, String>,
+        last_look: Option<&str>,
     ) -> ProfileReport {
         let mut out = ProfileReport {
             note: note.to_string(),
             reason,
             preserved: Vec::new(),
             missing: Vec::new(),
+            last_look: last_look.map(str::to_string),
             result: Outcome::default(),
         };
         let (before, text) = match read_text(self.vault, note) {
@@ -255,7 +330,10 @@ impl Compost<'_> {
                     .collect::<Vec<_>>(),
             ),
         ];
-        let after = match set_properties(text, &props) {
+        let after = match set_properties(text, &props).and_then(|after| match last_look {
+            Some(picture) => set_scalar(&after, profiles::LAST_LOOK, &format!("[[{picture}]]")),
+            None => Ok(after),
+        }) {
             Ok(a) => a,
             Err(e) => {
                 out.result = Outcome::skipped(e.to_string());

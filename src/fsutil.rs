@@ -34,6 +34,8 @@ pub struct Replace<'a> {
     /// Write only if the file still holds these bytes, checked before the temp file is made
     /// and again just before the rename (a person's edit made meanwhile wins).
     pub unless_changed_from: Option<&'a [u8]>,
+    /// Write only if no file is there (a new file: one made meanwhile wins).
+    pub create_new: bool,
 }
 
 /// What [`replace_with`] did.
@@ -69,6 +71,11 @@ pub fn replace_with(path: &Path, bytes: &[u8], how: &Replace<'_>) -> io::Result<
     if how.keep_permissions {
         tmp.as_file()
             .set_permissions(std::fs::metadata(path)?.permissions())?;
+    } else if how.create_new {
+        // A new file of the vault, readable as any file its owner saves (temp files are 0600).
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     if how.durable {
         tmp.as_file().sync_all()?;
@@ -76,7 +83,17 @@ pub fn replace_with(path: &Path, bytes: &[u8], how: &Replace<'_>) -> io::Result<
     if !unchanged()? {
         return Ok(Replaced::ChangedMeanwhile);
     }
-    tmp.persist(path).map_err(|e| e.error)?;
+    if how.create_new {
+        match tmp.persist_noclobber(path) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(Replaced::ChangedMeanwhile);
+            }
+            Err(e) => return Err(e.error),
+        }
+    } else {
+        tmp.persist(path).map_err(|e| e.error)?;
+    }
     if how.durable {
         sync_dir(dir)?;
     }

@@ -18,7 +18,8 @@
 //!    [`snapshot`] (capture websites, offline copies), [`copies`] (a URL's local copy),
 //!    [`annotate`] (minimal note edits).
 //! 5. **Work on notes and the archive**: [`linkcheck`], [`compost`], [`restore`],
-//!    [`upkeep`] (verify and gc), [`wacz`] (export and import of WACZ and WARC files).
+//!    [`profiles`] (homepage pictures), [`upkeep`] (verify and gc), [`wacz`] (export and
+//!    import of WACZ and WARC files).
 //! 6. **The daemon**: [`watch`].
 //! 7. **The command line**: [`cli`] (arguments and rendering only).
 
@@ -52,6 +53,7 @@ pub(crate) mod snapshot;
 // 5. Work on notes and the archive
 pub(crate) mod compost;
 pub(crate) mod linkcheck;
+pub(crate) mod profiles;
 pub(crate) mod restore;
 pub(crate) mod upkeep;
 pub(crate) mod wacz;

@@ -530,3 +530,154 @@ fn a_pages_scripts_cannot_reach_private_addresses() {
     }
     no_browser_left(&s);
 }
+
+/// A vault of three profiles of the script-built site: one without `image`, one whose
+/// `image` is there, one whose `image` file is missing.
+fn profiles_vault(server: &Server) -> Sandbox {
+    let s = Sandbox::empty();
+    let url = server.url("/");
+    s.write(
+        "profiles/Mycelium_Collective.md",
+        format!("---\ntitle: Mycelium\nurl: {url}\nimage:\n---\nA collective.\n"),
+    );
+    s.write(
+        "profiles/Has Picture.md",
+        format!("---\nurl: {url}\nimage: \"[[assets/own.png]]\"\n---\n"),
+    );
+    s.write("assets/own.png", "the owner's own picture");
+    s.write(
+        "profiles/Lost.md",
+        format!("---\nurl: {url}\nimage: /assets/gone.png\n---\n"),
+    );
+    s
+}
+
+#[test]
+fn profiles_get_homepage_pictures_and_an_image_only_where_they_had_none() {
+    chromium();
+    let server = Server::start(site);
+    let s = profiles_vault(&server);
+    let note = |name: &str| fs::read_to_string(s.vault.join("profiles").join(name)).unwrap();
+    let before = (
+        note("Mycelium_Collective.md"),
+        note("Has Picture.md"),
+        note("Lost.md"),
+    );
+
+    let (dry, code) = json(&s, &["profiles", "screenshot", "--dry-run"]);
+    assert_eq!(code, 0, "{dry}");
+    assert_eq!(dry["profiles"].as_array().unwrap().len(), 3);
+    let diff = dry["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|p| p["note_result"]["diff"].as_str())
+        .unwrap();
+    assert!(
+        diff.contains("+image: \"[[assets/mycelium-collective-homepage.png]]\""),
+        "{diff}"
+    );
+    assert!(
+        !s.vault
+            .join("assets/mycelium-collective-homepage.png")
+            .exists()
+    );
+    assert_eq!(
+        note("Mycelium_Collective.md"),
+        before.0,
+        "a dry run changes nothing"
+    );
+
+    let (out, code) = json(&s, &["profiles", "screenshot", "--allow-private"]);
+    assert_eq!(code, 0, "{out}");
+    for name in ["mycelium-collective", "has-picture", "lost"] {
+        let picture = s.vault.join(format!("assets/{name}-homepage.png"));
+        let (w, h, _) = png(&picture);
+        assert_eq!(
+            (w, h),
+            (1280, 800),
+            "{name}: the window a visitor first sees"
+        );
+    }
+    // `image` is set only where there was none; nothing else in the note changes.
+    assert_eq!(
+        note("Mycelium_Collective.md"),
+        before.0.replace(
+            "image:\n",
+            "image: \"[[assets/mycelium-collective-homepage.png]]\"\n"
+        )
+    );
+    assert_eq!(note("Has Picture.md"), before.1);
+    assert_eq!(note("Lost.md"), before.2);
+    assert_eq!(
+        fs::read_to_string(s.vault.join("assets/own.png")).unwrap(),
+        "the owner's own picture"
+    );
+    // The pictures are recorded as the vault's assets.
+    let (history, _) = json(&s, &["history", "assets/mycelium-collective-homepage.png"]);
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
+
+    // --missing: only the profile whose picture file is missing.
+    let (again, _) = json(
+        &s,
+        &["profiles", "screenshot", "--missing", "--allow-private"],
+    );
+    let notes: Vec<&str> = again["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["profiles/Lost.md"]);
+    no_browser_left(&s);
+}
+
+#[test]
+fn composting_keeps_the_organizations_last_look_in_the_vault() {
+    chromium();
+    let server = Server::start(site);
+    let s = Sandbox::empty();
+    s.write(
+        "profiles/Mycelium.md",
+        format!(
+            "---\ntitle: Mycelium\nurl: {}\nend: 2024\n---\n",
+            server.url("/")
+        ),
+    );
+    let (out, code) = json(&s, &["compost", "--allow-private"]);
+    assert_eq!(code, 0, "{out}");
+    let look = out["profiles"][0]["last_look"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        look.starts_with("assets/mycelium-homepage-") && look.ends_with(".png"),
+        "{look}"
+    );
+    let (w, h, pixels) = png(&s.vault.join(&look));
+    assert_eq!((w, h), (1280, 800));
+    let distinct: std::collections::BTreeSet<&[u8]> = pixels.chunks(3).collect();
+    assert!(
+        distinct.len() > 20,
+        "the page's colours, not a blank window"
+    );
+    let text = fs::read_to_string(s.vault.join("profiles/Mycelium.md")).unwrap();
+    assert!(
+        text.contains(&format!("archived_screenshot: \"[[{look}]]\"")),
+        "{text}"
+    );
+    let (history, _) = json(&s, &["history", &look]);
+    assert_eq!(history["versions"].as_array().unwrap().len(), 1);
+    // Once kept, kept: composting again changes nothing.
+    let (again, _) = json(&s, &["compost", "--allow-private"]);
+    assert_eq!(again["profiles"][0]["outcome"], "unchanged", "{again}");
+    assert_eq!(
+        fs::read_to_string(s.vault.join("profiles/Mycelium.md")).unwrap(),
+        text
+    );
+    no_browser_left(&s);
+}

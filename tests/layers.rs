@@ -12,7 +12,14 @@ const LAYERS: &[&[&str]] = &[
     &["frontmatter", "links", "note", "warc"],
     &["browser", "fetch", "store", "vault"],
     &["annotate", "copies", "history", "scan", "snapshot"],
-    &["compost", "linkcheck", "restore", "upkeep", "wacz"],
+    &[
+        "compost",
+        "linkcheck",
+        "profiles",
+        "restore",
+        "upkeep",
+        "wacz",
+    ],
     &["watch"],
     &["cli"],
 ];

@@ -84,7 +84,8 @@ fn compost_preserves_and_marks_the_real_ouishare_profile_and_nothing_else() {
     assert_eq!(profiles[0]["outcome"], "written");
     assert_eq!(report["snapshots_taken"], 3);
 
-    // Byte-exact: three properties appended before the closing fence, nothing else.
+    // Byte-exact: three properties (four with a browser) appended before the closing fence,
+    // nothing else.
     let after = fs::read_to_string(o.s.vault.join(COMPOSTED)).unwrap();
     let preserved = profiles[0]["preserved"].as_array().unwrap();
     let mut urls = [o.handbook.url("/"), o.site.url("/"), o.site.url("/mission")];
@@ -113,6 +114,10 @@ fn compost_preserves_and_marks_the_real_ouishare_profile_and_nothing_else() {
     for c in &copies {
         block.push_str(&format!("  - \"{c}\"\n"));
     }
+    // With Chromium installed, the organization's last look too (tests/browser.rs checks it).
+    if let Some(look) = profiles[0]["last_look"].as_str() {
+        block.push_str(&format!("archived_screenshot: \"[[{look}]]\"\n"));
+    }
     let fence = o.original.find("\n---\n").unwrap() + 1;
     let expected = format!("{}{}{}", &o.original[..fence], block, &o.original[fence..]);
     assert_eq!(after, expected);
@@ -129,7 +134,8 @@ fn compost_preserves_and_marks_the_real_ouishare_profile_and_nothing_else() {
     for (k, v) in &old {
         assert_eq!(new.get(k), Some(v), "{k:?} changed");
     }
-    assert_eq!(new.len(), old.len() + 3);
+    let added = 3 + usize::from(profiles[0]["last_look"].is_string());
+    assert_eq!(new.len(), old.len() + added);
     // Every other file, the earlier Ouishare version included, is byte-identical.
     let now = files(&o.s.vault);
     for (path, bytes) in &before {
@@ -216,7 +222,7 @@ fn a_url_that_cannot_be_captured_is_reported_and_the_profile_marked_with_what_wa
     let (report, code) = o.s.json(&["compost", "--allow-private"]);
     assert_eq!(code, 1, "{report}");
     let p = &report["profiles"][0];
-    assert_eq!(p["preserved"].as_array().unwrap().len(), 2);
+    assert_eq!(p["preserved"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(
         p["missing"][0]["message"]
             .as_str()
@@ -380,4 +386,32 @@ fn links_die_only_after_repeated_hard_failures_and_come_back_from_copies() {
     let fm = frontmatter(&after);
     assert_eq!(fm["url"].as_str(), Some(server.url("/gone").as_str()));
     assert_eq!(fm["url_archived"][0].as_str(), Some(href.as_str()));
+}
+
+#[test]
+fn a_refusal_met_before_any_server_answered_is_tried_again_once_the_network_is_known() {
+    // The site answers slowly; the other host refuses at once, before anything has answered,
+    // which alone looks like an offline laptop.
+    let slow = Server::start(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Reply::ok("text/html", "<p>the organization</p>")
+    });
+    let gone = Server::start(|_| Reply::ok("text/html", "x"));
+    let gone_url = gone.url("/");
+    let _refusing = gone.refuse();
+    let s = Sandbox::empty();
+    s.write(
+        "profiles/Org.md",
+        format!(
+            "---\nurl: {}\nend: 2020\n---\nSee {gone_url}\n",
+            slow.url("/")
+        ),
+    );
+    let (report, code) = s.json(&["compost", "--allow-private"]);
+    assert_eq!(code, 1, "{report}");
+    let p = &report["profiles"][0];
+    assert_eq!(p["outcome"], "written", "not postponed: {report}");
+    assert_eq!(p["preserved"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(p["missing"][0]["path"], gone_url.as_str());
+    assert_eq!(report["offline"], false);
 }

@@ -583,7 +583,8 @@ fn the_daemon_composts_a_profile_whose_end_passes_while_it_runs() {
     let cfg = s.dir.path().join("vaultkeep.toml");
     fs::write(
         &cfg,
-        "[watch]\ncompost_every = \"3s\"\ncheck_links_every = \"0\"\n",
+        // No browser: under a faked clock, Chromium's own timers would stall the job.
+        "[watch]\ncompost_every = \"3s\"\ncheck_links_every = \"0\"\n[snapshot]\nbrowser = \"never\"\n",
     )
     .unwrap();
     // The daemon starts ten seconds before midnight of the profile's last day.

@@ -168,6 +168,65 @@ pub fn commit(vault: &Path, edit: &NoteEdit, dry_run: bool, keep: Keep<'_>) -> O
     }
 }
 
+/// Writes a file vaultkeep makes for the vault (a picture), or with `dry_run` only says so:
+/// a new file only if none appeared meanwhile; over an existing one only after `keep` has
+/// recorded it, and only if it still holds what was read.
+pub fn write_file(
+    vault: &Path,
+    path: &str,
+    bytes: &[u8],
+    dry_run: bool,
+    keep: Keep<'_>,
+) -> Outcome {
+    let target = vault.join(path);
+    let before = match fs::read(&target) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Outcome::skipped(format!("cannot read {path}: {e}")),
+    };
+    if before.as_deref() == Some(bytes) {
+        return Outcome::default();
+    }
+    if dry_run {
+        return Outcome {
+            outcome: Effect::WouldWrite,
+            detail: None,
+            diff: None,
+        };
+    }
+    if let Some(b) = &before
+        && let Err(e) = keep(path, b)
+    {
+        return Outcome::skipped(format!("cannot record {path} before replacing it: {e}"));
+    }
+    if let Some(parent) = target.parent()
+        && let Err(e) = fs::create_dir_all(parent)
+    {
+        return Outcome::skipped(format!("cannot create {}: {e}", parent.display()));
+    }
+    let how = Replace {
+        durable: true,
+        keep_permissions: before.is_some(),
+        unless_changed_from: before.as_deref(),
+        create_new: before.is_none(),
+    };
+    match replace_with(&target, bytes, &how) {
+        Ok(Replaced::Written) => Outcome {
+            outcome: Effect::Written,
+            detail: None,
+            diff: None,
+        },
+        Ok(Replaced::ChangedMeanwhile) => Outcome {
+            outcome: Effect::ChangedMeanwhile,
+            detail: Some(format!(
+                "{path} changed while vaultkeep worked; left as it is"
+            )),
+            diff: None,
+        },
+        Err(e) => Outcome::skipped(format!("cannot write {path}: {e}")),
+    }
+}
+
 /// Writes `edit` into the vault if the note still holds `edit.before`: a temp file in the
 /// same folder with the note's permissions, then a rename. The note is compared again just
 /// before the rename, so an edit made in between is never overwritten.
@@ -179,6 +238,7 @@ pub fn apply(vault: &Path, edit: &NoteEdit) -> io::Result<Applied> {
         durable: true,
         keep_permissions: true,
         unless_changed_from: Some(&edit.before),
+        create_new: false,
     };
     Ok(
         match replace_with(&vault.join(&edit.path), &edit.after, &how)? {

@@ -20,13 +20,30 @@ pub enum EditError {
 /// or removes the key when `values` is empty. A key already present is replaced where it is;
 /// a new key goes at the end of the frontmatter; a note without frontmatter gets one.
 pub fn set_properties(text: &str, props: &[(&str, Vec<String>)]) -> Result<String, EditError> {
-    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let nl = newline(text);
+    let blocks: Vec<(&str, Option<String>)> = props
+        .iter()
+        .map(|(k, v)| (*k, (!v.is_empty()).then(|| render(k, v, nl))))
+        .collect();
+    set_blocks(text, &blocks)
+}
+
+/// Sets `key` to one double-quoted value (`key: "value"`), in place if the key is there (a
+/// list or an empty value included), else at the end of the frontmatter.
+pub fn set_scalar(text: &str, key: &str, value: &str) -> Result<String, EditError> {
+    let block = format!("{key}: {}{}", quote(value), newline(text));
+    set_blocks(text, &[(key, Some(block))])
+}
+
+fn newline(text: &str) -> &'static str {
+    if text.contains("\r\n") { "\r\n" } else { "\n" }
+}
+
+/// Puts each key's rendered block (`None`: removes the key) into the frontmatter.
+fn set_blocks(text: &str, props: &[(&str, Option<String>)]) -> Result<String, EditError> {
+    let nl = newline(text);
     let Some(fm) = locate(text) else {
-        let block: String = props
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| render(k, v, nl))
-            .collect();
+        let block: String = props.iter().filter_map(|(_, b)| b.clone()).collect();
         if block.is_empty() {
             return Ok(text.to_string());
         }
@@ -50,22 +67,18 @@ pub fn set_properties(text: &str, props: &[(&str, Vec<String>)]) -> Result<Strin
     let yaml = &text[fm.yaml.clone()];
     let mut lines: Vec<String> = yaml.split_inclusive('\n').map(String::from).collect();
     let mut appended = String::new();
-    for (key, values) in props {
-        match key_block(&lines, key) {
-            Some(block) => {
-                let new = if values.is_empty() {
-                    String::new()
-                } else {
-                    render(key, values, nl)
-                };
+    for (key, new) in props {
+        match (key_block(&lines, key), new) {
+            (Some(block), new) => {
+                let new = new.clone().unwrap_or_default();
                 let old: String = lines[block.clone()].concat();
                 if old != new {
                     // The block's lines give way to the new rendering, as one entry.
                     lines.splice(block, std::iter::once(new));
                 }
             }
-            None if !values.is_empty() => appended.push_str(&render(key, values, nl)),
-            None => {}
+            (None, Some(new)) => appended.push_str(new),
+            (None, None) => {}
         }
     }
     let mut new_yaml: String = lines.concat();
@@ -149,6 +162,21 @@ mod tests {
         assert_eq!(
             out,
             "---\ntitle: \"Ouishare\"   # keep\nend: \"2023\"\nsize:\n  - 21-50\narchived_urls:\n  - \"https://www.ouishare.net/\"\n---\nbody\n"
+        );
+    }
+
+    #[test]
+    fn a_scalar_fills_an_empty_key_in_place_or_is_added_at_the_end() {
+        let empty = "---\nurl: https://x.org/\nimage:\nend: 2023\n---\nbody\n";
+        let out = set_scalar(empty, "image", "[[assets/x-homepage.png]]").unwrap();
+        assert_eq!(
+            out,
+            "---\nurl: https://x.org/\nimage: \"[[assets/x-homepage.png]]\"\nend: 2023\n---\nbody\n"
+        );
+        let crlf = "---\r\ntitle: X\r\n---\r\n";
+        assert_eq!(
+            set_scalar(crlf, "archived_screenshot", "[[a.png]]").unwrap(),
+            "---\r\ntitle: X\r\narchived_screenshot: \"[[a.png]]\"\r\n---\r\n"
         );
     }
 

@@ -3,7 +3,7 @@
 use super::files::scan_options;
 use super::output::{self, Exit, say};
 use super::snapshots::{fetcher, launcher, runtime};
-use super::{CheckArgs, CompostArgs, Context, RestoreArgs, RuleArgs};
+use super::{CheckArgs, CompostArgs, Context, ProfileScreenshotArgs, RestoreArgs, RuleArgs};
 use crate::compost::Compost;
 use crate::linkcheck::{self, Rule, State, Verdict};
 use crate::restore::restore as restore_links;
@@ -92,6 +92,9 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
                     output::shell_word(&p.note)
                 );
             }
+            if let Some(look) = &p.last_look {
+                say!("  last look: {look}");
+            }
             for m in &p.missing {
                 say!("  missing   {} ({})", m.path, m.message);
             }
@@ -107,6 +110,69 @@ pub(crate) fn compost(ctx: &Context, args: &CompostArgs) -> anyhow::Result<Exit>
         }
     }
     Ok(Exit::failed_if(report.failed()))
+}
+
+pub(crate) fn profile_pictures(
+    ctx: &Context,
+    args: &ProfileScreenshotArgs,
+) -> anyhow::Result<Exit> {
+    let launcher = crate::browser::Launcher::new(&ctx.config.browser);
+    if !args.dry_run && launcher.executable().is_none() {
+        anyhow::bail!(crate::browser::BrowserError::NotFound);
+    }
+    let (store, _lock, scan) = scanned(ctx, "profiles screenshot", args.dry_run)?;
+    let view = scan.view()?;
+    let mut notes: Vec<String> = Vec::new();
+    for typed in &args.notes {
+        match crate::vault::relative_path(&ctx.vault, typed, |p| view.note(p).is_some())
+            .filter(|p| view.note(p).is_some())
+        {
+            Some(n) => notes.push(n),
+            None => anyhow::bail!("{typed} is not a note of {}", ctx.vault.display()),
+        }
+    }
+    let fetcher = fetcher(ctx, args.allow_private, false)?;
+    let job = crate::profiles::Homepages {
+        vault: &ctx.vault,
+        store: &store,
+        tools: (!args.dry_run).then_some((&fetcher, &launcher)),
+        missing_only: args.missing,
+    };
+    let reports = runtime()?.block_on(job.run(&view, &notes));
+    if reports
+        .iter()
+        .any(|r| r.picture_result.written() || r.note_result.written())
+    {
+        rescan(ctx, &store)?;
+    }
+    if args.json {
+        output::json(&serde_json::json!({ "profiles": reports }))?;
+    } else {
+        if reports.is_empty() {
+            say!("No profiles to picture in {}.", ctx.vault.display());
+        }
+        for r in &reports {
+            match &r.problem {
+                Some(p) => say!("{} ({}): no picture: {p}", r.note, r.url),
+                None => say!(
+                    "{} ({}): {} {}{}",
+                    r.note,
+                    r.url,
+                    r.picture,
+                    r.picture_result.outcome.words(),
+                    if r.note_result.outcome == crate::annotate::Effect::Unchanged {
+                        String::new()
+                    } else {
+                        format!("; image: {}", r.note_result.outcome.words())
+                    }
+                ),
+            }
+            if let Some(d) = &r.note_result.diff {
+                say!("{d}");
+            }
+        }
+    }
+    Ok(Exit::failed_if(reports.iter().any(|r| r.failed())))
 }
 
 /// The rule the command line asks for, over `base`.

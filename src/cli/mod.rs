@@ -81,10 +81,18 @@ stop it cleanly, and queued snapshots survive a restart. Logs go to stderr or --
 every external URL it references has a snapshot (its `url` site and documentation crawled), then add \
 properties to its frontmatter: archived_urls, archived_dates and archived_copies (one entry per copy, \
 same order; the copy is a file:/// link, or a vault link when the copy lives inside the vault), and \
-archive_missing for URLs that could not be captured. Only those properties change; --dry-run prints \
-the diff and takes no snapshots."
+archive_missing for URLs that could not be captured. With Chromium installed, the organization's \
+last look is kept too: its homepage, made from the snapshot, saved as \
+assets/<note>-homepage-<date>.png and linked by archived_screenshot. Only those properties change; \
+--dry-run prints the diff and takes no snapshots."
     )]
     Compost(CompostArgs),
+    /// Homepage pictures for profiles
+    Profiles {
+        /// What to do with the profiles.
+        #[command(subcommand)]
+        command: ProfilesCommand,
+    },
     /// Check external links, or point dead ones at their local copies
     Links {
         /// What to do with the links.
@@ -97,6 +105,41 @@ the diff and takes no snapshots."
         #[command(subcommand)]
         command: ArchiveCommand,
     },
+}
+
+/// `vaultkeep profiles ...`
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// Take each profile's homepage picture into the vault
+    #[command(
+        long_about = "Open each profile's `url` (a note with an http(s) `url` property) in headless \
+Chromium and save what a visitor first sees (a 1280 x 800 window) as assets/<note>-homepage.png \
+in the vault. A profile without `image` gets `image: \"[[assets/<note>-homepage.png]]\"`; an existing \
+`image` is never changed. A picture already there is recorded in the archive before it is replaced. \
+Every request goes through vaultkeep's fetcher (private addresses refused unless --allow-private). \
+The next scan records the pictures as new assets."
+    )]
+    Screenshot(ProfileScreenshotArgs),
+}
+
+/// `vaultkeep profiles screenshot`
+#[derive(Debug, Args)]
+pub struct ProfileScreenshotArgs {
+    /// Profiles (paths in the vault); default: every profile
+    #[arg(value_name = "NOTE")]
+    pub notes: Vec<String>,
+    /// Only profiles without a picture (no `image`, or one whose file is missing)
+    #[arg(long)]
+    pub missing: bool,
+    /// Show what would be written (pictures, and `image` edits as a diff); open no browser
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow loopback and private addresses
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vaultkeep scan`
@@ -413,6 +456,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Recover(args) => files::recover(&ctx, args),
         Command::Archive { command } => archive::run(&ctx, command),
         Command::Compost(args) => marks::compost(&ctx, args),
+        Command::Profiles { command } => match command {
+            ProfilesCommand::Screenshot(args) => marks::profile_pictures(&ctx, args),
+        },
         Command::Watch(args) => daemon::watch(&ctx, args),
         Command::Status { json } => daemon::status(&ctx, *json),
         Command::Links { command } => match command {

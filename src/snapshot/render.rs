@@ -2,7 +2,8 @@
 //! answers each request of a page being captured through the crawl's fetcher (the
 //! private-address guard, robots.txt and the snapshot's limits apply to scripts too) and
 //! records what it fetched as captures of the snapshot, like any other; a [`Replay`] answers
-//! from a snapshot's own captures, for screenshots of what was kept. What the browser made of
+//! from a snapshot's own captures, for screenshots of what was kept; [`Live`] fetches and
+//! keeps nothing (a homepage's picture). What the browser made of
 //! a page ([`keep`]) is stored beside its capture, which stays as it was received.
 
 use std::collections::HashMap;
@@ -314,6 +315,45 @@ impl Network for Replay<'_> {
                     body,
                 },
                 None => Answer::Fail("Failed"),
+            }
+        })
+    }
+}
+
+/// Answers from the web through the fetcher, recording nothing: a homepage's picture.
+pub struct Live<'a> {
+    fetcher: &'a Fetcher,
+}
+
+impl<'a> Live<'a> {
+    /// The fetcher's view of the web.
+    pub fn new(fetcher: &'a Fetcher) -> Live<'a> {
+        Live { fetcher }
+    }
+}
+
+impl Network for Live<'_> {
+    fn answer(&self, request: Request) -> BoxFuture<'_, Answer> {
+        Box::pin(async move {
+            if !matches!(request.method.as_str(), "GET" | "HEAD") {
+                return Answer::Fail("BlockedByClient");
+            }
+            match self.fetcher.get(&request.url).await {
+                Ok(f) if f.redirects.is_empty() => Answer::Respond {
+                    status: f.status,
+                    headers: f.headers,
+                    body: f.body,
+                },
+                Ok(f) => Answer::Redirect {
+                    status: f.redirects[0].status,
+                    location: f.final_url.to_string(),
+                },
+                Err(Failure::Http { status }) => Answer::Respond {
+                    status,
+                    headers: Vec::new(),
+                    body: Bytes::new(),
+                },
+                Err(f) => Answer::Fail(error_reason(f.reason())),
             }
         })
     }

@@ -169,9 +169,15 @@ impl Server {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_reuse_address(true).unwrap();
-        socket
-            .bind(&addr.into())
-            .unwrap_or_else(|e| panic!("{addr} taken before it could be held: {e}"));
+        // Connections the server had open hold the port for a moment after it stops.
+        let started = std::time::Instant::now();
+        while let Err(e) = socket.bind(&addr.into()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{addr} taken before it could be held: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Refusing(socket)
     }
 }
