@@ -29,6 +29,9 @@ pub struct Version {
     /// For a rename, the path before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The device that recorded it, when another device did (pulled from the remote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The versions of `path`, oldest first. A file that was renamed to `path` brings its earlier
@@ -58,6 +61,7 @@ pub fn history(records: &[VersionRecord], path: &str) -> Vec<Version> {
             size: r.size,
             path: r.path.clone(),
             from: r.from.clone(),
+            device: r.device.clone(),
         })
         .collect()
 }
@@ -143,7 +147,7 @@ pub fn recover(
     version: Option<usize>,
     to: Output<'_>,
 ) -> Result<Recovered, RecoverError> {
-    let records = store.read_versions()?;
+    let records = store.read_all_versions()?;
     let versions = history(&records, path);
     if versions.is_empty() {
         return Err(RecoverError::NoHistory(path.to_string()));
@@ -276,6 +280,7 @@ pub fn keep(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, store::E
         from: None,
         sha256: digest,
         size: bytes.len() as u64,
+        device: None,
     };
     let journal = store.versions();
     journal
@@ -290,6 +295,7 @@ pub fn keep(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, store::E
         size: record.size,
         path: record.path,
         from: None,
+        device: None,
     })
 }
 

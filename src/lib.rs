@@ -18,8 +18,9 @@
 //!    [`snapshot`] (capture websites, offline copies), [`copies`] (a URL's local copy),
 //!    [`annotate`] (minimal note edits).
 //! 5. **Work on notes and the archive**: [`linkcheck`], [`compost`], [`restore`],
-//!    [`profiles`] (homepage pictures), [`upkeep`] (verify and gc), [`wacz`] (export and
-//!    import of WACZ and WARC files).
+//!    [`profiles`] (homepage pictures), [`remote`] (push and pull through S3-compatible
+//!    storage), [`upkeep`] (verify and gc), [`wacz`] (export and import of WACZ and WARC
+//!    files).
 //! 6. **The daemon**: [`watch`].
 //! 7. **The command line**: [`cli`] (arguments and rendering only).
 
@@ -54,6 +55,7 @@ pub(crate) mod snapshot;
 pub(crate) mod compost;
 pub(crate) mod linkcheck;
 pub(crate) mod profiles;
+pub(crate) mod remote;
 pub(crate) mod restore;
 pub(crate) mod upkeep;
 pub(crate) mod wacz;

@@ -95,7 +95,7 @@ fn print_scan(vault: &Path, r: &ScanReport) {
 
 pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&ctx.archive)?;
-    let records = store.read_versions()?;
+    let records = store.read_all_versions()?;
     let path = typed_path(ctx, &args.path, &records)?;
     let versions = history::history(&records, &path);
     if args.json {
@@ -112,15 +112,21 @@ pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit>
                 .as_ref()
                 .map(|f| format!(" from {f}"))
                 .unwrap_or_default();
+            let device = v
+                .device
+                .as_ref()
+                .map(|d| format!("  (on {d})"))
+                .unwrap_or_default();
             say!(
-                "{:>3}  {}  {:<8}  {}  {:>9}  {}{}",
+                "{:>3}  {}  {:<8}  {}  {:>9}  {}{}{}",
                 v.version,
                 v.time.round(jiff::Unit::Second).unwrap_or(v.time),
                 v.event.name(),
                 v.sha256.short(),
                 human_bytes(v.size),
                 v.path,
-                moved
+                moved,
+                device
             );
         }
     }
@@ -129,7 +135,7 @@ pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit>
 
 pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&ctx.archive)?;
-    let records = store.read_versions()?;
+    let records = store.read_all_versions()?;
     let path = typed_path(ctx, &args.path, &records)?;
     let default_out = ctx.vault.join(&path);
     let to = match &args.output {

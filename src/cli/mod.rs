@@ -6,6 +6,7 @@ mod daemon;
 mod files;
 mod marks;
 mod output;
+mod remote;
 mod snapshots;
 
 use std::path::PathBuf;
@@ -99,11 +100,57 @@ assets/<note>-homepage-<date>.png and linked by archived_screenshot. Only those 
         #[command(subcommand)]
         command: LinksCommand,
     },
+    /// Share the archive with other devices through S3-compatible storage ([remote])
+    #[command(
+        long_about = "One archive for every device and for a collective: `push` uploads the objects \
+and records the remote lacks, `pull` brings in what other devices recorded (their versions, \
+their snapshots with offline copies rebuilt here), `status` says what is ahead and behind, \
+`verify` reads the whole remote back. Devices never write the same key: objects are \
+content-addressed and created only if absent, each device's records are its own append-only \
+segments. Configure [remote] url (s3://bucket/prefix), endpoint, region and path_style in \
+vaultkeep.toml; credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile \
+of ~/.aws/credentials. Exit 2 for bad credentials, a missing bucket, a skewed clock, a full or \
+read-only bucket, or an unreachable server, with what to do."
+    )]
+    Remote {
+        /// What to do with the remote.
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
     /// Work on the archive itself
     Archive {
         /// What to do with the archive.
         #[command(subcommand)]
         command: ArchiveCommand,
+    },
+}
+
+/// `vaultkeep remote ...`
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Upload the objects and records the remote lacks
+    Push {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring in what other devices recorded, and rebuild their snapshots' offline copies
+    Pull {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is ahead and behind on each side, and files whose devices disagree
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read every remote object back and check every remote record's references
+    Verify {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -455,6 +502,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => files::history(&ctx, args),
         Command::Recover(args) => files::recover(&ctx, args),
         Command::Archive { command } => archive::run(&ctx, command),
+        Command::Remote { command } => remote::run(&ctx, command),
         Command::Compost(args) => marks::compost(&ctx, args),
         Command::Profiles { command } => match command {
             ProfilesCommand::Screenshot(args) => marks::profile_pictures(&ctx, args),

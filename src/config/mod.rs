@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use sections::{
-    BrowserConfig, BrowserUse, FetchConfig, LinksConfig, ScanConfig, SnapshotConfig, WatchConfig,
+    BrowserConfig, BrowserUse, FetchConfig, LinksConfig, RemoteConfig, ScanConfig, SnapshotConfig,
+    WatchConfig,
 };
 
 /// The configuration file, every key optional.
@@ -39,6 +40,9 @@ pub struct Config {
     /// `[browser]` settings: headless Chromium.
     #[serde(default)]
     pub browser: BrowserConfig,
+    /// `[remote]` settings: the shared archive on S3-compatible storage.
+    #[serde(default)]
+    pub remote: RemoteConfig,
 }
 
 /// Why the configuration could not be used.

@@ -226,3 +226,92 @@ impl Default for WatchConfig {
         }
     }
 }
+
+/// `[remote]` in vaultkeep.toml: S3-compatible object storage that devices share. Credentials
+/// never live here: they come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and
+/// `AWS_SESSION_TOKEN`), or from a profile of `~/.aws/credentials`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// `s3://bucket/prefix`: where the shared archive lives.
+    pub url: Option<RemoteUrl>,
+    /// The S3 endpoint of a service other than AWS (`https://<account>.r2.cloudflarestorage.com`,
+    /// `http://127.0.0.1:8333` for a local SeaweedFS).
+    pub endpoint: Option<url::Url>,
+    /// The region (`auto` for R2, anything for most self-hosted servers).
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`), which self-hosted servers need; AWS uses
+    /// virtual-hosted style (`bucket.endpoint/key`).
+    pub path_style: bool,
+    /// The profile of `~/.aws/credentials` to use when the environment has no keys
+    /// (default: `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+    /// This device's name on the remote (default: the host name).
+    pub device: Option<String>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The daemon pushes this long after the last recorded change.
+    pub push_after: Period,
+    /// The daemon pulls this often.
+    pub pull_every: Period,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            url: None,
+            endpoint: None,
+            region: "us-east-1".into(),
+            path_style: false,
+            profile: None,
+            device: None,
+            concurrency: 32,
+            push_after: Period::secs(30),
+            pull_every: Period::secs(15 * 60),
+        }
+    }
+}
+
+/// `s3://bucket/prefix`, checked when the config loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUrl {
+    /// The bucket.
+    pub bucket: String,
+    /// The folder inside it (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+}
+
+impl std::fmt::Display for RemoteUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+impl std::str::FromStr for RemoteUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RemoteUrl, String> {
+        let rest = s.strip_prefix("s3://").ok_or_else(|| {
+            format!("{s:?} is not an s3:// URL (write s3://bucket or s3://bucket/prefix)")
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{s:?} names no bucket"));
+        }
+        Ok(RemoteUrl {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RemoteUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RemoteUrl, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

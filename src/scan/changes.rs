@@ -88,6 +88,7 @@ pub(super) fn changes(
         from: from.map(str::to_string),
         sha256: e.sha256,
         size: e.size,
+        device: None,
     };
     let mut out = Vec::new();
     let mut created = Vec::new();

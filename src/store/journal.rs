@@ -62,6 +62,58 @@ impl Journal {
         file.metadata().map(|m| m.len())
     }
 
+    /// The bytes of the whole lines after byte `offset` (a line start), and where they end:
+    /// what a remote gets of this log, exactly as written.
+    pub fn read_lines_raw(&self, offset: u64) -> io::Result<(Vec<u8>, u64)> {
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len <= offset {
+            return Ok((Vec::new(), offset));
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = Vec::with_capacity((len - offset) as usize);
+        file.take(len - offset).read_to_end(&mut bytes)?;
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(whole);
+        Ok((bytes, offset + whole as u64))
+    }
+
+    /// Appends whole lines as they are (another device's records) and makes them durable.
+    /// Returns the new length.
+    pub fn append_raw(&self, lines: &[u8]) -> io::Result<u64> {
+        if !lines.is_empty() && lines.last() != Some(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "records must end with a newline",
+            ));
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        cut_torn_tail(&mut file, &self.path)?;
+        file.write_all(lines)?;
+        file.sync_data()?;
+        file.metadata().map(|m| m.len())
+    }
+
+    /// The file's length (0 when it does not exist).
+    pub fn len(&self) -> io::Result<u64> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads every record; a missing file has none.
     pub fn read<T: DeserializeOwned>(&self) -> io::Result<Records<T>> {
         self.read_from(0, 0)
@@ -187,6 +239,29 @@ mod tests {
         let read = Journal::new(path).read::<R>().unwrap();
         assert_eq!(read.records.len(), 2);
         assert_eq!(read.bad[0].0, 2);
+    }
+
+    #[test]
+    fn raw_lines_are_read_whole_and_appended_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}\n{\"n\":").unwrap();
+        let j = Journal::new(path);
+        let (bytes, end) = j.read_lines_raw(0).unwrap();
+        assert_eq!(
+            (bytes.as_slice(), end),
+            (&b"{\"n\":1}\n{\"n\":2}\n"[..], 16)
+        );
+        let (rest, end2) = j.read_lines_raw(8).unwrap();
+        assert_eq!((rest.as_slice(), end2), (&b"{\"n\":2}\n"[..], 16));
+        let other = Journal::new(dir.path().join("peers/b.jsonl"));
+        other.append_raw(&bytes).unwrap();
+        assert_eq!(other.read::<R>().unwrap().records.len(), 2);
+        assert!(
+            other.append_raw(b"{\"n\":3}").is_err(),
+            "a torn line is refused"
+        );
+        assert_eq!(other.len().unwrap(), 16);
     }
 
     #[test]

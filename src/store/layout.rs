@@ -18,6 +18,8 @@ pub const OFFLINE: &str = "offline";
 pub const RENDERS: &str = "renders";
 /// The writer's lock.
 pub(crate) const LOCK: &str = "lock";
+/// Other devices' version records, pulled from the remote: `peers/<device>.jsonl`.
+pub(crate) const PEERS: &str = "peers";
 /// The note for people.
 pub(crate) const README: &str = "README.md";
 
@@ -57,6 +59,8 @@ pub enum Doc {
     Summary,
     /// The last scan's summary, lists cut short.
     SummaryBrief,
+    /// This archive's name among the devices sharing a remote.
+    Device,
 }
 
 impl Doc {
@@ -70,13 +74,14 @@ impl Doc {
             Doc::NoteCache => "cache/notes.json",
             Doc::Summary => "cache/summary.json",
             Doc::SummaryBrief => "cache/summary-brief.json",
+            Doc::Device => "device.json",
         }
     }
 
     /// Whether a write waits for the disk: records a person relies on do; derived files that
     /// are rebuilt when missing do not.
     pub fn durable(self) -> bool {
-        matches!(self, Doc::Verdict | Doc::Queue)
+        matches!(self, Doc::Verdict | Doc::Queue | Doc::Device)
     }
 }
 
@@ -132,6 +137,14 @@ pub fn table() -> Vec<Entry> {
         e(
             snapshot(SNAPSHOT_JOURNAL),
             "while a snapshot runs: its captures and failures as they land. Removed once the record is written; after a crash the next writer records the snapshot from it.",
+        ),
+        e(
+            Doc::Device.file().into(),
+            "this archive's name among the devices that share a remote (`vaultkeep remote`): its records carry it there.",
+        ),
+        e(
+            format!("{PEERS}/<device>.jsonl"),
+            "version records of the other devices sharing the remote, pulled as they wrote them (same lines as versions.jsonl). Append-only.",
         ),
         e(
             Log::Checks.file().into(),

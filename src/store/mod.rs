@@ -183,6 +183,10 @@ pub struct VersionRecord {
     pub sha256: Digest,
     /// Its size in bytes.
     pub size: u64,
+    /// The device that recorded it, for another device's record (pulled from the remote);
+    /// absent for this archive's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// An archive folder.
@@ -286,6 +290,51 @@ impl Store {
             .read::<VersionRecord>()
             .map_err(Error::io("read", journal.path()))?;
         Ok(read.records.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// The records pulled from another device.
+    pub fn peer_log(&self, device: &str) -> Journal {
+        Journal::new(
+            self.root
+                .join(layout::PEERS)
+                .join(format!("{device}.jsonl")),
+        )
+    }
+
+    /// The devices whose records were pulled.
+    pub fn peers(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(self.root.join(layout::PEERS))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".jsonl"))
+                    .map(str::to_string)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every version record, this archive's and the other devices' (each marked with its
+    /// device), in time order.
+    pub fn read_all_versions(&self) -> Result<Vec<VersionRecord>, Error> {
+        let mut all = self.read_versions()?;
+        for device in self.peers() {
+            let journal = self.peer_log(&device);
+            let read = journal
+                .read::<VersionRecord>()
+                .map_err(Error::io("read", journal.path()))?;
+            all.extend(read.records.into_iter().map(|(_, mut r)| {
+                r.device = Some(device.clone());
+                r
+            }));
+        }
+        // Stable: this device's records keep their order among equal times.
+        all.sort_by_key(|r| r.time);
+        Ok(all)
     }
 
     /// Reads a whole document; `None` when it is missing or unreadable (an unreadable one is

@@ -31,30 +31,37 @@ pub(crate) fn references(store: &Store) -> Result<References, store::Error> {
         warnings: Vec::new(),
         records: 0,
     };
-    let journal = store.versions();
-    let read = journal
-        .read::<VersionRecord>()
-        .map_err(store::Error::io("read", journal.path()))?;
-    let name = store::Log::Versions.file();
-    for (line, message) in read.bad {
-        refs.problems.push(Problem::new(
-            format!("{name}:{line}"),
-            format!("not a version record: {message}"),
-        ));
+    // This archive's versions, and the other devices' pulled from the remote.
+    let mut logs = vec![(store::Log::Versions.file().to_string(), store.versions())];
+    for device in store.peers() {
+        let journal = store.peer_log(&device);
+        let name = crate::upkeep::shown(store, journal.path());
+        logs.push((name, journal));
     }
-    if read.torn_tail > 0 {
-        refs.warnings.push(Problem::new(
-            name,
-            format!(
-                "{} bytes of an interrupted write after the last record; the next writer cuts them",
-                read.torn_tail
-            ),
-        ));
-    }
-    refs.records += read.records.len();
-    for (line, r) in read.records {
-        refs.objects.insert(r.sha256);
-        refs.sites.push((format!("{name}:{line}"), r.sha256));
+    for (name, journal) in logs {
+        let read = journal
+            .read::<VersionRecord>()
+            .map_err(store::Error::io("read", journal.path()))?;
+        for (line, message) in read.bad {
+            refs.problems.push(Problem::new(
+                format!("{name}:{line}"),
+                format!("not a version record: {message}"),
+            ));
+        }
+        if read.torn_tail > 0 {
+            refs.warnings.push(Problem::new(
+                &name,
+                format!(
+                    "{} bytes of an interrupted write after the last record; the next writer cuts them",
+                    read.torn_tail
+                ),
+            ));
+        }
+        refs.records += read.records.len();
+        for (line, r) in read.records {
+            refs.objects.insert(r.sha256);
+            refs.sites.push((format!("{name}:{line}"), r.sha256));
+        }
     }
     // Snapshots a killed process left unfinished: their journals reference objects too.
     for left in crate::snapshot::journal::left(store) {

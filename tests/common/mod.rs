@@ -277,8 +277,12 @@ pub fn py_tool(name: &str) -> PathBuf {
     use std::sync::OnceLock;
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     let venv = VENV.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-tools");
-        if !venv.join("bin/wayback").exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let venv = root.join("target/py-tools");
+        let wanted = fs::read_to_string(root.join("tests/py-tools.txt")).unwrap();
+        // What was installed last, so that a change of the list installs again.
+        let stamp = venv.join(".installed");
+        if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
             let made = Command::new("python3")
                 .args(["-m", "venv"])
                 .arg(&venv)
@@ -287,10 +291,11 @@ pub fn py_tool(name: &str) -> PathBuf {
             assert!(made, "python3 -m venv {} failed", venv.display());
             let pip = Command::new(venv.join("bin/pip"))
                 .args(["install", "-q", "-r"])
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py-tools.txt"))
+                .arg(root.join("tests/py-tools.txt"))
                 .status()
                 .is_ok_and(|s| s.success());
             assert!(pip, "pip install -r tests/py-tools.txt failed (the tests need the Python package registry once)");
+            fs::write(&stamp, &wanted).unwrap();
         }
         venv
     });
