@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
         "compost",
         "linkcheck",
         "profiles",
+        "remote",
         "restore",
         "upkeep",
         "wacz",

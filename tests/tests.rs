@@ -10,6 +10,7 @@ mod history;
 mod hostile;
 mod layers;
 mod marks;
+mod remote;
 mod safety;
 mod scan;
 mod snapshot;

@@ -15,6 +15,19 @@ pub(crate) fn watch(ctx: &Context, args: &WatchArgs) -> anyhow::Result<Exit> {
     let (store, _lock) = Store::open_for_writing(&ctx.archive, "watch")?;
     let mut scan = scan_options(ctx);
     scan.progress = false;
+    let remote = match &ctx.config.remote.url {
+        None => None,
+        Some(_) => {
+            let client = crate::remote::Client::open(&ctx.config.remote)?;
+            let device = crate::remote::device(&store, ctx.config.remote.device.as_deref())?;
+            let sharing = crate::watch::Sharing {
+                client,
+                device,
+                concurrency: ctx.config.remote.concurrency,
+            };
+            Some((sharing, ctx.config.remote.clone()))
+        }
+    };
     let daemon = Daemon {
         vault: ctx.vault.clone(),
         store,
@@ -30,6 +43,7 @@ pub(crate) fn watch(ctx: &Context, args: &WatchArgs) -> anyhow::Result<Exit> {
                 }
             })
             .map(Arc::new),
+        remote,
         snapshot: ctx.config.snapshot.clone(),
         links: ctx.config.links.clone(),
         config: ctx.config.watch.clone(),

@@ -152,6 +152,19 @@ pub enum RemoteCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete remote objects no record names: marked by one run, deleted by a run at least
+    /// the grace period later, if still unnamed and older than the grace period
+    Gc {
+        /// The grace period (30s, 12h, 1d, 2w...)
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        grace: crate::config::Period,
+        /// Say what would be deleted and marked; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `vaultkeep profiles ...`

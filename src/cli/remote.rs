@@ -83,6 +83,11 @@ pub(crate) fn run(ctx: &Context, command: &RemoteCommand) -> anyhow::Result<Exit
             }
             Ok(Exit::Success)
         }
+        RemoteCommand::Gc {
+            grace,
+            dry_run,
+            json,
+        } => gc(&client, grace.get(), *dry_run, *json),
         RemoteCommand::Verify { json } => {
             let report = runtime()?.block_on(remote::verify(&client, concurrency))?;
             if *json {
@@ -108,6 +113,31 @@ pub(crate) fn run(ctx: &Context, command: &RemoteCommand) -> anyhow::Result<Exit
             Ok(Exit::failed_if(report.damaged()))
         }
     }
+}
+
+fn gc(
+    client: &Client,
+    grace: std::time::Duration,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let report = runtime()?.block_on(remote::gc(client, grace, dry_run))?;
+    if json {
+        output::json(&report)?;
+    } else {
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        say!(
+            "{}: {} objects, {} named by records; {verb} {} ({}), marked {} for a later run, left {} younger than the grace period.",
+            report.remote,
+            report.objects,
+            report.referenced,
+            report.deleted,
+            human_bytes(report.deleted_bytes),
+            report.marked,
+            report.young
+        );
+    }
+    Ok(Exit::Success)
 }
 
 /// The device, without creating one (status only reads the archive).

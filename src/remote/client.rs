@@ -21,7 +21,7 @@ use crate::config::RemoteConfig;
 pub enum RemoteError {
     /// No `[remote] url`.
     #[error(
-        "no remote configured: add to vaultkeep.toml\n  [remote]\n  url = \"s3://bucket/prefix\"\n  endpoint = \"https://...\"   # for a service other than AWS S3"
+        "no remote configured: add a [remote] section to vaultkeep.toml with url = \"s3://bucket/prefix\" (and endpoint = \"https://...\" for a service other than AWS S3)"
     )]
     NotConfigured,
     /// No credentials anywhere.
@@ -118,7 +118,18 @@ impl Client {
             .with_region(&config.region)
             .with_access_key_id(key)
             .with_secret_access_key(secret)
-            .with_virtual_hosted_style_request(!config.path_style);
+            .with_virtual_hosted_style_request(!config.path_style)
+            // A few quick retries: a server that is down says so in seconds, not minutes
+            // (the next push or pull picks up where this one stopped).
+            .with_retry(object_store::RetryConfig {
+                max_retries: 4,
+                retry_timeout: std::time::Duration::from_secs(30),
+                backoff: object_store::BackoffConfig {
+                    init_backoff: std::time::Duration::from_millis(200),
+                    max_backoff: std::time::Duration::from_secs(5),
+                    base: 2.0,
+                },
+            });
         if let Some(t) = token {
             builder = builder.with_token(t);
         }

@@ -9,12 +9,14 @@
 //! | `devices/<device>/device.json` | a device that shares the remote: its name |
 //! | `devices/<device>/versions/<offset>.jsonl` | that device's version records, as segments of its `versions.jsonl` (the bytes from that offset), each written once and never rewritten: no key is written by two devices |
 //! | `snapshots/<id>.json` | snapshot records (ids are unique: time, host, salt) |
+//! | `gc/<time>.json` | objects `remote gc` found unnamed, deleted by a run a grace period later |
 //!
 //! Order, as in the archive: objects first, then the records that reference them. A push or
 //! pull killed at any instant leaves nothing half-visible (an object appears under its key
 //! only when complete, a segment only after its objects), and the next run completes it.
 
 mod client;
+mod gc;
 mod pull;
 mod push;
 mod verify;
@@ -24,9 +26,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 pub use client::{Client, RemoteError};
-pub use pull::{PullReport, pull};
-pub use push::{PushReport, push};
-pub use verify::{VerifyReport, verify};
+pub use gc::gc;
+pub use pull::pull;
+pub use push::push;
+pub use verify::verify;
 
 use crate::digest::Digest;
 use crate::store::{Doc, Event, Store, VersionRecord};
@@ -159,29 +162,26 @@ pub struct Divergence {
     pub there: Digest,
 }
 
-/// Files whose newest live version on another device differs from this device's.
+/// Files two devices both changed, each to content the other never recorded: both versions
+/// are kept; this says so. (A device that only lags behind, its newest version one this
+/// device recorded too, has not diverged.)
 pub fn divergences(store: &Store) -> Result<Vec<Divergence>, crate::store::Error> {
-    let newest = |records: &[VersionRecord]| -> HashMap<String, Digest> {
-        let mut live: HashMap<String, Digest> = HashMap::new();
+    /// Per path: every content it had, and its newest while it lives.
+    fn read(records: &[VersionRecord]) -> HashMap<String, (HashSet<Digest>, Option<Digest>)> {
+        let mut files: HashMap<String, (HashSet<Digest>, Option<Digest>)> = HashMap::new();
         for r in records {
-            match r.event {
-                Event::Deleted => {
-                    live.remove(&r.path);
-                }
-                Event::Renamed => {
-                    if let Some(from) = &r.from {
-                        live.remove(from);
-                    }
-                    live.insert(r.path.clone(), r.sha256);
-                }
-                _ => {
-                    live.insert(r.path.clone(), r.sha256);
-                }
+            if let (Event::Renamed, Some(from)) = (r.event, &r.from)
+                && let Some(f) = files.get_mut(from)
+            {
+                f.1 = None;
             }
+            let f = files.entry(r.path.clone()).or_default();
+            f.0.insert(r.sha256);
+            f.1 = (r.event != Event::Deleted).then_some(r.sha256);
         }
-        live
-    };
-    let mine = newest(&store.read_versions()?);
+        files
+    }
+    let mine = read(&store.read_versions()?);
     let mut out = Vec::new();
     for device in store.peers() {
         let journal = store.peer_log(&device);
@@ -192,11 +192,15 @@ pub fn divergences(store: &Store) -> Result<Vec<Divergence>, crate::store::Error
             .into_iter()
             .map(|(_, r)| r)
             .collect();
-        let sorted: BTreeMap<String, Digest> = newest(&theirs).into_iter().collect();
-        for (path, there) in sorted {
-            if let Some(here) = mine.get(&path)
-                && *here != there
-            {
+        let theirs: BTreeMap<String, _> = read(&theirs).into_iter().collect();
+        for (path, (their_all, their_newest)) in theirs {
+            let Some((my_all, Some(here))) = mine.get(&path) else {
+                continue;
+            };
+            let Some(there) = their_newest else {
+                continue;
+            };
+            if !their_all.contains(here) && !my_all.contains(&there) {
                 out.push(Divergence {
                     path,
                     here: *here,

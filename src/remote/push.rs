@@ -102,11 +102,15 @@ pub async fn push(
             let sent = client
                 .upload_object(&keys::object(&digest), path, size, digest)
                 .await;
+            if sent.is_ok() {
+                crate::failpoint::pause_at("remote:object-uploaded");
+            }
             (digest, size, sent)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
+    crate::failpoint::pause_at("remote:objects-uploaded");
     for (digest, size, sent) in results {
         match sent {
             Ok(created) => {

@@ -195,6 +195,7 @@ mod tests {
             from: from.map(String::from),
             sha256: Digest::of(content),
             size: content.len() as u64,
+            device: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Done {
     pub text: String,
     /// Whether the network was down (the job judged and marked nothing).
     pub offline: bool,
+    /// Whether it failed and should be tried again later (a push or pull).
+    pub failed: bool,
 }
 
 /// Checks `urls` and records the results and the verdict.
@@ -68,6 +70,7 @@ pub async fn check_links(
         job: Job::CheckLinks,
         text,
         offline,
+        failed: false,
     }
 }
 
@@ -87,6 +90,7 @@ pub async fn compost(
         job: Job::Compost,
         text,
         offline,
+        failed: false,
     };
     let scanned = {
         let (vault, store, options) = (vault.to_path_buf(), store.clone(), options.clone());
@@ -124,5 +128,81 @@ pub async fn compost(
             )
         }
         Err(e) => done(format!("composting failed: {}", chain(&e)), false),
+    }
+}
+
+/// The remote the daemon shares the archive through.
+#[derive(Clone)]
+pub struct Sharing {
+    /// The client.
+    pub client: crate::remote::Client,
+    /// This archive on it.
+    pub device: crate::remote::Device,
+    /// Requests at once.
+    pub concurrency: usize,
+}
+
+/// Pushes what was recorded since the last push. A failure loses nothing: it is all in the
+/// archive, and the next push sends it.
+pub async fn push(sharing: &Sharing, store: &Store) -> Done {
+    let result =
+        crate::remote::push(&sharing.client, store, &sharing.device, sharing.concurrency).await;
+    let (text, failed) = match result {
+        Ok(r) if r.problems.is_empty() => (
+            format!(
+                "pushed to {}: {} objects, {} records, {} snapshots",
+                r.remote, r.objects, r.records, r.snapshots
+            ),
+            false,
+        ),
+        Ok(r) => (
+            format!(
+                "pushed to {} with problems: {}",
+                r.remote,
+                r.problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            false,
+        ),
+        Err(e) => (format!("push failed, tried again in a minute: {e}"), true),
+    };
+    Done {
+        job: Job::Push,
+        text,
+        offline: false,
+        failed,
+    }
+}
+
+/// Pulls what other devices recorded.
+pub async fn pull(sharing: &Sharing, store: &Store) -> Done {
+    let result =
+        crate::remote::pull(&sharing.client, store, &sharing.device, sharing.concurrency).await;
+    let (text, failed) = match result {
+        Ok(r) => {
+            let records: usize = r.devices.iter().map(|(_, n)| n).sum();
+            let mut text = format!(
+                "pulled from {}: {records} records, {} objects, {} snapshots",
+                r.remote, r.objects, r.snapshots
+            );
+            if !r.diverged.is_empty() {
+                text.push_str(&format!(
+                    "; {} files differ between devices (both versions kept), e.g. {}",
+                    r.diverged.len(),
+                    r.diverged[0].path
+                ));
+            }
+            (text, false)
+        }
+        Err(e) => (format!("pull failed, tried again in a minute: {e}"), true),
+    };
+    Done {
+        job: Job::Pull,
+        text,
+        offline: false,
+        failed,
     }
 }

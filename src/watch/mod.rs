@@ -35,6 +35,8 @@ use crate::snapshot::{self, NoProgress, Plan, Postpone, Stop, Taken, record};
 use crate::store::{Event, Store};
 use crate::vault::FileKind;
 
+pub use jobs::Sharing;
+
 use events::{Signal, Watching};
 use schedule::{Job, Newest, Schedule, Why};
 use state::{DaemonState, Queue, Queued};
@@ -74,6 +76,8 @@ pub struct Daemon {
     pub fetcher: Arc<Fetcher>,
     /// The browser, for pages built by scripts (started only when one is met).
     pub browser: Option<Arc<Launcher>>,
+    /// The remote the archive is shared through, and its rhythm.
+    pub remote: Option<(jobs::Sharing, crate::config::RemoteConfig)>,
     /// What snapshots of notes capture.
     pub snapshot: SnapshotConfig,
     /// When links are dead.
@@ -92,6 +96,10 @@ struct Run<'a> {
     schedule: Schedule,
     in_progress: BTreeSet<String>,
     queue_dirty: bool,
+    /// A link check or composting runs.
+    web_running: bool,
+    /// A push or pull runs.
+    remote_running: bool,
     /// Stops a scan at shutdown (nothing half-recorded).
     stop: Arc<AtomicBool>,
     /// Stops snapshots (and composting's) at shutdown, recorded as incomplete.
@@ -118,13 +126,18 @@ impl Daemon {
             offline: false,
             ..DaemonState::load(&self.store)
         };
-        let schedule = Schedule::new(
+        let mut schedule = Schedule::new(
             &self.config,
             &self.snapshot,
             newest_snapshots(&self.store),
             state.links_checked,
             state.composted,
         );
+        if let Some((_, config)) = &self.remote {
+            schedule = schedule.with_remote(config.push_after.get(), config.pull_every.get());
+            // Whatever is here may not be there yet: the first push checks.
+            schedule.changed(Timestamp::now() - jiff::SignedDuration::from_secs(3600));
+        }
         let mut run = Run {
             d: self,
             state,
@@ -132,6 +145,8 @@ impl Daemon {
             schedule,
             in_progress: BTreeSet::new(),
             queue_dirty: false,
+            web_running: false,
+            remote_running: false,
             stop: Arc::new(AtomicBool::new(false)),
             snapshots_stop: Stop::new(),
             gate: Arc::new(Mutex::new(())),
@@ -300,6 +315,7 @@ impl Run<'_> {
     fn scanned(&mut self, scan: &Scan, first: bool) {
         self.state.scans += 1;
         if !scan.records.is_empty() {
+            self.schedule.changed(Timestamp::now());
             self.state.recorded += scan.records.len() as u64;
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             for r in &scan.records {
@@ -443,6 +459,7 @@ impl Run<'_> {
         match result {
             Ok(Taken::Recorded(snap)) => {
                 self.online();
+                self.schedule.changed(now);
                 self.state.snapshots += 1;
                 self.schedule
                     .snapshot_recorded(url, now, snap.root_captured());
@@ -496,11 +513,22 @@ impl Run<'_> {
     }
 
     fn job_done(&mut self, done: jobs::Done) {
-        self.state.event(done.text);
-        if done.offline {
+        if matches!(done.job, Job::Push | Job::Pull) {
+            self.remote_running = false;
+        } else {
+            self.web_running = false;
+        }
+        if done.failed {
+            self.state.error(done.text);
+            self.schedule.job_failed(done.job, Timestamp::now());
+        } else {
+            self.state.event(done.text);
+        }
+        if done.failed {
+        } else if done.offline {
             let why = match done.job {
                 Job::CheckLinks => "every host failed before answering during the link check",
-                Job::Compost => "composting could not reach the network",
+                _ => "composting could not reach the network",
             };
             self.went_offline(why);
         } else {
@@ -510,17 +538,35 @@ impl Run<'_> {
         self.state.save(&self.d.store);
     }
 
-    /// Snapshots that became due, and the job that is due, if none runs.
+    /// Snapshots that became due, and the jobs that are due: one web job (link checks,
+    /// composting) and one remote job (push, pull) at a time, each beside the other.
     fn scheduled(&mut self, jobs: &mut JoinSet<jobs::Done>) {
         self.enqueue_due();
-        if !jobs.is_empty() {
+        let store = self.d.store.clone();
+        if !self.remote_running
+            && let Some(job) = self.schedule.due_remote(Timestamp::now())
+            && let Some((sharing, _)) = self.d.remote.clone()
+        {
+            self.remote_running = true;
+            self.schedule.job_started(job, Timestamp::now());
+            let store = store.clone();
+            jobs.spawn(async move {
+                if job == Job::Push {
+                    jobs::push(&sharing, &store).await
+                } else {
+                    jobs::pull(&sharing, &store).await
+                }
+            });
+        }
+        if self.web_running {
             return;
         }
-        let (fetcher, store) = (self.d.fetcher.clone(), self.d.store.clone());
+        let fetcher = self.d.fetcher.clone();
         match self.schedule.due_job(Timestamp::now()) {
             Some(Job::CheckLinks) => {
                 let urls: Vec<String> = self.schedule.urls().into_iter().collect();
                 let links = self.d.links.clone();
+                self.web_running = true;
                 jobs.spawn(async move { jobs::check_links(&fetcher, &store, &urls, &links).await });
             }
             Some(Job::Compost) => {
@@ -534,6 +580,7 @@ impl Run<'_> {
                 // Time moves: a profile whose `end` passed while the daemon ran is composted.
                 options.today = scan::today();
                 let browser = self.d.browser.clone();
+                self.web_running = true;
                 jobs.spawn(async move {
                     let tools = snapshot::Tools {
                         fetcher: &fetcher,
@@ -542,7 +589,7 @@ impl Run<'_> {
                     jobs::compost(tools, &store, &vault, &snapshot, &options, gate, stop).await
                 });
             }
-            None => {}
+            Some(Job::Push | Job::Pull) | None => {}
         }
     }
 }

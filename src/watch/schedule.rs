@@ -23,6 +23,10 @@ pub const RETRY_FAILED: Duration = Duration::from_secs(24 * 3600);
 /// How often an offline daemon tries one queued snapshot to see whether the network is back.
 pub const PROBE_EVERY: Duration = Duration::from_secs(60);
 
+/// After a push or pull that failed (the remote unreachable, a full bucket), the wait before
+/// the next try; what was not pushed stays in the archive meanwhile.
+pub const REMOTE_RETRY: Duration = Duration::from_secs(60);
+
 /// The newest snapshot of a root URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Newest {
@@ -39,6 +43,10 @@ pub enum Job {
     CheckLinks,
     /// Preserve and mark the composted profiles.
     Compost,
+    /// Push to the remote what was recorded since the last push.
+    Push,
+    /// Pull from the remote what other devices recorded.
+    Pull,
 }
 
 /// Why a snapshot is due.
@@ -85,6 +93,23 @@ pub struct Schedule {
     composted: Option<Timestamp>,
     /// While the network seems down: when to probe next.
     offline: Option<Timestamp>,
+    /// With a remote: the push and pull rhythm, and where they stand.
+    remote: Option<RemoteRhythm>,
+}
+
+/// When the daemon pushes and pulls.
+#[derive(Debug, Clone, Default)]
+struct RemoteRhythm {
+    push_after: Duration,
+    pull_every: Duration,
+    /// The last change recorded (a version, a snapshot).
+    changed: Option<Timestamp>,
+    /// The state the last successful push covered: changes up to then.
+    pushed: Option<Timestamp>,
+    push_started: Option<Timestamp>,
+    pulled: Option<Timestamp>,
+    /// After a failure: not before then.
+    retry_at: Option<Timestamp>,
 }
 
 impl Schedule {
@@ -107,6 +132,39 @@ impl Schedule {
             links_checked,
             composted,
             offline: None,
+            remote: None,
+        }
+    }
+
+    /// With a remote: push `push_after` after the last recorded change, pull every
+    /// `pull_every` (the first pull at once, the first push once something changed).
+    pub fn with_remote(mut self, push_after: Duration, pull_every: Duration) -> Schedule {
+        self.remote = Some(RemoteRhythm {
+            push_after,
+            pull_every,
+            ..RemoteRhythm::default()
+        });
+        self
+    }
+
+    /// Something was recorded at `now` (versions, a snapshot): the remote lacks it.
+    pub fn changed(&mut self, now: Timestamp) {
+        if let Some(r) = &mut self.remote {
+            r.changed = Some(now);
+        }
+    }
+
+    /// A job starts at `now`.
+    pub fn job_started(&mut self, job: Job, now: Timestamp) {
+        if let (Job::Push, Some(r)) = (job, &mut self.remote) {
+            r.push_started = Some(now);
+        }
+    }
+
+    /// A push or pull failed at `now`: tried again after [`REMOTE_RETRY`].
+    pub fn job_failed(&mut self, job: Job, now: Timestamp) {
+        if let (Job::Push | Job::Pull, Some(r)) = (job, &mut self.remote) {
+            r.retry_at = Some(now + REMOTE_RETRY);
         }
     }
 
@@ -212,11 +270,47 @@ impl Schedule {
         None
     }
 
+    /// The remote job due at `now`, if any: a push once changes have settled, else a pull
+    /// when its time comes. Independent of the web jobs, and of the web being down (the
+    /// remote may be on the local network).
+    pub fn due_remote(&self, now: Timestamp) -> Option<Job> {
+        let due = |last: Option<Timestamp>, every: Duration| {
+            last.is_none_or(|t| now.duration_since(t).unsigned_abs() >= every)
+        };
+        if let Some(r) = &self.remote
+            && r.retry_at.is_none_or(|t| now >= t)
+        {
+            let unpushed = r
+                .changed
+                .filter(|c| r.pushed.is_none_or(|p| p < *c))
+                .is_some_and(|c| now.duration_since(c).unsigned_abs() >= r.push_after);
+            if unpushed {
+                return Some(Job::Push);
+            }
+            if due(r.pulled, r.pull_every) {
+                return Some(Job::Pull);
+            }
+        }
+        None
+    }
+
     /// A job finished at `now` with the network working: it is not due again for a while.
     pub fn job_done(&mut self, job: Job, now: Timestamp) {
         match job {
             Job::CheckLinks => self.links_checked = Some(now),
             Job::Compost => self.composted = Some(now),
+            Job::Push => {
+                if let Some(r) = &mut self.remote {
+                    r.pushed = r.push_started.take();
+                    r.retry_at = None;
+                }
+            }
+            Job::Pull => {
+                if let Some(r) = &mut self.remote {
+                    r.pulled = Some(now);
+                    r.retry_at = None;
+                }
+            }
         }
     }
 
@@ -358,6 +452,37 @@ mod tests {
         assert!(s.online());
         assert_eq!(s.due_job(at(3 * DAY)), Some(Job::CheckLinks));
         assert_eq!(s.due_job(at(8 * DAY)), Some(Job::CheckLinks));
+    }
+
+    #[test]
+    fn a_remote_is_pushed_after_changes_settle_and_pulled_on_its_rhythm() {
+        let mut s = schedule().with_remote(Duration::from_secs(30), Duration::from_secs(3600));
+        let t0 = at(0);
+        let secs = |n: i64| t0 + jiff::SignedDuration::from_secs(n);
+        // Nothing changed: the first pull is due at once.
+        let due = |s: &Schedule, t| s.due_remote(t);
+        assert_eq!(due(&s, t0), Some(Job::Pull));
+        s.job_done(Job::Pull, t0);
+        assert_eq!(due(&s, secs(10)), None);
+        s.changed(secs(10));
+        assert_eq!(due(&s, secs(20)), None, "waits for changes to settle");
+        assert_eq!(due(&s, secs(40)), Some(Job::Push));
+        s.job_started(Job::Push, secs(40));
+        s.changed(secs(45)); // recorded while the push ran
+        s.job_done(Job::Push, secs(50));
+        assert_eq!(
+            due(&s, secs(80)),
+            Some(Job::Push),
+            "the change made meanwhile goes next"
+        );
+        s.job_started(Job::Push, secs(80));
+        s.job_failed(Job::Push, secs(81));
+        assert_eq!(due(&s, secs(100)), None, "a failure waits a minute");
+        assert_eq!(due(&s, secs(142)), Some(Job::Push));
+        s.job_started(Job::Push, secs(142));
+        s.job_done(Job::Push, secs(143));
+        assert_eq!(due(&s, secs(1000)), None);
+        assert_eq!(due(&s, secs(3600)), Some(Job::Pull));
     }
 
     #[test]

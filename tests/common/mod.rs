@@ -209,6 +209,7 @@ pub mod daemon;
 pub mod dns;
 pub mod ns;
 pub mod offline;
+pub mod s3;
 pub mod server;
 
 /// A finished run of the binary, with its wall time and peak memory.
@@ -300,4 +301,17 @@ pub fn py_tool(name: &str) -> PathBuf {
         venv
     });
     venv.join("bin").join(name)
+}
+
+/// The sha256 of some bytes, in hex, from `sha256sum` (independent of vaultkeep's own hashing).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_string()
 }
