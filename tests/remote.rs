@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -327,6 +328,27 @@ fn every_remote_failure_is_one_clear_message_without_secrets() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A read-only bucket (credentials that may not write), and a clock a day behind.
+    s.write("new.md", "something to push");
+    ok(&s, &["scan"]);
+    check(
+        cmd(&s, &["remote", "push"])
+            .env("AWS_ACCESS_KEY_ID", s3::READER_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", s3::READER_SECRET),
+        "may not write (AccessDenied)",
+    );
+    let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    assert!(
+        Path::new(faketime).is_file(),
+        "needs libfaketime (.ci/run installs it)"
+    );
+    check(
+        cmd(&s, &["remote", "push"])
+            .env("LD_PRELOAD", faketime)
+            .env("FAKETIME", "-1d")
+            .env("DONT_FAKE_MONOTONIC", "1"),
+        "clock is off",
+    );
     let config = s.dir.path().join("vaultkeep.toml");
     let good = fs::read_to_string(&config).unwrap();
     fs::write(&config, good.replace("s3://vault/", "s3://no-such-bucket/")).unwrap();
@@ -434,4 +456,48 @@ fn remote_gc_deletes_only_what_no_record_names_after_its_grace() {
         verify["problems"].as_array().unwrap().is_empty(),
         "{verify}"
     );
+}
+
+#[test]
+fn a_snapshot_one_device_took_opens_offline_on_another() {
+    let Some(_weed) = server("remote::a_snapshot_one_device_took_opens_offline_on_another") else {
+        return;
+    };
+    let site = crate::common::server::Server::dir(crate::common::data("sites/enspiral-handbook"));
+    let a = device("snapshots", "laptop");
+    let taken = ok(
+        &a,
+        &[
+            "archive",
+            "snapshot",
+            "--allow-private",
+            "--no-browser",
+            &site.url("/"),
+        ],
+    );
+    let id = taken["snapshots"][0]["id"].as_str().unwrap().to_string();
+    ok(&a, &["remote", "push"]);
+    drop(site);
+    let b = device("snapshots", "desktop");
+    let pulled = ok(&b, &["remote", "pull"]);
+    assert_eq!(pulled["snapshots"], 1, "{pulled}");
+    let shown = ok(&b, &["archive", "show", &id]);
+    let entry = b
+        .archive
+        .join("snapshots")
+        .join(&id)
+        .join(shown["offline"].as_str().unwrap());
+    assert!(
+        entry.is_file(),
+        "the offline copy was rebuilt: {}",
+        entry.display()
+    );
+    let bad =
+        crate::common::offline::dangling(&b.archive.join("snapshots").join(&id).join("offline"));
+    assert!(bad.is_empty(), "{bad:#?}");
+    let verify = vk(&b, &["archive", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    // Pulling again adds nothing.
+    let again = ok(&b, &["remote", "pull"]);
+    assert_eq!(again["snapshots"], 0);
 }

@@ -353,7 +353,10 @@ impl Client {
             RemoteError::Refused {
                 remote,
                 key: key.to_string(),
-                detail: short(&e.to_string()),
+                detail: s3_code(&text).unwrap_or_else(|| match e {
+                    object_store::Error::PermissionDenied { .. } => "access denied".into(),
+                    _ => short(&e.to_string()),
+                }),
             }
         } else {
             RemoteError::Unreachable {
@@ -362,6 +365,13 @@ impl Client {
             }
         }
     }
+}
+
+/// The S3 error code in a server's answer (`AccessDenied`, `QuotaExceeded`...).
+fn s3_code(text: &str) -> Option<String> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(text[start..end].to_string())
 }
 
 /// The first line of a message, bounded (servers answer with whole XML documents).

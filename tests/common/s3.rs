@@ -12,6 +12,9 @@ pub const KEY: &str = "vaultkeep-test-key";
 pub const SECRET: &str = "vaultkeep-test-secret-never-printed";
 pub const BUCKET: &str = "vault";
 pub const ENDPOINT: &str = "http://127.0.0.1:8333";
+/// Credentials that may read and list, not write: a read-only bucket, as far as they go.
+pub const READER_KEY: &str = "vaultkeep-test-reader";
+pub const READER_SECRET: &str = "vaultkeep-test-reader-secret";
 
 /// A running SeaweedFS; killed when dropped.
 pub struct Weed {
@@ -54,11 +57,22 @@ impl Weed {
     fn try_run(&mut self, within: Duration) -> Result<(), String> {
         let log = self.dir.join("log");
         std::fs::create_dir_all(&log).unwrap();
+        let identities = self.dir.join("s3.json");
+        std::fs::write(
+            &identities,
+            format!(
+                r#"{{"identities":[
+                {{"name":"owner","credentials":[{{"accessKey":"{KEY}","secretKey":"{SECRET}"}}],"actions":["Admin","Read","List","Tagging","Write"]}},
+                {{"name":"reader","credentials":[{{"accessKey":"{READER_KEY}","secretKey":"{READER_SECRET}"}}],"actions":["Read","List"]}}]}}"#
+            ),
+        )
+        .unwrap();
         let child = Command::new(py_tool("weed"))
             .arg(format!("-logdir={}", log.display()))
             .args(["mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
             .arg(format!("-dir={}", self.dir.display()))
             .arg(format!("-bucket={BUCKET}"))
+            .arg(format!("-s3.config={}", identities.display()))
             .env("AWS_ACCESS_KEY_ID", KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .stdout(Stdio::from(
