@@ -50,6 +50,16 @@ pub enum Replaced {
 /// The one atomic writer: a temp file in the same folder, then a rename, as `how` says.
 /// Readers see the old file or the new one, never a mix.
 pub fn replace_with(path: &Path, bytes: &[u8], how: &Replace<'_>) -> io::Result<Replaced> {
+    replace_streaming(path, how, |w| w.write_all(bytes))
+}
+
+/// [`replace_with`], the content written by `write` straight into the temp file (a large
+/// derived file is never held whole in memory).
+pub fn replace_streaming(
+    path: &Path,
+    how: &Replace<'_>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<Replaced> {
     let unchanged = || -> io::Result<bool> {
         Ok(match how.unless_changed_from {
             Some(before) => std::fs::read(path)? == before,
@@ -67,7 +77,11 @@ pub fn replace_with(path: &Path, bytes: &[u8], how: &Replace<'_>) -> io::Result<
         .prefix(".vaultkeep-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    {
+        let mut out = io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut());
+        write(&mut out)?;
+        out.flush()?;
+    }
     if how.keep_permissions {
         tmp.as_file()
             .set_permissions(std::fs::metadata(path)?.permissions())?;

@@ -10,7 +10,6 @@ mod examine;
 mod summary;
 mod view;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -19,7 +18,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::note::NoteFacts;
 use crate::report::Problem;
 use crate::store::{self, Entry, Event, Store, VersionRecord};
 use crate::vault::{self, FileKind};
@@ -169,11 +167,30 @@ pub struct Scan {
     pub new_bytes: u64,
     /// Files and folders that could not be read.
     pub problems: Vec<Problem>,
-    /// Notes read during this pass, until [`Scan::view`] takes them.
-    fresh: std::sync::Mutex<HashMap<Digest, NoteFacts>>,
+    /// What the notes read during this pass say: lines appended to the note cache (or, for
+    /// a preview, to a temp file), never all held in memory.
+    fresh: Option<cache::Lines>,
     key: summary::Key,
     store: Store,
     options: ScanOptions,
+}
+
+/// One listed file after a scan looked at it.
+struct Examined {
+    /// Its path and content (the recorded content when it could not be read).
+    file: ScannedFile,
+    /// Whether the index knew it.
+    known: bool,
+    /// What is new about it, if anything (boxed: most files bring nothing new).
+    news: Option<Box<News>>,
+}
+
+/// What a scan learned about a file that the index does not say.
+enum News {
+    /// Its new entry (content or stat data changed).
+    Entry { entry: Entry, new_bytes: u64 },
+    /// It could not be read; its recorded state is kept.
+    Problem(Problem),
 }
 
 /// Scans `vault_dir` into `store` (whose lock the caller holds): records every new version.
@@ -192,70 +209,113 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     crate::failpoint::pause_at("scan:listed");
 
     let bar = progress_bar(options.progress, listing.files.len() as u64);
-    let outcomes: Vec<(Option<Entry>, Outcome)> = listing
+    let notes = note_appender(store, options);
+    let cancelled = || {
+        options
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    // The first archive error stops the others; each file leaves only what the rest of the
+    // scan needs (most files: their path and content address).
+    let failure = std::sync::Mutex::new(None);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let mut examined: Vec<Examined> = Vec::with_capacity(listing.files.len());
+    listing
         .files
-        .par_iter()
+        .into_par_iter()
         .map(|file| {
-            if options
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-            {
-                return Err(None);
-            }
             let previous = index.files.get(&file.path).copied();
+            let mut done = Examined {
+                file: ScannedFile {
+                    sha256: previous.map(|e| e.sha256),
+                    path: String::new(),
+                    kind: file.kind,
+                },
+                known: previous.is_some(),
+                news: None,
+            };
+            if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                return done;
+            }
             let outcome = examine(
                 vault_dir,
-                file,
+                &file,
                 previous.as_ref(),
                 racy_after,
                 options.record.then(|| store.objects()),
                 options.max_note_bytes,
             );
+            done.news = match outcome {
+                Ok(Outcome::Seen {
+                    entry,
+                    facts,
+                    new_bytes,
+                }) => {
+                    // What a note says goes to the cache at once: no note's facts are held.
+                    if let (Some(facts), Some(notes)) = (facts, &notes) {
+                        notes.add(&entry.sha256, &facts);
+                    }
+                    done.file.sha256 = Some(entry.sha256);
+                    (previous != Some(entry)).then(|| Box::new(News::Entry { entry, new_bytes }))
+                }
+                Ok(Outcome::Failed(p)) => Some(Box::new(News::Problem(p))),
+                Err(e) => {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                    None
+                }
+            };
+            done.file.path = file.path;
             if options.progress {
                 bar.inc(1);
             }
-            outcome.map(|o| (previous, o)).map_err(Some)
+            done
         })
-        .collect::<Result<_, Option<store::Error>>>()
-        .map_err(|e| e.map_or(Error::Cancelled, Error::Store))?;
+        .collect_into_vec(&mut examined);
     bar.finish_and_clear();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(Error::Store(e));
+    }
+    if failed.into_inner() {
+        return Err(Error::Cancelled);
+    }
     tracing::debug!(elapsed = ?clock.elapsed(), "examined every file");
 
     let mut problems = listing.problems;
-    let mut files = Vec::with_capacity(outcomes.len());
     let mut changed: Vec<(usize, Entry)> = Vec::new();
     let mut new_bytes = 0;
-    let mut fresh = HashMap::new();
+    let fresh = notes.map(|n| {
+        let (lines, error) = n.finish();
+        if let Some(e) = error {
+            tracing::warn!("cannot write the note cache: {e}");
+        }
+        lines
+    });
     let mut still_recorded = 0;
-    for (file, (previous, outcome)) in listing.files.into_iter().zip(outcomes) {
-        still_recorded += usize::from(previous.is_some());
-        let sha256 = match outcome {
-            Outcome::Seen {
-                entry,
-                facts,
-                new_bytes: n,
-            } => {
-                new_bytes += n;
-                if let Some(f) = facts {
-                    fresh.insert(entry.sha256, *f);
+    let files: Vec<ScannedFile> = examined
+        .into_iter()
+        .enumerate()
+        .map(|(i, done)| {
+            still_recorded += usize::from(done.known);
+            match done.news.map(|n| *n) {
+                Some(News::Entry {
+                    entry,
+                    new_bytes: n,
+                }) => {
+                    new_bytes += n;
+                    changed.push((i, entry));
                 }
-                if previous != Some(entry) {
-                    changed.push((files.len(), entry));
-                }
-                Some(entry.sha256)
+                Some(News::Problem(p)) => problems.push(p),
+                None => {}
             }
-            Outcome::Failed(p) => {
-                problems.push(p);
-                previous.map(|e| e.sha256)
-            }
-        };
-        files.push(ScannedFile {
-            path: file.path,
-            kind: file.kind,
-            sha256,
-        });
-    }
+            done.file
+        })
+        .collect();
     let records = changes(
         &index,
         &files,
@@ -278,10 +338,25 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         records,
         new_bytes,
         problems,
-        fresh: std::sync::Mutex::new(fresh),
+        fresh,
         store: store.clone(),
         options: options.clone(),
     })
+}
+
+/// Where the notes read by a scan go: the archive's note cache, or a temp file for a
+/// preview. `None` (logged) when neither can be written: notes are then read again later.
+fn note_appender(store: &Store, options: &ScanOptions) -> Option<cache::Appender> {
+    let appender = if options.record {
+        // The cache of versions before 0.1 (one JSON document) is replaced by the line cache.
+        let _ = std::fs::remove_file(store.root().join("cache/notes.json"));
+        cache::Appender::archive(&cache::path(store), options.max_note_bytes)
+    } else {
+        cache::Appender::temporary()
+    };
+    appender
+        .inspect_err(|e| tracing::warn!("cannot write the note cache: {e}"))
+        .ok()
 }
 
 fn progress_bar(enabled: bool, len: u64) -> ProgressBar {

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::VaultView;
 use rayon::prelude::*;
 
-use crate::links::{Destination, LinkKind, Resolution};
+use super::ScannedFile;
+use crate::digest::Digest;
+use crate::links::{Destination, FileIndex, LinkKind, Resolution};
 use crate::note::NoteFacts;
 use crate::report::Problem;
-use crate::store::{Doc, Store};
+use crate::store::{self, Doc, Store};
 
 /// What `vaultkeep scan` reports (its `--json` output): what the notes say, and what this
 /// run recorded.
@@ -68,7 +69,7 @@ pub struct Summary {
 }
 
 /// Items each list keeps in a brief report.
-const BRIEF_ITEMS: usize = 10;
+pub(super) const BRIEF_ITEMS: usize = 10;
 
 impl Summary {
     /// The length of each list.
@@ -161,30 +162,27 @@ pub(super) fn load_brief(store: &Store, key: &Key) -> Option<(Summary, Totals)> 
     load::<BriefCache>(store, Doc::SummaryBrief, key).map(|b| (b.summary, b.totals))
 }
 
-/// Saves the summary, full and brief; a failure only costs time next run.
-pub(super) fn save(store: &Store, key: &Key, summary: &Summary) {
+/// Saves the full summary, and the brief one made from it; a failure only costs time.
+pub(super) fn save_full(store: &Store, key: &Key, summary: &Summary) {
+    save(store, Doc::Summary, key, summary);
+    save_brief(store, key, &summary.brief(), summary.totals());
+}
+
+/// Saves the brief summary.
+pub(super) fn save_brief(store: &Store, key: &Key, summary: &Summary, totals: Totals) {
     let brief = BriefCache {
-        totals: summary.totals(),
-        summary: summary.brief(),
+        totals,
+        summary: summary.clone(),
     };
-    let result = store
-        .write_doc(
-            Doc::Summary,
-            &Cached {
-                key: key.clone(),
-                summary,
-            },
-        )
-        .and_then(|()| {
-            store.write_doc(
-                Doc::SummaryBrief,
-                &Cached {
-                    key: key.clone(),
-                    summary: &brief,
-                },
-            )
-        });
-    if let Err(e) = result {
+    save(store, Doc::SummaryBrief, key, &brief);
+}
+
+fn save<T: Serialize>(store: &Store, doc: Doc, key: &Key, summary: &T) {
+    let cached = Cached {
+        key: key.clone(),
+        summary,
+    };
+    if let Err(e) = store.write_doc(doc, &cached) {
         tracing::warn!("cannot save the scan summary: {}", crate::report::chain(&e));
     }
 }
@@ -226,109 +224,199 @@ pub struct Composted {
     pub reason: String,
 }
 
-/// Reads what the notes say, across the vault. Notes are read in parallel; the lists keep
-/// the notes' order.
-pub fn summarize(view: &VaultView, today: jiff::civil::Date) -> Summary {
-    let mut summary = Summary {
-        links: LinkKind::ALL
-            .iter()
-            .map(|k| (k.name().to_string(), 0))
-            .collect(),
-        ..Summary::default()
-    };
-    for file in &view.files {
+/// Reads what the notes say, across the vault: `facts` gives each note's facts by content.
+/// Notes are read in parallel blocks; the lists keep the notes' order, and at most `limit`
+/// items each (the totals count them all), so a brief summary holds little however large
+/// the vault.
+pub(super) fn summarize(
+    files: &[ScannedFile],
+    index: &FileIndex,
+    facts: impl Fn(&Digest) -> Result<NoteFacts, store::Error> + Sync,
+    today: jiff::civil::Date,
+    limit: Option<usize>,
+) -> Result<(Summary, Totals), store::Error> {
+    let mut all = Tally::new(limit);
+    for file in files {
         match file.kind {
-            crate::vault::FileKind::Note => summary.notes += 1,
-            crate::vault::FileKind::Asset => summary.assets += 1,
+            crate::vault::FileKind::Note => all.summary.notes += 1,
+            crate::vault::FileKind::Asset => all.summary.assets += 1,
         }
     }
-    let notes: Vec<(&str, &NoteFacts)> = view.notes().collect();
-    let parts: Vec<Summary> = notes
-        .par_iter()
-        .map_init(HashMap::new, |memo, (note, facts)| {
-            summarize_note(view, note, facts, today, memo)
-        })
+    let notes: Vec<(&str, Digest)> = files
+        .iter()
+        .filter(|f| f.kind == crate::vault::FileKind::Note)
+        .filter_map(|f| Some((f.path.as_str(), f.sha256?)))
         .collect();
-    let mut urls = BTreeSet::new();
+    let parts = notes
+        .par_chunks(512)
+        .map(|block| {
+            let mut part = Tally::new(limit);
+            let mut memo = HashMap::new();
+            for (note, digest) in block {
+                part.note(index, note, &facts(digest)?, today, &mut memo);
+            }
+            Ok(part)
+        })
+        .collect::<Result<Vec<Tally>, store::Error>>()?;
     for part in parts {
-        for (kind, n) in part.links {
-            *summary.links.entry(kind).or_default() += n;
-        }
-        urls.extend(part.urls);
-        summary.unresolved.extend(part.unresolved);
-        summary.ambiguous.extend(part.ambiguous);
-        summary.composted.extend(part.composted);
-        summary.problems.extend(part.problems);
+        all.add(part);
     }
-    summary.urls = urls.into_iter().collect();
-    summary
+    Ok(all.finish())
+}
+
+/// A summary being counted: lists cut at `limit`, every item counted.
+struct Tally {
+    summary: Summary,
+    totals: Totals,
+    urls: BTreeSet<String>,
+    limit: usize,
+}
+
+fn keep<T>(list: &mut Vec<T>, count: &mut usize, limit: usize, item: T) {
+    *count += 1;
+    if list.len() < limit {
+        list.push(item);
+    }
+}
+
+impl Tally {
+    fn new(limit: Option<usize>) -> Tally {
+        Tally {
+            summary: Summary {
+                links: LinkKind::ALL
+                    .iter()
+                    .map(|k| (k.name().to_string(), 0))
+                    .collect(),
+                ..Summary::default()
+            },
+            totals: Totals::default(),
+            urls: BTreeSet::new(),
+            limit: limit.unwrap_or(usize::MAX),
+        }
+    }
+
+    fn add(&mut self, part: Tally) {
+        let (s, t, limit) = (&mut self.summary, &mut self.totals, self.limit);
+        for (kind, n) in part.summary.links {
+            *s.links.entry(kind).or_default() += n;
+        }
+        self.urls.extend(part.urls);
+        for item in part.summary.unresolved {
+            keep(&mut s.unresolved, &mut 0, limit, item);
+        }
+        for item in part.summary.ambiguous {
+            keep(&mut s.ambiguous, &mut 0, limit, item);
+        }
+        for item in part.summary.composted {
+            keep(&mut s.composted, &mut 0, limit, item);
+        }
+        for item in part.summary.problems {
+            keep(&mut s.problems, &mut 0, limit, item);
+        }
+        t.unresolved += part.totals.unresolved;
+        t.ambiguous += part.totals.ambiguous;
+        t.composted += part.totals.composted;
+        t.problems += part.totals.problems;
+    }
+
+    fn finish(mut self) -> (Summary, Totals) {
+        self.totals.urls = self.urls.len();
+        self.summary.urls = self.urls.into_iter().take(self.limit).collect();
+        (self.summary, self.totals)
+    }
+
+    fn problem(&mut self, note: &str, message: String) {
+        let item = Problem::new(note, message);
+        keep(
+            &mut self.summary.problems,
+            &mut self.totals.problems,
+            self.limit,
+            item,
+        );
+    }
+
+    /// Counts one note.
+    fn note<'a>(
+        &mut self,
+        index: &FileIndex,
+        note: &'a str,
+        facts: &NoteFacts,
+        today: jiff::civil::Date,
+        memo: &mut Memo<'a>,
+    ) {
+        let limit = self.limit;
+        if let Some(why) = &facts.unreadable {
+            self.problem(note, why.clone());
+        }
+        if let Some(e) = &facts.yaml_error {
+            self.problem(
+                note,
+                format!(
+                    "invalid YAML frontmatter at line {}: {}; its links in the body are still read",
+                    e.line, e.message
+                ),
+            );
+        }
+        if let Some(reason) = facts.signals.judge(note, today) {
+            let item = Composted {
+                note: note.to_string(),
+                reason,
+            };
+            keep(
+                &mut self.summary.composted,
+                &mut self.totals.composted,
+                limit,
+                item,
+            );
+        }
+        let dir = note.rsplit_once('/').map_or("", |(d, _)| d);
+        let (s, t) = (&mut self.summary, &mut self.totals);
+        for link in &facts.links {
+            *s.links.entry(link.kind.name().to_string()).or_default() += 1;
+            match link.destination() {
+                Destination::External(url) => {
+                    if !self.urls.contains(url) {
+                        self.urls.insert(url.to_string());
+                    }
+                }
+                Destination::Internal(target) => {
+                    let resolution = memo
+                        .entry((dir, target.to_string()))
+                        .or_insert_with(|| index.resolve(note, target));
+                    match resolution {
+                        Resolution::Missing | Resolution::OutsideVault => {
+                            let reason = if *resolution == Resolution::OutsideVault {
+                                "outside the vault"
+                            } else {
+                                "not found"
+                            };
+                            let item = Unresolved {
+                                note: note.to_string(),
+                                target: target.to_string(),
+                                line: link.line,
+                                reason: reason.to_string(),
+                            };
+                            keep(&mut s.unresolved, &mut t.unresolved, limit, item);
+                        }
+                        Resolution::Ambiguous { path, candidates } => {
+                            let item = Ambiguous {
+                                note: note.to_string(),
+                                target: target.to_string(),
+                                line: link.line,
+                                resolved: path.clone(),
+                                candidates: candidates.clone(),
+                            };
+                            keep(&mut s.ambiguous, &mut t.ambiguous, limit, item);
+                        }
+                        Resolution::Found { .. } | Resolution::SameNote => {}
+                    }
+                }
+                Destination::SameNote | Destination::Other => {}
+            }
+        }
+    }
 }
 
 /// Resolutions already made, by the note's folder and the target: notes of one folder often
 /// link the same names.
-type Memo<'a> = HashMap<(&'a str, &'a str), Resolution>;
-
-fn summarize_note<'a>(
-    view: &VaultView,
-    note: &'a str,
-    facts: &'a NoteFacts,
-    today: jiff::civil::Date,
-    memo: &mut Memo<'a>,
-) -> Summary {
-    let mut out = Summary::default();
-    if let Some(why) = &facts.unreadable {
-        out.problems.push(Problem::new(note, why.clone()));
-    }
-    if let Some(e) = &facts.yaml_error {
-        out.problems.push(Problem::new(
-            note,
-            format!(
-                "invalid YAML frontmatter at line {}: {}; its links in the body are still read",
-                e.line, e.message
-            ),
-        ));
-    }
-    if let Some(reason) = facts.signals.judge(note, today) {
-        out.composted.push(Composted {
-            note: note.to_string(),
-            reason,
-        });
-    }
-    let dir = note.rsplit_once('/').map_or("", |(d, _)| d);
-    for link in &facts.links {
-        *out.links.entry(link.kind.name().to_string()).or_default() += 1;
-        match link.destination() {
-            Destination::External(url) => out.urls.push(url.to_string()),
-            Destination::Internal(target) => {
-                let resolution = memo
-                    .entry((dir, target))
-                    .or_insert_with(|| view.index.resolve(note, target));
-                match resolution {
-                    Resolution::Missing | Resolution::OutsideVault => {
-                        out.unresolved.push(Unresolved {
-                            note: note.to_string(),
-                            target: target.to_string(),
-                            line: link.line,
-                            reason: if *resolution == Resolution::OutsideVault {
-                                "outside the vault"
-                            } else {
-                                "not found"
-                            }
-                            .to_string(),
-                        })
-                    }
-                    Resolution::Ambiguous { path, candidates } => out.ambiguous.push(Ambiguous {
-                        note: note.to_string(),
-                        target: target.to_string(),
-                        line: link.line,
-                        resolved: path.clone(),
-                        candidates: candidates.clone(),
-                    }),
-                    Resolution::Found { .. } | Resolution::SameNote => {}
-                }
-            }
-            Destination::SameNote | Destination::Other => {}
-        }
-    }
-    out
-}
+type Memo<'a> = HashMap<(&'a str, String), Resolution>;

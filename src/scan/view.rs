@@ -1,7 +1,7 @@
 //! What the notes of a scanned vault say, and the scan's report: read from the note cache,
 //! from the scan itself, or (for notes the cache lacks) from the archive's copy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
@@ -43,81 +43,126 @@ impl VaultView {
     }
 }
 
-impl Scan {
-    /// What the notes read during this pass say (the new and changed ones), taking them out
-    /// of the scan (a later [`Scan::view`] reads them from the cache or the archive).
-    pub fn take_fresh(&self) -> HashMap<Digest, NoteFacts> {
-        std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|e| e.into_inner()))
-    }
+/// Where a pass finds what each note says: the notes read during the scan, the note cache,
+/// or (for notes neither has) the archive's copy, read again and cached.
+struct Source<'a> {
+    scan: &'a Scan,
+    cache: Option<cache::Lines>,
+    /// Notes read from the archive now, cached for next time.
+    appender: Option<cache::Appender>,
+}
 
-    /// What every note says, read from the note cache, from this pass, or (for notes the
-    /// cache lacks) from the archive's copy. Keeps the cache to the vault's current notes.
-    pub fn view(&self) -> Result<VaultView, store::Error> {
-        let (view, dirty) = self.build_view()?;
-        if dirty {
-            self.save_facts(&view.facts);
+impl<'a> Source<'a> {
+    fn open(scan: &'a Scan) -> Source<'a> {
+        let path = cache::path(&scan.store);
+        let max = scan.options.max_note_bytes;
+        let appender = if scan.options.record {
+            cache::Appender::archive(&path, max)
+                .inspect_err(|e| tracing::warn!("cannot write the note cache: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        Source {
+            scan,
+            cache: cache::Lines::open(&path, max),
+            appender,
         }
-        Ok(view)
     }
 
-    /// The view, and whether the note cache needs saving.
-    fn build_view(&self) -> Result<(VaultView, bool), store::Error> {
-        let (facts, dirty) = self.load_facts()?;
-        let view = VaultView {
+    fn facts(&self, digest: &Digest) -> Result<NoteFacts, store::Error> {
+        let cached = |lines: &Option<cache::Lines>| lines.as_ref().and_then(|l| l.get(digest));
+        if let Some(facts) = cached(&self.scan.fresh).or_else(|| cached(&self.cache)) {
+            return Ok(facts);
+        }
+        let objects = self.scan.store.objects();
+        let bytes = objects
+            .read(digest)
+            .map_err(store::Error::io("read", &objects.path(digest)))?;
+        let facts = crate::note::read_note_bytes(&bytes, self.scan.options.max_note_bytes);
+        if let Some(appender) = &self.appender {
+            appender.add(digest, &facts);
+        }
+        Ok(facts)
+    }
+
+    /// Writes the notes read from the archive; rewrites the cache when it is mostly stale.
+    fn finish(self) {
+        let appended = self.appender.map(|a| {
+            let (lines, error) = a.finish();
+            if let Some(e) = error {
+                tracing::warn!("cannot write the note cache: {e}");
+            }
+            lines.digests().count()
+        });
+        let Some(appended) = appended else { return };
+        let live: HashSet<Digest> = self.scan.notes().map(|(_, d)| d).collect();
+        let lines = self.cache.as_ref().map_or(0, cache::Lines::line_count) + appended;
+        if lines <= cache::Lines::keep_up_to(live.len()) {
+            return;
+        }
+        let path = cache::path(&self.scan.store);
+        let max = self.scan.options.max_note_bytes;
+        if let Some(all) = cache::Lines::open(&path, max)
+            && let Err(e) = all.compact(&path, max, &live)
+        {
+            tracing::warn!("cannot rewrite the note cache: {e}");
+        }
+    }
+}
+
+impl Scan {
+    /// The notes, in path order, with their content addresses.
+    fn notes(&self) -> impl Iterator<Item = (&str, Digest)> {
+        self.files
+            .iter()
+            .filter(|f| f.kind == FileKind::Note)
+            .filter_map(|f| Some((f.path.as_str(), f.sha256?)))
+    }
+
+    /// What the notes read during this pass (the new and changed ones) say.
+    pub fn take_fresh(&self) -> HashMap<Digest, NoteFacts> {
+        let Some(fresh) = &self.fresh else {
+            return HashMap::new();
+        };
+        fresh
+            .digests()
+            .filter_map(|d| Some((*d, fresh.get(d)?)))
+            .collect()
+    }
+
+    /// What every note says, all held in memory (for commands that work on the whole vault).
+    pub fn view(&self) -> Result<VaultView, store::Error> {
+        let source = Source::open(self);
+        let digests: HashSet<Digest> = self.notes().map(|(_, d)| d).collect();
+        let facts = digests
+            .into_par_iter()
+            .map(|d| Ok((d, source.facts(&d)?)))
+            .collect::<Result<HashMap<_, _>, store::Error>>()?;
+        source.finish();
+        Ok(VaultView {
             index: FileIndex::new(self.files.iter().map(|f| f.path.clone())),
             files: self.files.clone(),
             facts,
-        };
-        Ok((view, dirty))
+        })
     }
 
-    /// Every note's facts, and whether the note cache needs saving.
-    fn load_facts(&self) -> Result<(HashMap<Digest, NoteFacts>, bool), store::Error> {
-        let (mut facts, fresh) = rayon::join(
-            || cache::load(&self.store, self.options.max_note_bytes),
-            || std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|e| e.into_inner())),
-        );
-        let mut dirty = !fresh.is_empty();
-        facts.extend(fresh);
-        let missing: std::collections::HashSet<Digest> = self
-            .files
-            .iter()
-            .filter(|f| f.kind == FileKind::Note)
-            .filter_map(|f| f.sha256)
-            .filter(|d| !facts.contains_key(d))
-            .collect();
-        let read: Vec<(Digest, NoteFacts)> = missing
-            .par_iter()
-            .map(|d| {
-                let bytes = self
-                    .store
-                    .objects()
-                    .read(d)
-                    .map_err(store::Error::io("read", &self.store.objects().path(d)))?;
-                Ok((
-                    *d,
-                    crate::note::read_note_bytes(&bytes, self.options.max_note_bytes),
-                ))
-            })
-            .collect::<Result<_, store::Error>>()?;
-        dirty |= !read.is_empty();
-        facts.extend(read);
-        let live: std::collections::HashSet<Digest> =
-            self.files.iter().filter_map(|f| f.sha256).collect();
-        let before = facts.len();
-        facts.retain(|d, _| live.contains(d));
-        dirty |= facts.len() != before;
-        Ok((facts, dirty))
-    }
-
-    /// Saves the note cache; a failure only costs time next run.
-    fn save_facts(&self, facts: &HashMap<Digest, NoteFacts>) {
-        if !self.options.record {
-            return;
+    /// Calls `each` with every note's path and what it says, in path order, a block of notes
+    /// at a time: memory stays bounded by the block, not by the vault.
+    pub fn each_note(&self, mut each: impl FnMut(&str, &NoteFacts)) -> Result<(), store::Error> {
+        let source = Source::open(self);
+        let notes: Vec<(&str, Digest)> = self.notes().collect();
+        for block in notes.chunks(2048) {
+            let facts = block
+                .par_iter()
+                .map(|(_, d)| source.facts(d))
+                .collect::<Result<Vec<_>, store::Error>>()?;
+            for ((path, _), facts) in block.iter().zip(&facts) {
+                each(path, facts);
+            }
         }
-        if let Err(e) = cache::save(&self.store, self.options.max_note_bytes, facts) {
-            tracing::warn!("cannot save the note cache: {}", crate::report::chain(&e));
-        }
+        source.finish();
+        Ok(())
     }
 
     /// The full report. The summary of links and profiles is reused from the last scan when
@@ -125,49 +170,52 @@ impl Scan {
     pub fn report(&self) -> Result<ScanReport, store::Error> {
         let summary = match summary::load_full(&self.store, &self.key) {
             Some(s) => s,
-            None => self.summarize()?,
+            None => {
+                let (summary, _) = self.summarize(None)?;
+                if self.options.record {
+                    summary::save_full(&self.store, &self.key, &summary);
+                }
+                summary
+            }
         };
         Ok(self.complete(summary, None))
     }
 
     /// The report with each list cut to its first few items, and the full counts: what a
-    /// person reads. Cheap when the vault has not changed.
+    /// person reads. Only those items are held, however large the vault; cheap when the
+    /// vault has not changed.
     pub fn brief(&self) -> Result<ScanReport, store::Error> {
         let (summary, totals) = match summary::load_brief(&self.store, &self.key) {
             Some(b) => b,
             None => {
-                let full = self.summarize()?;
-                let totals = full.totals();
-                (full.brief(), totals)
+                let (summary, totals) = self.summarize(Some(summary::BRIEF_ITEMS))?;
+                if self.options.record {
+                    summary::save_brief(&self.store, &self.key, &summary, totals);
+                }
+                (summary, totals)
             }
         };
         Ok(self.complete(summary, Some(totals)))
     }
 
-    fn summarize(&self) -> Result<Summary, store::Error> {
+    /// Reads every note (from this pass, the cache or the archive) into a summary whose lists
+    /// keep at most `limit` items each.
+    fn summarize(&self, limit: Option<usize>) -> Result<(Summary, Totals), store::Error> {
         let clock = std::time::Instant::now();
-        let (view, dirty) = self.build_view()?;
-        tracing::debug!(elapsed = ?clock.elapsed(), "read what the notes say");
-        // Saving the note cache and summarizing only read the view: do both at once.
-        let ((), summary) = rayon::join(
-            || {
-                if dirty {
-                    self.save_facts(&view.facts);
-                    tracing::debug!(elapsed = ?clock.elapsed(), "saved the note cache");
-                }
-            },
-            || {
-                let s = summary::summarize(&view, self.options.today);
-                tracing::debug!(elapsed = ?clock.elapsed(), "summary computed");
-                s
-            },
+        let source = Source::open(self);
+        let index = FileIndex::new(self.files.iter().map(|f| f.path.clone()));
+        tracing::debug!(elapsed = ?clock.elapsed(), "indexed the names and the note cache");
+        let counted = summary::summarize(
+            &self.files,
+            &index,
+            |d| source.facts(d),
+            self.options.today,
+            limit,
         );
         tracing::debug!(elapsed = ?clock.elapsed(), "summarized");
-        if self.options.record {
-            summary::save(&self.store, &self.key, &summary);
-        }
-        tracing::debug!(elapsed = ?clock.elapsed(), "saved the summary");
-        Ok(summary)
+        source.finish();
+        tracing::debug!(elapsed = ?clock.elapsed(), "note cache written");
+        counted
     }
 
     fn complete(&self, mut summary: Summary, totals: Option<Totals>) -> ScanReport {

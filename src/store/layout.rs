@@ -71,7 +71,7 @@ impl Doc {
             Doc::Queue => "queue.json",
             Doc::Daemon => "daemon.json",
             Doc::Totals => "totals.json",
-            Doc::NoteCache => "cache/notes.json",
+            Doc::NoteCache => "cache/notes.jsonl",
             Doc::Summary => "cache/summary.json",
             Doc::SummaryBrief => "cache/summary-brief.json",
             Doc::Device => "device.json",
@@ -112,7 +112,7 @@ pub fn table() -> Vec<Entry> {
         ),
         e(
             Doc::NoteCache.file().into(),
-            "what each note says (links, composting signs), by content. Derived.",
+            "what each note says (links, composting signs): one line per note content, `<sha256> <JSON>`, appended as notes are read and rewritten when mostly stale. Derived.",
         ),
         e(
             Doc::Summary.file().into(),

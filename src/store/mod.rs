@@ -341,8 +341,9 @@ impl Store {
     /// logged: documents are either derived or have a safe default).
     pub fn read_doc<T: DeserializeOwned>(&self, doc: Doc) -> Option<T> {
         let path = self.root.join(doc.file());
-        let bytes = fs::read(&path).ok()?;
-        match serde_json::from_slice(&bytes) {
+        let file = fs::File::open(&path).ok()?;
+        // Streamed from the file, not read whole first.
+        match serde_json::from_reader(std::io::BufReader::with_capacity(256 * 1024, file)) {
             Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "unreadable, ignored: {e}");
@@ -354,19 +355,28 @@ impl Store {
     /// Replaces a whole document atomically (durably when the document is a record).
     pub fn write_doc<T: Serialize>(&self, doc: Doc, value: &T) -> Result<(), Error> {
         let path = self.root.join(doc.file());
-        let bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
-            path: path.clone(),
-            source,
-        })?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         }
-        let write = if doc.durable() {
-            write_atomic
-        } else {
-            write_derived
+        let how = crate::fsutil::Replace {
+            durable: doc.durable(),
+            ..crate::fsutil::Replace::default()
         };
-        write(&path, &bytes).map_err(Error::io("write", &path))
+        // Streamed into the temp file: the note cache of a large vault is a hundred megabytes
+        // of JSON, which is never held whole in memory.
+        let mut encode_error = None;
+        let written = crate::fsutil::replace_streaming(&path, &how, |w| {
+            serde_json::to_writer(w, value).map_err(|e| {
+                let io = std::io::Error::other(e.to_string());
+                encode_error = Some(e);
+                io
+            })
+        });
+        match (written, encode_error) {
+            (_, Some(source)) => Err(Error::Encode { path, source }),
+            (Err(e), None) => Err(Error::io("write", &path)(e)),
+            (Ok(_), None) => Ok(()),
+        }
     }
 
     /// The scan index, brought up to date with the version log (which is the truth: the index

@@ -333,12 +333,9 @@ impl Run<'_> {
             self.state.error(format!("{}: {}", p.path, p.message));
         }
         if first {
-            match scan.view() {
-                Ok(view) => {
-                    for (path, facts) in view.notes() {
-                        self.schedule.note(path, facts);
-                    }
-                }
+            let schedule = &mut self.schedule;
+            match scan.each_note(|path, facts| schedule.note(path, facts)) {
+                Ok(()) => {}
                 Err(e) => self
                     .state
                     .error(format!("cannot read the notes' links: {}", chain(&e))),
