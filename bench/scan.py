@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Benchmark: vaultkeep's first scan against `git add -A`, and its unchanged rescan against
-`git status`, on one large vault built by shared/bench/make-vault, in one run.
+`git status`, on vaults of several sizes built by shared/bench/make-vault, in one run.
 
-    cargo build --release && python3 bench/scan.py [--notes 20000] [--runs 5]
+    cargo build --release && python3 bench/scan.py [--sizes 6000,22000,84000] [--runs 3] [--dir DIR]
 
-Both tools read the same files from a warm page cache (each file is read once before timing),
-and `sync` runs before every timed command so none pays for another's pending writes.
-git keeps its repository inside the vault (`.git`, which vaultkeep ignores as a dot-folder);
-vaultkeep's archive lives beside the vault. Prints a Markdown table of medians and ratios.
-Targets (issue 2): first scan at most 0.5x `git add -A`; rescan at most 1x `git status`.
+For each size, both tools read the same files from a warm page cache, alternating run by run,
+and `sync` runs before every timed command so none pays for another's pending writes. Every
+run writes into a folder of its own, and nothing is deleted until the end: on ext4, files
+created soon after many were deleted cost more (the inode allocator skips recently freed
+inodes), which would punish whichever tool runs after a deletion. git's repository lives
+beside the vault (GIT_DIR), vaultkeep's archive too. Peak memory is each process's
+`ru_maxrss`, read with wait4.
+
+Prints one Markdown table: medians with the spread (min-max) of time and peak RSS, and the
+ratio of the medians. Targets (issue 14): first scan at most 0.5x `git add -A`, unchanged
+rescan at most 0.5x `git status`; first-scan peak RSS at most 150 MB and rescan at most 60 MB
+at 84,000 files.
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -16,15 +23,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("VAULTKEEP_SHARED", os.path.join(ROOT, "..", "shared"))
 BIN = os.path.join(ROOT, "target", "release", "vaultkeep")
 
-def timed(cmd, cwd=None):
+
+def timed(cmd, cwd=None, env=None):
+    """Runs cmd; its wall time in seconds and its peak RSS in MiB."""
     # Flush pending writes first, so no command pays for another's (or make-vault's) data.
     subprocess.run(["sync"], check=True)
     start = time.perf_counter()
-    rc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL).returncode
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    rc = os.waitstatus_to_exitcode(status)
     if rc not in (0, 1):  # vaultkeep exits 1 when it lists problem files (the kepano templates)
         sys.exit(f"{cmd} failed with exit code {rc}")
-    return elapsed
+    return elapsed, usage.ru_maxrss / 1024
+
 
 def warm(path):
     for dirpath, _, names in os.walk(path):
@@ -33,47 +45,82 @@ def warm(path):
                 while f.read(1 << 20):
                     pass
 
+
+def vault_of(work, notes):
+    """A vault of about `notes` notes, built once (kept across runs when --dir is given)."""
+    vault = os.path.join(work, f"vault-{notes}")
+    made = os.path.join(work, f"vault-{notes}.made")
+    if not os.path.exists(made):
+        shutil.rmtree(vault, ignore_errors=True)
+        out = subprocess.run([sys.executable, os.path.join(SHARED, "bench", "make-vault"), vault, "--notes", str(notes)],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        with open(made, "w") as f:
+            f.write(out)
+    with open(made) as f:
+        return vault, f.read().strip()
+
+
+def spread(values, fmt):
+    m = statistics.median(values)
+    return m, f"{fmt(m)} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def measure(work, notes, runs):
+    vault, made = vault_of(work, notes)
+    files = sum(len(names) for _, _, names in os.walk(vault))
+    print(f"{notes}: {made}", file=sys.stderr)
+    warm(vault)
+    runs_dir = tempfile.mkdtemp(prefix=f"runs-{notes}-", dir=work)
+    git = ["git", "-c", "core.autocrlf=false", "-c", "gc.auto=0"]
+    first, add = [], []
+    for run in range(runs):
+        env = dict(os.environ, GIT_DIR=os.path.join(runs_dir, f"git-{run}"), GIT_WORK_TREE=vault)
+        subprocess.run(git + ["init", "-q"], env=env, check=True)
+        add.append(timed(git + ["add", "-A"], cwd=vault, env=env))
+        archive = os.path.join(runs_dir, f"archive-{run}")
+        first.append(timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
+    env = dict(os.environ, GIT_DIR=os.path.join(runs_dir, "git-0"), GIT_WORK_TREE=vault)
+    archive = os.path.join(runs_dir, "archive-0")
+    status, rescan = [], []
+    for _ in range(runs + 1):
+        status.append(timed(git + ["status", "--porcelain"], cwd=vault, env=env))
+        rescan.append(timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
+    # The first rescan and status settle each tool's index (racily clean entries).
+    return files, runs_dir, [("first scan", "`git add -A`", first, add, 0.5),
+                             ("unchanged rescan", "`git status`", rescan[1:], status[1:], 0.5)]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--notes", type=int, default=20000)
-    p.add_argument("--runs", type=int, default=5, help="runs of each first scan and rescan (median)")
-    p.add_argument("--dir", help="where to build the vault and archives (default: a temp folder)")
+    p.add_argument("--sizes", default="6000,22000,84000", help="notes per vault, comma-separated")
+    p.add_argument("--runs", type=int, default=3, help="runs of each command (median and spread)")
+    p.add_argument("--dir", help="where to build vaults (kept for the next run) and write archives")
     a = p.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
-    work = tempfile.mkdtemp(prefix="vaultkeep-bench-", dir=a.dir)
+    work = a.dir or tempfile.mkdtemp(prefix="vaultkeep-bench-")
+    os.makedirs(work, exist_ok=True)
+    rows, made = [], []
     try:
-        vault = os.path.join(work, "vault")
-        made = subprocess.run([sys.executable, os.path.join(SHARED, "bench", "make-vault"), vault, "--notes", str(a.notes)],
-                              check=True, capture_output=True, text=True).stdout.strip()
-        print(f"vault: {made}", file=sys.stderr)
-        warm(vault)
-        git = ["git", "-c", "core.autocrlf=false", "-c", "gc.auto=0"]
-        add, first = [], []
-        for run in range(a.runs):
-            shutil.rmtree(os.path.join(vault, ".git"), ignore_errors=True)
-            subprocess.run(git + ["init", "-q"], cwd=vault, check=True)
-            add.append(timed(git + ["add", "-A"], cwd=vault))
-            archive = os.path.join(work, f"archive-{run}")
-            first.append(timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
-        status, rescan = [], []
-        archive = os.path.join(work, "archive-0")
-        for _ in range(a.runs + 2):
-            status.append(timed(git + ["status", "--porcelain"], cwd=vault))
-            rescan.append(timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
-        status, rescan = status[2:], rescan[2:]  # the first runs settle git's and our index
-        m = statistics.median
-        rows = [
-            ("first scan", "`git add -A` (after `git init`)", m(first), m(add), 0.5),
-            ("unchanged rescan", "`git status`", m(rescan), m(status), 1.0),
-        ]
-        print(f"| what ({made.split(' in ')[0]}) | vaultkeep | baseline | baseline time | ratio | target |")
-        print("|---|---|---|---|---|---|")
-        for what, base, ours, theirs, target in rows:
-            ok = "met" if ours / theirs <= target else "missed"
-            print(f"| {what} | {ours*1000:.0f} ms | {base} | {theirs*1000:.0f} ms | **{ours/theirs:.2f}x** | ≤ {target}x ({ok}) |")
+        for notes in [int(s) for s in a.sizes.split(",")]:
+            files, runs_dir, results = measure(work, notes, a.runs)
+            made.append(runs_dir)
+            for what, base, ours, theirs, target in results:
+                t, t_s = spread([x[0] for x in ours], lambda v: f"{v:.2f} s")
+                r, r_s = spread([x[1] for x in ours], lambda v: f"{v:.0f} MB")
+                bt, bt_s = spread([x[0] for x in theirs], lambda v: f"{v:.2f} s")
+                br, br_s = spread([x[1] for x in theirs], lambda v: f"{v:.0f} MB")
+                ok = "met" if t / bt <= target else "missed"
+                rows.append(f"| {files:,} | {what} | {t_s} | {r_s} | {base} | {bt_s} | {br_s} | **{t/bt:.2f}x** ({ok}: ≤ {target}x) |")
+        print(f"| files | what | vaultkeep time | vaultkeep peak RSS | baseline | baseline time | baseline peak RSS | time ratio |")
+        print("|---|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        if not a.dir:
+            shutil.rmtree(work, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()

@@ -174,9 +174,48 @@ pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
             )],
         },
     };
-    out.files.sort_by(|a, b| a.path.cmp(&b.path));
+    debug_assert!(out.files.is_sorted_by(|a, b| a.path < b.path));
     out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// An entry of a folder being listed, with where its name starts in its path.
+enum Listed {
+    File(VaultFile, usize),
+    Dir(String, usize),
+}
+
+impl Listed {
+    /// What orders entries as their paths sort: a folder's files all follow `name/`, so a
+    /// folder sorts as its name with a `/` (by byte, `-` < `.` < `/`: `a-b/` < `a.md` < `a/`).
+    fn sort_key(&self) -> SortKey<'_> {
+        match self {
+            Listed::File(f, at) => SortKey(&f.path[*at..], false),
+            Listed::Dir(p, at) => SortKey(&p[*at..], true),
+        }
+    }
+}
+
+/// A name, and whether a `/` follows it.
+#[derive(PartialEq, Eq)]
+struct SortKey<'a>(&'a str, bool);
+
+impl Ord for SortKey<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        let n = a.len().min(b.len());
+        // Past the common length, the next byte is the name's, or the folder's `/`, or none.
+        let next = |s: &[u8], dir: bool| s.get(n).copied().or(dir.then_some(b'/'));
+        a[..n]
+            .cmp(&b[..n])
+            .then_with(|| next(a, self.1).cmp(&next(b, other.1)))
+    }
+}
+
+impl PartialOrd for SortKey<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 struct Walk<'a> {
@@ -204,7 +243,10 @@ impl Walk<'_> {
                 return out;
             }
         };
-        let mut subdirs = Vec::new();
+        // Files and folders in the order their paths sort (a folder's name counts with its
+        // `/`), so that walking in this order lists the whole vault sorted, with no sort of
+        // every path at the end.
+        let mut order: Vec<Listed> = Vec::new();
         for entry in entries {
             let entry = match entry {
                 Ok(e) => e,
@@ -227,6 +269,7 @@ impl Walk<'_> {
                 continue;
             };
             let path = join(name);
+            let name_at = path.len() - name.len();
             let mut file_type = entry.file_type();
             let mut stat = None;
             if file_type == FileType::Unknown || file_type == FileType::RegularFile {
@@ -250,12 +293,15 @@ impl Walk<'_> {
             match file_type {
                 FileType::Directory => {
                     if !self.excluded.contains(&path) {
-                        subdirs.push(path);
+                        order.push(Listed::Dir(path, name_at));
                     }
                 }
-                FileType::RegularFile => out.files.push(self.file(path, stat.unwrap_or_default())),
+                FileType::RegularFile => order.push(Listed::File(
+                    self.file(path, stat.unwrap_or_default()),
+                    name_at,
+                )),
                 FileType::Symlink => match self.symlink(&path) {
-                    Ok(Some(stat)) => out.files.push(self.file(path, stat)),
+                    Ok(Some(stat)) => order.push(Listed::File(self.file(path, stat), name_at)),
                     Ok(None) => {}
                     Err(message) => out.problems.push(Problem::new(path, message)),
                 },
@@ -265,6 +311,14 @@ impl Walk<'_> {
                 )),
             }
         }
+        order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let subdirs: Vec<&String> = order
+            .iter()
+            .filter_map(|l| match l {
+                Listed::Dir(p, _) => Some(p),
+                Listed::File(..) => None,
+            })
+            .collect();
         let nested: Vec<Listing> = subdirs
             .par_iter()
             .map(|sub| {
@@ -274,16 +328,24 @@ impl Walk<'_> {
                     Err(e) => Listing {
                         files: Vec::new(),
                         problems: vec![Problem::new(
-                            sub.clone(),
+                            (*sub).clone(),
                             format!("cannot read the folder: {e}"),
                         )],
                     },
                 }
             })
             .collect();
-        for n in nested {
-            out.files.extend(n.files);
-            out.problems.extend(n.problems);
+        let mut nested = nested.into_iter();
+        for listed in order {
+            match listed {
+                Listed::File(f, _) => out.files.push(f),
+                Listed::Dir(..) => {
+                    if let Some(n) = nested.next() {
+                        out.files.extend(n.files);
+                        out.problems.extend(n.problems);
+                    }
+                }
+            }
         }
         out
     }
@@ -350,6 +412,41 @@ mod tests {
         );
         let outside = dir.path().join("elsewhere.md");
         assert_eq!(rel(outside.to_str().unwrap()), None);
+    }
+
+    #[test]
+    fn the_walk_lists_paths_in_byte_order_without_sorting_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = [
+            "a-b/x.md",
+            "a.md",
+            "a/x.md",
+            "a/b/c.md",
+            "a b.md",
+            "A.md",
+            "ä.md",
+            "a~",
+            "ab/z.png",
+            "a/b-c.md",
+            "a/b.md",
+            "a/b/d/e.md",
+            "z/a/b/c.pdf",
+            "z/a.md",
+            "z/a b/c.md",
+        ];
+        for p in paths {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, p).unwrap();
+        }
+        let listed: Vec<String> = list(dir.path(), &[])
+            .files
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        let mut sorted: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        sorted.sort();
+        assert_eq!(listed, sorted);
     }
 
     #[test]

@@ -74,6 +74,15 @@ impl Signals {
     /// Whether the body states it: "was composted", "has been composted", "is composted".
     /// "compost power-over culture" (a profile's mission) does not count.
     pub fn body_says_composted(body: &str) -> bool {
+        // Every sign holds the word; most notes lack it, and lowercasing a whole body costs
+        // more than looking. (No non-ASCII letter lowercases to one of its letters.)
+        let has_word = body
+            .as_bytes()
+            .windows(WORD.len())
+            .any(|w| w.eq_ignore_ascii_case(WORD.as_bytes()));
+        if !has_word {
+            return false;
+        }
         let lower = body.to_lowercase();
         ["was ", "is ", "been ", "were ", "got "]
             .iter()

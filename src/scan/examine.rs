@@ -57,12 +57,15 @@ pub(super) fn examine(
     let failed = |e: io::Error| Ok(Outcome::Failed(Problem::new(&file.path, describe(&e))));
     let abs = vault.join(&file.path);
     let is_note = file.kind == FileKind::Note;
+    // The file's stat once read (from its descriptor when it was read whole).
+    let mut after = None;
     let whole = stat.size <= READ_WHOLE && (!is_note || stat.size <= max_note_bytes);
     let (digest, size, new, facts) = if whole {
-        let bytes = match read_whole(&abs, stat.size) {
+        let (bytes, now) = match read_whole(&abs, stat.size) {
             Ok(b) => b,
             Err(e) => return failed(e),
         };
+        after = now;
         let digest = Digest::of(&bytes);
         let new = match objects {
             Some(o) => o
@@ -99,7 +102,7 @@ pub(super) fn examine(
 
     // If the file changed while we read it, what we stored is one of its states; forget the
     // stat data so the next scan reads it again.
-    let after = fs::metadata(&abs).map(|m| Stat::of(&m)).ok();
+    let after = after.or_else(|| fs::metadata(&abs).map(|m| Stat::of(&m)).ok());
     let settled = after.is_some_and(|a| a.size == size && a.mtime_ns == stat.mtime_ns);
     Ok(Outcome::Seen {
         entry: Entry {
@@ -113,12 +116,14 @@ pub(super) fn examine(
     })
 }
 
-/// Reads a whole file, sized by the walk's stat (one read call for most files).
-fn read_whole(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+/// Reads a whole file, sized by the walk's stat (one read call for most files), and its stat
+/// once read (from the descriptor: no second path lookup).
+fn read_whole(path: &Path, size: u64) -> io::Result<(Vec<u8>, Option<Stat>)> {
     let mut file = File::open(path)?;
     let mut bytes = Vec::with_capacity(size as usize + 1);
     file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    let after = file.metadata().map(|m| Stat::of(&m)).ok();
+    Ok((bytes, after))
 }
 
 /// A vault read error, for a person.

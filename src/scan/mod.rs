@@ -221,6 +221,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let failure = std::sync::Mutex::new(None);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let mut examined: Vec<Examined> = Vec::with_capacity(listing.files.len());
+    let flusher = options.record.then(|| EarlyFlush::start(store));
     listing
         .files
         .into_par_iter()
@@ -277,6 +278,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             done
         })
         .collect_into_vec(&mut examined);
+    drop(flusher);
     bar.finish_and_clear();
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(Error::Store(e));
@@ -342,6 +344,54 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         store: store.clone(),
         options: options.clone(),
     })
+}
+
+/// Writes new objects back to the disk while a scan goes on, so that the sync before the
+/// records are appended finds little left to do: the disk works while the CPUs hash. Only
+/// an earlier start; the sync that makes a scan durable is still the one in `record`.
+struct EarlyFlush {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EarlyFlush {
+    /// Bytes of new objects that start a write-back.
+    const EVERY: u64 = 64 * 1024 * 1024;
+
+    fn start(store: &Store) -> EarlyFlush {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let objects = store.objects().clone();
+        let stop = done.clone();
+        let thread = std::thread::Builder::new()
+            .name("vaultkeep-flush".into())
+            .spawn(move || {
+                let mut flushed = objects.bytes_added();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::park_timeout(std::time::Duration::from_millis(100));
+                    let added = objects.bytes_added();
+                    if added.saturating_sub(flushed) >= Self::EVERY {
+                        flushed = added;
+                        if let Err(e) = objects.start_writeback() {
+                            tracing::debug!(
+                                "early write-back failed (the final sync decides): {e}"
+                            );
+                        }
+                    }
+                }
+            })
+            .ok();
+        EarlyFlush { done, thread }
+    }
+}
+
+impl Drop for EarlyFlush {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// Where the notes read by a scan go: the archive's note cache, or a temp file for a

@@ -93,7 +93,7 @@ impl<'a> Source<'a> {
             if let Some(e) = error {
                 tracing::warn!("cannot write the note cache: {e}");
             }
-            lines.digests().count()
+            lines.len()
         });
         let Some(appended) = appended else { return };
         let live: HashSet<Digest> = self.scan.notes().map(|(_, d)| d).collect();
@@ -125,10 +125,7 @@ impl Scan {
         let Some(fresh) = &self.fresh else {
             return HashMap::new();
         };
-        fresh
-            .digests()
-            .filter_map(|d| Some((*d, fresh.get(d)?)))
-            .collect()
+        fresh.entries().collect()
     }
 
     /// What every note says, all held in memory (for commands that work on the whole vault).

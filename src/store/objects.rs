@@ -90,17 +90,16 @@ impl Objects {
         }
         let mut tmp = self.temp_in(&target)?;
         tmp.write_all(bytes)?;
-        self.place(tmp, &target)?;
+        self.place(tmp, &target, bytes.len() as u64)?;
         Ok(true)
     }
 
     /// Renames a finished temp file into place (fsynced first when each file is synced).
-    fn place(&self, tmp: tempfile::NamedTempFile, target: &Path) -> io::Result<()> {
+    fn place(&self, tmp: tempfile::NamedTempFile, target: &Path, size: u64) -> io::Result<()> {
         if self.durability == Durability::EachFile {
             tmp.as_file().sync_all()?;
         }
         tmp.persist(target).map_err(|e| e.error)?;
-        let size = fs::metadata(target).map(|m| m.len()).unwrap_or(0);
         self.added.0.fetch_add(1, Ordering::Relaxed);
         self.added.1.fetch_add(size, Ordering::Relaxed);
         if self.durability == Durability::EachFile
@@ -125,8 +124,22 @@ impl Objects {
         if self.holds(&target, size) {
             return Ok((digest, size, false));
         }
-        self.place(tmp, &target)?;
+        self.place(tmp, &target, size)?;
         Ok((digest, size, true))
+    }
+
+    /// Bytes of new objects written by this process so far (a running count).
+    pub(crate) fn bytes_added(&self) -> u64 {
+        self.added.1.load(Ordering::Relaxed)
+    }
+
+    /// Starts writing new objects back to the disk ahead of [`Objects::sync`], which then
+    /// has less to wait for. Only where one sync covers the file system.
+    pub(crate) fn start_writeback(&self) -> io::Result<()> {
+        match self.durability {
+            Durability::FileSystem => sync_file_system(&self.dir),
+            Durability::EachFile => Ok(()),
+        }
     }
 
     /// The objects and bytes written since the last call.
