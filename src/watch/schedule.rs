@@ -5,7 +5,8 @@
 //! The URLs come from the notes, kept per note: when a note drops a URL, or is deleted, the
 //! URL leaves the set unless another note still has it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -74,10 +75,39 @@ impl Why {
 /// What one note asks of the daemon.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Asks {
-    /// Its external URLs, for link checks.
-    urls: BTreeSet<String>,
-    /// Its snapshot plans.
-    plans: Vec<Plan>,
+    /// Its external URLs, for link checks (shared with the other notes that have them).
+    urls: Box<[Arc<str>]>,
+    /// Its snapshot plans (shared likewise).
+    plans: Box<[Arc<Plan>]>,
+}
+
+/// One copy of each URL and plan the notes ask for: in a large vault many notes share a few
+/// thousand URLs, and a note's entry is then two short lists of pointers.
+#[derive(Debug, Default)]
+struct Shared {
+    urls: HashSet<Arc<str>>,
+    plans: HashMap<String, Vec<Arc<Plan>>>,
+}
+
+impl Shared {
+    fn url(&mut self, url: String) -> Arc<str> {
+        if let Some(u) = self.urls.get(url.as_str()) {
+            return u.clone();
+        }
+        let u: Arc<str> = url.into();
+        self.urls.insert(u.clone());
+        u
+    }
+
+    fn plan(&mut self, plan: Plan) -> Arc<Plan> {
+        let same = self.plans.entry(key(plan.root.as_str())).or_default();
+        if let Some(p) = same.iter().find(|p| ***p == plan) {
+            return p.clone();
+        }
+        let p = Arc::new(plan);
+        same.push(p.clone());
+        p
+    }
 }
 
 /// The daemon's schedule.
@@ -88,6 +118,9 @@ pub struct Schedule {
     check_every: Option<Duration>,
     compost_every: Option<Duration>,
     notes: HashMap<String, Asks>,
+    shared: Shared,
+    /// [`Schedule::wanted`], kept until a note changes (asked every few seconds).
+    wanted: std::sync::Mutex<Option<Arc<BTreeMap<String, Plan>>>>,
     newest: HashMap<String, Newest>,
     links_checked: Option<Timestamp>,
     composted: Option<Timestamp>,
@@ -128,6 +161,8 @@ impl Schedule {
             check_every: watch.check_links_every.nonzero(),
             compost_every: watch.compost_every.nonzero(),
             notes: HashMap::new(),
+            shared: Shared::default(),
+            wanted: std::sync::Mutex::new(None),
             newest,
             links_checked,
             composted,
@@ -170,21 +205,35 @@ impl Schedule {
 
     /// A note was read (created or changed): what it asks replaces what it asked before.
     pub fn note(&mut self, path: &str, facts: &NoteFacts) {
-        let urls = facts
+        let mut urls: Vec<Arc<str>> = facts
             .links
             .iter()
             .filter_map(|l| match l.destination() {
-                Destination::External(u) => Some(key(u)),
+                Destination::External(u) => Some(self.shared.url(key(u))),
                 _ => None,
             })
             .collect();
-        let plans = plans_for_notes([facts], &self.snapshot, None, self.snapshot.max_pages);
-        self.notes.insert(path.to_string(), Asks { urls, plans });
+        urls.sort();
+        urls.dedup();
+        let plans = plans_for_notes([facts], &self.snapshot, None, self.snapshot.max_pages)
+            .into_iter()
+            .map(|p| self.shared.plan(p))
+            .collect();
+        let asks = Asks {
+            urls: urls.into(),
+            plans,
+        };
+        if self.notes.get(path) != Some(&asks) {
+            self.forget_wanted();
+            self.notes.insert(path.to_string(), asks);
+        }
     }
 
     /// A note is gone: its URLs leave, unless another note has them.
     pub fn note_gone(&mut self, path: &str) {
-        self.notes.remove(path);
+        if self.notes.remove(path).is_some() {
+            self.forget_wanted();
+        }
     }
 
     /// A note moved, unchanged.
@@ -194,26 +243,37 @@ impl Schedule {
         }
     }
 
+    fn forget_wanted(&mut self) {
+        *self.wanted.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Every external URL of the vault's notes.
     pub fn urls(&self) -> BTreeSet<String> {
         self.notes
             .values()
-            .flat_map(|a| a.urls.iter().cloned())
+            .flat_map(|a| a.urls.iter().map(|u| u.to_string()))
             .collect()
     }
 
     /// Every snapshot plan the notes ask for, each root once at the greatest depth asked.
-    pub fn wanted(&self) -> BTreeMap<String, Plan> {
+    /// Computed again only after a note changed.
+    pub fn wanted(&self) -> Arc<BTreeMap<String, Plan>> {
+        let mut cached = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = &*cached {
+            return w.clone();
+        }
         let mut out: BTreeMap<String, Plan> = BTreeMap::new();
-        for plan in self.notes.values().flat_map(|a| &a.plans) {
+        for plan in self.notes.values().flat_map(|a| a.plans.iter()) {
             let root = key(plan.root.as_str());
             match out.get_mut(&root) {
                 Some(p) if p.depth >= plan.depth => {}
                 _ => {
-                    out.insert(root, plan.clone());
+                    out.insert(root, (**plan).clone());
                 }
             }
         }
+        let out = Arc::new(out);
+        *cached = Some(out.clone());
         out
     }
 
@@ -221,9 +281,9 @@ impl Schedule {
     pub fn due_snapshots(&self, now: Timestamp) -> Vec<(Plan, Why)> {
         let older = |t: Timestamp, d: Duration| now.duration_since(t).unsigned_abs() >= d;
         self.wanted()
-            .into_iter()
+            .iter()
             .filter_map(|(root, plan)| {
-                let why = match self.newest.get(&root) {
+                let why = match self.newest.get(root) {
                     None => Why::New,
                     Some(Newest {
                         success: Some(t), ..
@@ -234,7 +294,7 @@ impl Schedule {
                     }) if older(*attempt, RETRY_FAILED) => Why::Retry,
                     Some(_) => return None,
                 };
-                Some((plan, why))
+                Some((plan.clone(), why))
             })
             .collect()
     }
