@@ -81,3 +81,58 @@ fn a_scan_killed_at_any_phase_leaves_a_verifiable_archive_and_loses_nothing() {
         assert_eq!(out.stdout, fs::read(note).unwrap(), "{rel}");
     }
 }
+
+#[test]
+fn a_first_scan_killed_after_a_batch_keeps_that_batch_and_the_next_scan_finishes() {
+    let s = Sandbox::empty();
+    copy_dir(&data("vaults/dendron"), &s.vault);
+    let files = walkdir_count(&s.vault);
+    assert!(
+        files > 300,
+        "the vault needs several batches: {files} files"
+    );
+    let mut child = s
+        .cmd(&["scan", "-q"])
+        .env("VAULTKEEP_SCAN_BATCH", "100")
+        .env("VAULTKEEP_PAUSE_AT", "scan:records-appended")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("paused at scan:records-appended"))));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The first batch is recorded, durable and verifiable, though the scan never finished.
+    let log = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 100);
+    verify_is_clean(&s, "killed after the first batch");
+    // The next scan (batches again) records the rest, each file once.
+    let out = s
+        .cmd(&["scan", "--json"])
+        .env("VAULTKEEP_SCAN_BATCH", "100")
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let log = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), files);
+    let (again, _) = s.scan();
+    assert_eq!(again["recorded"], 0);
+    verify_is_clean(&s, "after the scan that finished");
+}
+
+/// Content files of a vault (dot-folders are not content).
+fn walkdir_count(dir: &std::path::Path) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                walkdir_count(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}

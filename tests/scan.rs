@@ -293,3 +293,49 @@ fn a_locked_archive_cannot_run_and_names_the_holder() {
         "{err}"
     );
 }
+
+#[test]
+fn the_brief_report_counts_what_the_full_one_lists_and_shows_its_first_items() {
+    // The brief report (what a person reads) holds only the first items of each list, however
+    // large the vault; its counts and items must be those of the full `--json` report.
+    let s = Sandbox::with_data_vault("kepano");
+    let brief = s.run(&["scan"]);
+    let text = String::from_utf8_lossy(&brief.stdout).to_string();
+    let (full, _) = s.scan();
+    let unresolved = full["unresolved"].as_array().unwrap();
+    let problems = full["problems"].as_array().unwrap();
+    assert!(
+        unresolved.len() > 10 && problems.len() > 10,
+        "kepano has long lists"
+    );
+    assert!(
+        text.contains(&format!("Unresolved links ({}):", unresolved.len())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Problems ({}):", problems.len())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "External URLs: {}",
+            full["urls"].as_array().unwrap().len()
+        )),
+        "{text}"
+    );
+    let shown: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Unresolved links"))
+        .skip(1)
+        .take(10)
+        .collect();
+    for (line, item) in shown.iter().zip(unresolved) {
+        let expected = format!(
+            "  {}:{}  {}",
+            item["note"].as_str().unwrap(),
+            item["line"],
+            item["target"].as_str().unwrap()
+        );
+        assert!(line.starts_with(&expected), "{line} is not {expected}");
+    }
+}

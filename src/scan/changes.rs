@@ -5,17 +5,18 @@ use jiff::Timestamp;
 
 use super::ScannedFile;
 use crate::store::{self, Entry, Event, Index, Store, VersionRecord};
+use crate::vault::VaultFile;
 
-/// Makes the objects durable, appends the records, then saves the index (design.md, "The
-/// archive"). The sync runs whenever records are appended, even if this scan wrote no new
-/// bytes: an object left by an interrupted run may not have reached the disk yet.
+/// Makes the objects durable, appends the records, and brings the index up to them and to
+/// the `changed` files' stat data (design.md, "The archive"). The sync runs whenever records
+/// are appended, even if this batch wrote no new bytes: an object left by an interrupted run
+/// may not have reached the disk yet.
 pub(super) fn record(
     store: &Store,
     index: &mut Index,
     records: &[VersionRecord],
     changed: &[(usize, Entry)],
     files: &[ScannedFile],
-    started: Timestamp,
 ) -> Result<(), store::Error> {
     crate::failpoint::pause_at("scan:objects-written");
     if !records.is_empty() {
@@ -39,53 +40,68 @@ pub(super) fn record(
             *slot = *entry;
         }
     }
-    if !records.is_empty() || !changed.is_empty() || index.scan_started_ns == 0 {
+    Ok(())
+}
+
+/// Saves the index once every batch is recorded (it is derived: after a crash, the next run
+/// brings it up to the log), and the totals when versions were recorded.
+pub(super) fn finish(
+    store: &Store,
+    index: &mut Index,
+    changed: bool,
+    recorded: bool,
+    started: Timestamp,
+) -> Result<(), store::Error> {
+    if changed || recorded || index.scan_started_ns == 0 {
         index.scan_started_ns = started.as_nanosecond();
         store.save_index(index)?;
     }
-    if !records.is_empty() {
+    if recorded {
         store.update_totals()?;
     }
     Ok(())
 }
 
-/// Recorded files that are no longer listed, sorted by path; `still_recorded` of the listed
+/// Recorded files that are no longer listed, sorted by path; `listed_known` of the listed
 /// files are in the index. A listed file that could not be read is not among them: it is
 /// still there.
-pub(super) fn vanished<'a>(
-    index: &'a Index,
-    files: &[ScannedFile],
-    still_recorded: usize,
-) -> Vec<(&'a String, &'a Entry)> {
-    if still_recorded == index.files.len() {
+pub(super) fn vanished(
+    index: &Index,
+    listed: &[VaultFile],
+    listed_known: usize,
+) -> Vec<(String, Entry)> {
+    if listed_known == index.files.len() {
         return Vec::new();
     }
-    let listed: rustc_hash::FxHashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let listed: rustc_hash::FxHashSet<&str> = listed.iter().map(|f| f.path.as_str()).collect();
     let mut gone: Vec<_> = index
         .files
         .iter()
         .filter(|(p, _)| !listed.contains(p.as_str()))
+        .map(|(p, e)| (p.clone(), *e))
         .collect();
-    gone.sort_by(|a, b| a.0.cmp(b.0));
+    gone.sort_by(|a, b| a.0.cmp(&b.0));
     gone
 }
 
-/// The version records that bring the recorded state (`index`) to what is on disk now:
-/// `changed` are the files (by position in `files`) whose entry differs from the index, `gone`
-/// the recorded files no longer listed. A file that appeared with the content of one that
-/// vanished was renamed.
+/// The version records that bring the recorded state (`index`) to what is on disk now, for
+/// one batch: `changed` are the files (by position in `files`) whose entry differs from the
+/// index, `gone` the recorded files no longer listed and not yet claimed. A file that
+/// appeared with the content of one that vanished was renamed (the vanished one is claimed);
+/// after the `last` batch, the unclaimed are deleted.
 pub(super) fn changes(
     index: &Index,
     files: &[ScannedFile],
     changed: &[(usize, Entry)],
-    mut gone: Vec<(&String, &Entry)>,
+    gone: &mut Vec<(String, Entry)>,
+    last: bool,
     time: Timestamp,
 ) -> Vec<VersionRecord> {
-    let record = |event, path: &str, from: Option<&str>, e: &Entry| VersionRecord {
+    let record = |event, path: &str, from: Option<String>, e: &Entry| VersionRecord {
         time,
         event,
         path: path.to_string(),
-        from: from.map(str::to_string),
+        from,
         sha256: e.sha256,
         size: e.size,
         device: None,
@@ -114,8 +130,10 @@ pub(super) fn changes(
             None => out.push(record(Event::Created, path, None, entry)),
         }
     }
-    for (path, entry) in gone {
-        out.push(record(Event::Deleted, path, None, entry));
+    if last {
+        for (path, entry) in gone.drain(..) {
+            out.push(record(Event::Deleted, &path, None, &entry));
+        }
     }
     out
 }
@@ -154,11 +172,13 @@ mod tests {
             .filter(|(_, (p, e))| index.files.get(*p) != Some(e))
             .map(|(i, (_, e))| (i, *e))
             .collect();
+        let mut gone = vanished(index, &listed(present), recorded(index, present));
         changes(
             index,
             &files,
             &changed,
-            vanished(index, &files, recorded(index, &files)),
+            &mut gone,
+            true,
             Timestamp::UNIX_EPOCH,
         )
         .into_iter()
@@ -166,10 +186,25 @@ mod tests {
         .collect()
     }
 
-    fn recorded(index: &Index, files: &[ScannedFile]) -> usize {
-        files
+    fn listed(present: &[(&str, Entry)]) -> Vec<VaultFile> {
+        present
             .iter()
-            .filter(|f| index.files.contains_key(&f.path))
+            .map(|(p, e)| VaultFile {
+                path: p.to_string(),
+                kind: FileKind::of(p),
+                stat: crate::vault::Stat {
+                    size: e.size,
+                    mtime_ns: e.mtime_ns,
+                    ino: e.ino,
+                },
+            })
+            .collect()
+    }
+
+    fn recorded(index: &Index, present: &[(&str, Entry)]) -> usize {
+        present
+            .iter()
+            .filter(|(p, _)| index.files.contains_key(*p))
             .count()
     }
 
@@ -207,10 +242,10 @@ mod tests {
     fn an_unreadable_file_is_not_taken_for_deleted() {
         let old = index(&[("a.md", entry(b"a", 1)), ("b.md", entry(b"b", 2))]);
         // `a.md` was listed but could not be read: it keeps its recorded content.
-        let files = scanned(&[("a.md", entry(b"a", 1))]);
-        let gone: Vec<_> = vanished(&old, &files, recorded(&old, &files))
+        let present = [("a.md", entry(b"a", 1))];
+        let gone: Vec<_> = vanished(&old, &listed(&present), recorded(&old, &present))
             .into_iter()
-            .map(|(p, _)| p.clone())
+            .map(|(p, _)| p)
             .collect();
         assert_eq!(gone, vec!["b.md"]);
     }
@@ -228,6 +263,40 @@ mod tests {
                 (Event::Renamed, "c/new.png".into(), Some("b/two.png".into())),
                 (Event::Deleted, "a/one.png".into(), None),
             ]
+        );
+    }
+
+    #[test]
+    fn batches_claim_renames_as_they_come_and_delete_only_at_the_end() {
+        let old = index(&[("old/a.md", entry(b"a", 1)), ("old/b.md", entry(b"b", 2))]);
+        let present = [("new/a.md", entry(b"a", 1)), ("z.md", entry(b"z", 9))];
+        let mut gone = vanished(&old, &listed(&present), recorded(&old, &present));
+        let files = scanned(&present);
+        let first = changes(
+            &old,
+            &files,
+            &[(0, present[0].1)],
+            &mut gone,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].event, first[0].from.as_deref()),
+            (Event::Renamed, Some("old/a.md"))
+        );
+        let last = changes(
+            &old,
+            &files,
+            &[(1, present[1].1)],
+            &mut gone,
+            true,
+            Timestamp::UNIX_EPOCH,
+        );
+        let events: Vec<_> = last.iter().map(|r| (r.event, r.path.as_str())).collect();
+        assert_eq!(
+            events,
+            vec![(Event::Created, "z.md"), (Event::Deleted, "old/b.md")]
         );
     }
 }

@@ -25,7 +25,7 @@ use crate::vault::{self, FileKind};
 pub use summary::ScanReport;
 pub use view::VaultView;
 
-use changes::{changes, record, vanished};
+use changes::{changes, finish, record, vanished};
 
 use examine::{Outcome, examine};
 
@@ -42,8 +42,8 @@ pub enum Error {
     /// a sync in progress or a mistyped `--vault` than a deliberate deletion.
     #[error("{0}")]
     Deletions(Deletions),
-    /// The scan was cancelled before it recorded anything.
-    #[error("the scan was stopped before it recorded anything")]
+    /// The scan was cancelled before it finished; the versions it recorded until then stay.
+    #[error("the scan was stopped before it finished (the versions it recorded stay recorded)")]
     Cancelled,
     /// The archive could not be used or written; nothing new was recorded by this run.
     #[error(transparent)]
@@ -179,8 +179,6 @@ pub struct Scan {
 struct Examined {
     /// Its path and content (the recorded content when it could not be read).
     file: ScannedFile,
-    /// Whether the index knew it.
-    known: bool,
     /// What is new about it, if anything (boxed: most files bring nothing new).
     news: Option<Box<News>>,
 }
@@ -205,26 +203,158 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     );
     let mut index = index?;
     tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
-    let racy_after = index.scan_started_ns;
     crate::failpoint::pause_at("scan:listed");
 
+    let mut listing = listing;
+    let known = listing
+        .files
+        .par_iter()
+        .filter(|f| index.files.contains_key(&f.path))
+        .count();
+    let mut gone = vanished(&index, &listing.files, known);
+    // Versions are recorded a batch of files at a time: memory follows the batch, and an
+    // interrupted first scan of a large vault keeps what it recorded. A scan that may be a
+    // mass deletion is the exception: it records nothing before every file is hashed, since
+    // only then is it known which of the missing files were renamed.
+    let batch = if options.record
+        && (options.accept_deletions
+            || check_deletions(vault_dir, index.files.len(), gone.len()).is_ok())
+    {
+        batch_size()
+    } else {
+        usize::MAX
+    };
     let bar = progress_bar(options.progress, listing.files.len() as u64);
     let notes = note_appender(store, options);
+    let flusher = options.record.then(|| EarlyFlush::start(store));
+    let total = listing.files.len();
+    let mut files: Vec<ScannedFile> = Vec::with_capacity(total);
+    let mut problems = std::mem::take(&mut listing.problems);
+    let (mut records, mut new_bytes, mut recorded_any) = (Vec::new(), 0, false);
+    let mut start: usize = 0;
+    loop {
+        let end = total.min(start.saturating_add(batch));
+        let first = files.len();
+        let examined = match examine_batch(
+            vault_dir,
+            store,
+            options,
+            &index,
+            &mut listing.files[start..end],
+            notes.as_ref(),
+            &bar,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                // What earlier batches recorded stays: the index is saved with it.
+                if recorded_any {
+                    finish(store, &mut index, true, true, started)?;
+                }
+                return Err(e);
+            }
+        };
+        let mut changed: Vec<(usize, Entry)> = Vec::new();
+        for done in examined {
+            match done.news.map(|n| *n) {
+                Some(News::Entry {
+                    entry,
+                    new_bytes: n,
+                }) => {
+                    new_bytes += n;
+                    changed.push((files.len(), entry));
+                }
+                Some(News::Problem(p)) => problems.push(p),
+                None => {}
+            }
+            files.push(done.file);
+        }
+        let last = end == total;
+        let batch_records = changes(&index, &files, &changed, &mut gone, last, started);
+        if !options.accept_deletions && !recorded_any {
+            let deleted = batch_records
+                .iter()
+                .filter(|r| r.event == Event::Deleted)
+                .count();
+            check_deletions(vault_dir, index.files.len(), deleted)?;
+        }
+        if options.record {
+            record(store, &mut index, &batch_records, &changed, &files)?;
+            recorded_any |= !batch_records.is_empty() || !changed.is_empty();
+            tracing::debug!(elapsed = ?clock.elapsed(), files = files.len() - first, records = batch_records.len(), "recorded a batch");
+        }
+        records.extend(batch_records);
+        if last {
+            break;
+        }
+        start = end;
+    }
+    drop(flusher);
+    bar.finish_and_clear();
+    if options.record {
+        finish(
+            store,
+            &mut index,
+            recorded_any,
+            !records.is_empty(),
+            started,
+        )?;
+    }
+    let fresh = notes.map(|n| {
+        let (lines, error) = n.finish();
+        if let Some(e) = error {
+            tracing::warn!("cannot write the note cache: {e}");
+        }
+        lines
+    });
+    tracing::debug!(elapsed = ?clock.elapsed(), records = records.len(), "examined and recorded every file");
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Scan {
+        key: summary::Key::new(index.log_end, &files, options.today, options.max_note_bytes),
+        files,
+        records,
+        new_bytes,
+        problems,
+        fresh,
+        store: store.clone(),
+        options: options.clone(),
+    })
+}
+
+/// Files examined and recorded together: `VAULTKEEP_SCAN_BATCH`, else 8192 (large enough that
+/// the sync per batch costs little, small enough that a batch's records and entries do not
+/// count against a large vault).
+fn batch_size() -> usize {
+    std::env::var("VAULTKEEP_SCAN_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(8192)
+}
+
+/// Examines a batch of listed files in parallel (taking their paths). The first archive error
+/// stops the others; each file leaves only what the rest of the scan needs (most files: their
+/// path and content address). What a note says goes to the note cache at once.
+fn examine_batch(
+    vault_dir: &Path,
+    store: &Store,
+    options: &ScanOptions,
+    index: &store::Index,
+    batch: &mut [vault::VaultFile],
+    notes: Option<&cache::Appender>,
+    bar: &ProgressBar,
+) -> Result<Vec<Examined>, Error> {
+    let racy_after = index.scan_started_ns;
     let cancelled = || {
         options
             .cancel
             .as_ref()
             .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
     };
-    // The first archive error stops the others; each file leaves only what the rest of the
-    // scan needs (most files: their path and content address).
     let failure = std::sync::Mutex::new(None);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let mut examined: Vec<Examined> = Vec::with_capacity(listing.files.len());
-    let flusher = options.record.then(|| EarlyFlush::start(store));
-    listing
-        .files
-        .into_par_iter()
+    let mut examined: Vec<Examined> = Vec::with_capacity(batch.len());
+    batch
+        .par_iter_mut()
         .map(|file| {
             let previous = index.files.get(&file.path).copied();
             let mut done = Examined {
@@ -233,7 +363,6 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                     path: String::new(),
                     kind: file.kind,
                 },
-                known: previous.is_some(),
                 news: None,
             };
             if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
@@ -242,7 +371,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             }
             let outcome = examine(
                 vault_dir,
-                &file,
+                file,
                 previous.as_ref(),
                 racy_after,
                 options.record.then(|| store.objects()),
@@ -254,8 +383,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                     facts,
                     new_bytes,
                 }) => {
-                    // What a note says goes to the cache at once: no note's facts are held.
-                    if let (Some(facts), Some(notes)) = (facts, &notes) {
+                    if let (Some(facts), Some(notes)) = (facts, notes) {
                         notes.add(&entry.sha256, &facts);
                     }
                     done.file.sha256 = Some(entry.sha256);
@@ -271,79 +399,20 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                     None
                 }
             };
-            done.file.path = file.path;
+            done.file.path = std::mem::take(&mut file.path);
             if options.progress {
                 bar.inc(1);
             }
             done
         })
         .collect_into_vec(&mut examined);
-    drop(flusher);
-    bar.finish_and_clear();
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(Error::Store(e));
     }
     if failed.into_inner() {
         return Err(Error::Cancelled);
     }
-    tracing::debug!(elapsed = ?clock.elapsed(), "examined every file");
-
-    let mut problems = listing.problems;
-    let mut changed: Vec<(usize, Entry)> = Vec::new();
-    let mut new_bytes = 0;
-    let fresh = notes.map(|n| {
-        let (lines, error) = n.finish();
-        if let Some(e) = error {
-            tracing::warn!("cannot write the note cache: {e}");
-        }
-        lines
-    });
-    let mut still_recorded = 0;
-    let files: Vec<ScannedFile> = examined
-        .into_iter()
-        .enumerate()
-        .map(|(i, done)| {
-            still_recorded += usize::from(done.known);
-            match done.news.map(|n| *n) {
-                Some(News::Entry {
-                    entry,
-                    new_bytes: n,
-                }) => {
-                    new_bytes += n;
-                    changed.push((i, entry));
-                }
-                Some(News::Problem(p)) => problems.push(p),
-                None => {}
-            }
-            done.file
-        })
-        .collect();
-    let records = changes(
-        &index,
-        &files,
-        &changed,
-        vanished(&index, &files, still_recorded),
-        started,
-    );
-    if !options.accept_deletions {
-        let deleted = records.iter().filter(|r| r.event == Event::Deleted).count();
-        check_deletions(vault_dir, index.files.len(), deleted)?;
-    }
-    if options.record {
-        record(store, &mut index, &records, &changed, &files, started)?;
-        tracing::debug!(elapsed = ?clock.elapsed(), records = records.len(), "recorded");
-    }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Scan {
-        key: summary::Key::new(index.log_end, &files, options.today, options.max_note_bytes),
-        files,
-        records,
-        new_bytes,
-        problems,
-        fresh,
-        store: store.clone(),
-        options: options.clone(),
-    })
+    Ok(examined)
 }
 
 /// Writes new objects back to the disk while a scan goes on, so that the sync before the
