@@ -3,8 +3,8 @@
 
     cargo build --release && python3 bench/watch.py [--sizes 6000,22000,84000] [--edits 200] [--idle 30] [--burst 5000] [--dir DIR]
 
-For each size, in one run: the daemon's memory (RSS) once its first scan of a fresh archive is
-done and again after all the edits (steady), its peak (VmHWM), its CPU time while the vault is
+For each size, in one run: the daemon's memory (RSS) 2 s after its first scan of a fresh archive
+and 15 s after the last burst (steady), its peak (VmHWM), its CPU time while the vault is
 idle for --idle seconds, the latency from writing a note to its version appearing in
 versions.jsonl (p50 and p95 over --edits edits, one at a time, debounce included), and the time
 to record a burst of --burst notes changed at once (and a tenth of that burst, to show the time
@@ -104,7 +104,9 @@ def measure(work, size, a):
         small = burst(notes, log, a.burst // 10, "small")
         time.sleep(1)
         big = burst(notes, log, a.burst, "big")
-        time.sleep(2)
+        # Steady: once the allocator has handed back what the last scans freed (jemalloc
+        # purges unused pages about 10 s after they are freed).
+        time.sleep(15)
         rss_steady = proc_mb(daemon.pid, "VmRSS")
         hwm = proc_mb(daemon.pid, "VmHWM")
         status_time, _ = timed(["git", "status", "--porcelain"], cwd=vault, env=git_env)

@@ -42,8 +42,9 @@ impl FileKind {
 pub struct Stat {
     /// Size in bytes.
     pub size: u64,
-    /// Modification time, ns since the epoch.
-    pub mtime_ns: i128,
+    /// Modification time, ns since the epoch (i64 reaches 2262, and keeps the per-file
+    /// entries of a large vault small).
+    pub mtime_ns: i64,
     /// Inode number.
     pub ino: u64,
 }
@@ -56,7 +57,7 @@ impl Stat {
             use std::os::unix::fs::MetadataExt;
             Stat {
                 size: meta.len(),
-                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+                mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
                 ino: meta.ino(),
             }
         }
@@ -66,7 +67,7 @@ impl Stat {
                 .modified()
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as i128);
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
             Stat {
                 size: meta.len(),
                 mtime_ns,
@@ -79,10 +80,15 @@ impl Stat {
     fn of_raw(st: &rustix::fs::Stat) -> Stat {
         Stat {
             size: st.st_size as u64,
-            mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+            mtime_ns: nanos(st.st_mtime as i64, st.st_mtime_nsec as i64),
             ino: st.st_ino as u64,
         }
     }
+}
+
+/// Seconds and nanoseconds as ns since the epoch, saturating (beyond 1677-2262).
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// A content file of the vault.

@@ -46,7 +46,7 @@ pub(super) fn examine(
         && prev.mtime_ns == stat.mtime_ns
         && prev.ino == stat.ino
         && prev.mtime_ns != 0
-        && prev.mtime_ns < racy_after_ns
+        && i128::from(prev.mtime_ns) < racy_after_ns
     {
         return Ok(Outcome::Seen {
             entry: *prev,

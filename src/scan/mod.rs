@@ -161,8 +161,13 @@ pub struct ScannedFile {
 pub struct Scan {
     /// Every content file, sorted by path.
     pub files: Vec<ScannedFile>,
-    /// The version records this pass wrote.
-    pub records: Vec<VersionRecord>,
+    /// How many version records this pass wrote.
+    pub recorded: usize,
+    /// Those records by event (`created`, `modified`, `renamed`, `deleted`).
+    pub events: std::collections::BTreeMap<String, usize>,
+    /// The records themselves: where they lie in the version log (a first scan of a large
+    /// vault writes one per file, read back only when asked for), or held by a preview.
+    written: Written,
     /// Bytes of new objects stored.
     pub new_bytes: u64,
     /// Files and folders that could not be read.
@@ -173,6 +178,38 @@ pub struct Scan {
     key: summary::Key,
     store: Store,
     options: ScanOptions,
+}
+
+/// Where a scan's version records are.
+enum Written {
+    /// Appended to the version log between these offsets.
+    Log { from: u64, to: u64 },
+    /// Not written (a preview).
+    Held(Vec<VersionRecord>),
+}
+
+impl Scan {
+    /// The version records this pass wrote, in order.
+    pub fn records(&self) -> Result<Vec<VersionRecord>, store::Error> {
+        match &self.written {
+            Written::Held(records) => Ok(records.clone()),
+            Written::Log { from, to } => {
+                if from == to {
+                    return Ok(Vec::new());
+                }
+                let journal = self.store.versions();
+                let read = journal
+                    .read_from::<VersionRecord>(*from, 0)
+                    .map_err(store::Error::io("read", journal.path()))?;
+                Ok(read
+                    .records
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .take(self.recorded)
+                    .collect())
+            }
+        }
+    }
 }
 
 /// One listed file after a scan looked at it.
@@ -230,7 +267,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let total = listing.files.len();
     let mut files: Vec<ScannedFile> = Vec::with_capacity(total);
     let mut problems = std::mem::take(&mut listing.problems);
-    let (mut records, mut new_bytes, mut recorded_any) = (Vec::new(), 0, false);
+    let (mut held, mut new_bytes, mut recorded_any) = (Vec::new(), 0, false);
+    let (mut recorded, mut events) = (0, std::collections::BTreeMap::new());
+    let log_from = index.log_end;
     let mut start: usize = 0;
     loop {
         let end = total.min(start.saturating_add(batch));
@@ -282,7 +321,13 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             recorded_any |= !batch_records.is_empty() || !changed.is_empty();
             tracing::debug!(elapsed = ?clock.elapsed(), files = files.len() - first, records = batch_records.len(), "recorded a batch");
         }
-        records.extend(batch_records);
+        recorded += batch_records.len();
+        for r in &batch_records {
+            *events.entry(r.event.name().to_string()).or_default() += 1;
+        }
+        if !options.record {
+            held.extend(batch_records);
+        }
         if last {
             break;
         }
@@ -291,13 +336,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     drop(flusher);
     bar.finish_and_clear();
     if options.record {
-        finish(
-            store,
-            &mut index,
-            recorded_any,
-            !records.is_empty(),
-            started,
-        )?;
+        finish(store, &mut index, recorded_any, recorded > 0, started)?;
     }
     let fresh = notes.map(|n| {
         let (lines, error) = n.finish();
@@ -306,12 +345,21 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
         lines
     });
-    tracing::debug!(elapsed = ?clock.elapsed(), records = records.len(), "examined and recorded every file");
+    tracing::debug!(elapsed = ?clock.elapsed(), records = recorded, "examined and recorded every file");
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Scan {
         key: summary::Key::new(index.log_end, &files, options.today, options.max_note_bytes),
         files,
-        records,
+        recorded,
+        events,
+        written: if options.record {
+            Written::Log {
+                from: log_from,
+                to: index.log_end,
+            }
+        } else {
+            Written::Held(held)
+        },
         new_bytes,
         problems,
         fresh,

@@ -220,14 +220,10 @@ impl Scan {
         totals.problems += self.problems.len();
         summary.problems.extend(self.problems.iter().cloned());
         summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut events = std::collections::BTreeMap::new();
-        for r in &self.records {
-            *events.entry(r.event.name().to_string()).or_default() += 1;
-        }
         ScanReport {
             summary,
-            recorded: self.records.len(),
-            events,
+            recorded: self.recorded,
+            events: self.events.clone(),
             new_bytes: self.new_bytes,
             totals,
         }

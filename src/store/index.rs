@@ -39,7 +39,7 @@ pub struct Entry {
     /// Size in bytes.
     pub size: u64,
     /// Modification time, ns since the epoch; 0 when unknown (forces a re-hash).
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     /// Inode number; 0 when unknown.
     pub ino: u64,
 }
@@ -132,7 +132,7 @@ fn encode(index: &Index) -> Vec<u8> {
         out.extend_from_slice(path.as_bytes());
         out.extend_from_slice(e.sha256.as_bytes());
         out.extend_from_slice(&e.size.to_le_bytes());
-        out.extend_from_slice(&e.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&i128::from(e.mtime_ns).to_le_bytes());
         out.extend_from_slice(&e.ino.to_le_bytes());
     }
     out
@@ -152,7 +152,7 @@ fn decode(bytes: &[u8]) -> Option<Index> {
         let entry = Entry {
             sha256: Digest::from_bytes(r.take()?),
             size: u64::from_le_bytes(r.take()?),
-            mtime_ns: i128::from_le_bytes(r.take()?),
+            mtime_ns: i64::try_from(i128::from_le_bytes(r.take()?)).unwrap_or(0),
             ino: u64::from_le_bytes(r.take()?),
         };
         files.insert(path, entry);

@@ -15,7 +15,7 @@ pub mod schedule;
 pub mod state;
 pub mod status;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -314,18 +314,31 @@ impl Run<'_> {
     /// The first scan reads every note (from the cache); later ones the notes that changed.
     fn scanned(&mut self, scan: &Scan, first: bool) {
         self.state.scans += 1;
-        if !scan.records.is_empty() {
+        // A first scan's records are only counted; later scans read theirs back (few).
+        let records = if first || scan.recorded == 0 {
+            Vec::new()
+        } else {
+            scan.records().unwrap_or_else(|e| {
+                self.state
+                    .error(format!("cannot read back what was recorded: {}", chain(&e)));
+                Vec::new()
+            })
+        };
+        if scan.recorded > 0 {
             self.schedule.changed(Timestamp::now());
-            self.state.recorded += scan.records.len() as u64;
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for r in &scan.records {
-                *counts.entry(r.event.name()).or_default() += 1;
-            }
-            let what: Vec<String> = counts.iter().map(|(e, n)| format!("{n} {e}")).collect();
-            let example = &scan.records[0].path;
+            self.state.recorded += scan.recorded as u64;
+            let what: Vec<String> = scan
+                .events
+                .iter()
+                .map(|(e, n)| format!("{n} {e}"))
+                .collect();
+            let example = records
+                .first()
+                .map(|r| format!(", e.g. {}", r.path))
+                .unwrap_or_default();
             self.state.event(format!(
-                "recorded {} versions ({}), e.g. {example}",
-                scan.records.len(),
+                "recorded {} versions ({}){example}",
+                scan.recorded,
                 what.join(", ")
             ));
         }
@@ -342,8 +355,7 @@ impl Run<'_> {
             }
         } else {
             let fresh = scan.take_fresh();
-            for r in scan
-                .records
+            for r in records
                 .iter()
                 .filter(|r| FileKind::of(&r.path) == FileKind::Note)
             {
