@@ -339,3 +339,44 @@ fn the_brief_report_counts_what_the_full_one_lists_and_shows_its_first_items() {
         assert!(line.starts_with(&expected), "{line} is not {expected}");
     }
 }
+
+#[test]
+fn a_lost_or_torn_note_cache_only_costs_time() {
+    // The note cache is derived: deleted, or cut mid-line by a crash, the next report is the
+    // same (the notes are read again from the archive's copies and cached again).
+    let s = Sandbox::with_data_vault("cohere");
+    let (first, _) = s.scan();
+    let cache = s.archive.join("cache");
+    let notes = cache.join("notes.jsonl");
+    let whole = std::fs::read(&notes).unwrap();
+    assert!(whole.len() > 1000, "the cache holds the notes");
+    for damage in ["deleted", "torn"] {
+        // The summary is cached too: removed, so the notes must be read.
+        for f in ["summary.json", "summary-brief.json"] {
+            let _ = std::fs::remove_file(cache.join(f));
+        }
+        match damage {
+            "deleted" => std::fs::remove_file(&notes).unwrap(),
+            _ => std::fs::write(&notes, &whole[..whole.len() * 2 / 3]).unwrap(),
+        }
+        let (again, _) = s.scan();
+        for key in [
+            "notes",
+            "links",
+            "urls",
+            "unresolved",
+            "ambiguous",
+            "composted",
+            "problems",
+        ] {
+            assert_eq!(again[key], first[key], "{damage}: {key}");
+        }
+        assert_eq!(again["recorded"], 0);
+        // What was missing is cached again: a line per note content.
+        let lines = std::fs::read_to_string(&notes).unwrap().lines().count();
+        assert!(
+            lines > first["notes"].as_u64().unwrap() as usize / 2,
+            "{damage}: {lines} lines"
+        );
+    }
+}

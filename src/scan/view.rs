@@ -47,7 +47,9 @@ impl VaultView {
 /// or (for notes neither has) the archive's copy, read again and cached.
 struct Source<'a> {
     scan: &'a Scan,
-    cache: Option<cache::Lines>,
+    /// The note cache, indexed on the first note this pass did not read (after a first
+    /// scan, every note was, and the whole cache file need not be read again).
+    cache: std::sync::OnceLock<Option<cache::Lines>>,
     /// Notes read from the archive now, cached for next time.
     appender: Option<cache::Appender>,
 }
@@ -65,14 +67,20 @@ impl<'a> Source<'a> {
         };
         Source {
             scan,
-            cache: cache::Lines::open(&path, max),
+            cache: std::sync::OnceLock::new(),
             appender,
         }
     }
 
     fn facts(&self, digest: &Digest) -> Result<NoteFacts, store::Error> {
         let cached = |lines: &Option<cache::Lines>| lines.as_ref().and_then(|l| l.get(digest));
-        if let Some(facts) = cached(&self.scan.fresh).or_else(|| cached(&self.cache)) {
+        let cache = || {
+            self.cache.get_or_init(|| {
+                let path = cache::path(&self.scan.store);
+                cache::Lines::open(&path, self.scan.options.max_note_bytes)
+            })
+        };
+        if let Some(facts) = cached(&self.scan.fresh).or_else(|| cached(cache())) {
             return Ok(facts);
         }
         let objects = self.scan.store.objects();
@@ -97,7 +105,12 @@ impl<'a> Source<'a> {
         });
         let Some(appended) = appended else { return };
         let live: HashSet<Digest> = self.scan.notes().map(|(_, d)| d).collect();
-        let lines = self.cache.as_ref().map_or(0, cache::Lines::line_count) + appended;
+        // A cache never opened held no note this pass needed: left as it is until a pass
+        // reads it.
+        let Some(opened) = self.cache.get() else {
+            return;
+        };
+        let lines = opened.as_ref().map_or(0, cache::Lines::line_count) + appended;
         if lines <= cache::Lines::keep_up_to(live.len()) {
             return;
         }
