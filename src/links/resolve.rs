@@ -2,18 +2,33 @@
 //! vault-absolute (`/assets/x.png` or `assets/x.png`), then the shortest path by name.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
-/// The files of a vault, by path and by name, for resolving links.
+/// The files of a vault, by path and by name, for resolving links. Each path is kept once
+/// (and once lowercased); the tables hold positions, so a large vault's index costs about
+/// twice its paths' text (issue 14).
 #[derive(Debug, Default, Clone)]
 pub struct FileIndex {
-    exact: HashSet<String>,
-    lower: HashMap<String, String>,
-    /// Lowercased file name → (path, lowercased path), nearest the root first.
-    by_name: HashMap<String, Vec<(String, String)>>,
+    paths: Vec<Box<str>>,
+    /// Each path lowercased, by position.
+    lowers: Vec<Box<str>>,
+    /// Positions, by path.
+    exact: HashTable<u32>,
+    /// The first position of each lowercased path, by it.
+    lower: HashTable<u32>,
+    /// Positions grouped by lowercased file name, nearest the root first.
+    by_depth: Vec<u32>,
+    /// Each name's group in `by_depth` (start, length), by the name.
+    by_name: HashTable<(u32, u32)>,
+}
+
+fn hash(s: &str) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(s)
 }
 
 /// What a link target resolved to.
@@ -38,25 +53,72 @@ pub enum Resolution {
 impl FileIndex {
     /// Indexes vault-relative paths written with `/`.
     pub fn new<I: IntoIterator<Item = String>>(paths: I) -> FileIndex {
-        let mut index = FileIndex::default();
-        for path in paths {
-            index.insert(path);
+        let paths: Vec<Box<str>> = paths.into_iter().map(String::into_boxed_str).collect();
+        let lowers: Vec<Box<str>> = paths.iter().map(|p| p.to_lowercase().into()).collect();
+        let mut exact = HashTable::with_capacity(paths.len());
+        let mut lower = HashTable::with_capacity(paths.len());
+        for (i, (path, low)) in paths.iter().zip(&lowers).enumerate() {
+            let i = i as u32;
+            let h = hash(path);
+            if exact.find(h, |&j| *paths[j as usize] == **path).is_none() {
+                exact.insert_unique(h, i, |&j| hash(&paths[j as usize]));
+            }
+            let h = hash(low);
+            if lower.find(h, |&j| *lowers[j as usize] == **low).is_none() {
+                lower.insert_unique(h, i, |&j| hash(&lowers[j as usize]));
+            }
         }
-        for list in index.by_name.values_mut() {
-            list.sort_by(|a, b| depth(&a.0).cmp(&depth(&b.0)).then_with(|| a.0.cmp(&b.0)));
+        let name = |i: u32| file_name(&lowers[i as usize]);
+        let mut by_depth: Vec<u32> = (0..paths.len() as u32).collect();
+        by_depth.sort_by(|&a, &b| {
+            let (pa, pb) = (&paths[a as usize], &paths[b as usize]);
+            name(a)
+                .cmp(name(b))
+                .then_with(|| depth(pa).cmp(&depth(pb)))
+                .then_with(|| pa.cmp(pb))
+        });
+        let mut by_name = HashTable::new();
+        let mut start = 0;
+        while start < by_depth.len() {
+            let first = name(by_depth[start]);
+            let len = by_depth[start..]
+                .iter()
+                .take_while(|&&i| name(i) == first)
+                .count();
+            by_name.insert_unique(hash(first), (start as u32, len as u32), |&(s, _)| {
+                hash(name(by_depth[s as usize]))
+            });
+            start += len;
         }
-        index
+        FileIndex {
+            paths,
+            lowers,
+            exact,
+            lower,
+            by_depth,
+            by_name,
+        }
     }
 
-    fn insert(&mut self, path: String) {
-        let lower = path.to_lowercase();
-        let name = lower.rsplit('/').next().unwrap_or(&lower).to_string();
-        self.by_name
-            .entry(name)
-            .or_default()
-            .push((path.clone(), lower.clone()));
-        self.lower.entry(lower).or_insert_with(|| path.clone());
-        self.exact.insert(path);
+    fn has_exact(&self, path: &str) -> bool {
+        self.exact
+            .find(hash(path), |&i| *self.paths[i as usize] == *path)
+            .is_some()
+    }
+
+    /// The first path whose lowercase is `lower`.
+    fn by_lower(&self, lower: &str) -> Option<&str> {
+        self.lower
+            .find(hash(lower), |&i| *self.lowers[i as usize] == *lower)
+            .map(|&i| &*self.paths[i as usize])
+    }
+
+    /// Positions of the files named `name` (lowercased), nearest the root first.
+    fn named(&self, name: &str) -> &[u32] {
+        let group = self.by_name.find(hash(name), |&(s, _)| {
+            file_name(&self.lowers[self.by_depth[s as usize] as usize]) == name
+        });
+        group.map_or(&[], |&(s, n)| &self.by_depth[s as usize..(s + n) as usize])
     }
 
     /// Resolves `target` (as written, before percent-decoding) from the note at `note`.
@@ -117,13 +179,13 @@ impl FileIndex {
     fn exact_file(&self, path: &str) -> Option<String> {
         let with_md = format!("{path}.md");
         for p in [path, with_md.as_str()] {
-            if self.exact.contains(p) {
+            if self.has_exact(p) {
                 return Some(p.to_string());
             }
         }
         for p in [path, with_md.as_str()] {
-            if let Some(hit) = self.lower.get(&p.to_lowercase()) {
-                return Some(hit.clone());
+            if let Some(hit) = self.by_lower(&p.to_lowercase()) {
+                return Some(hit.to_string());
             }
         }
         None
@@ -133,17 +195,15 @@ impl FileIndex {
     fn by_suffix(&self, suffix: &str) -> Resolution {
         let lower = suffix.to_lowercase();
         let name = lower.rsplit('/').next().unwrap_or(&lower);
-        let mut hits: Vec<&String> = Vec::new();
+        let mut hits: Vec<&str> = Vec::new();
         for (candidate_name, tail) in [
             (name.to_string(), lower.clone()),
             (format!("{name}.md"), format!("{lower}.md")),
         ] {
-            let Some(paths) = self.by_name.get(&candidate_name) else {
-                continue;
-            };
-            for (p, pl) in paths {
+            for &i in self.named(&candidate_name) {
+                let (p, pl) = (&*self.paths[i as usize], &*self.lowers[i as usize]);
                 // The path is the suffix, or ends with `/` + the suffix.
-                let matches = pl == &tail
+                let matches = pl == tail
                     || (pl.len() > tail.len()
                         && pl.ends_with(tail.as_str())
                         && pl.as_bytes()[pl.len() - tail.len() - 1] == b'/');
@@ -155,13 +215,18 @@ impl FileIndex {
         hits.sort_by(|a, b| depth(a).cmp(&depth(b)).then_with(|| a.cmp(b)));
         match hits.as_slice() {
             [] => Resolution::Missing,
-            [one] => found((*one).clone()),
+            [one] => found((*one).to_string()),
             [first, ..] => Resolution::Ambiguous {
-                path: (*first).clone(),
-                candidates: hits.iter().map(|s| (*s).clone()).collect(),
+                path: (*first).to_string(),
+                candidates: hits.iter().map(|s| (*s).to_string()).collect(),
             },
         }
     }
+}
+
+/// The last component of a path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn found(path: String) -> Resolution {
