@@ -493,6 +493,27 @@ mod tests {
     }
 
     #[test]
+    fn the_wanted_snapshots_are_kept_until_a_note_changes_and_notes_share_their_urls() {
+        let mut s = schedule();
+        s.note("a.md", &note("https://x.org/"));
+        assert_eq!(roots(&s, at(0)).len(), 1);
+        // Asked again with nothing changed: the same set, not rebuilt from every note.
+        assert!(Arc::ptr_eq(&s.wanted(), &s.wanted()));
+        s.note("b.md", &note("https://x.org/ and https://y.org/"));
+        assert_eq!(
+            roots(&s, at(0)).len(),
+            2,
+            "a new note's URL is wanted at once"
+        );
+        let (a, b) = (&s.notes["a.md"].urls[0], &s.notes["b.md"].urls[0]);
+        assert!(Arc::ptr_eq(a, b), "one copy of a URL two notes have");
+        s.note_gone("b.md");
+        assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
+        s.note("a.md", &note("now https://z.org/"));
+        assert_eq!(roots(&s, at(0)), vec![("https://z.org/".into(), Why::New)]);
+    }
+
+    #[test]
     fn jobs_run_when_due_links_first_and_none_while_offline() {
         let mut s = schedule();
         assert_eq!(
