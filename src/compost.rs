@@ -102,6 +102,17 @@ pub struct Compost<'a> {
 }
 
 impl Compost<'_> {
+    /// Records a vault file's bytes before they are replaced (one writer at a time beside a
+    /// daemon's scans).
+    fn keep_replaced(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        let _one = self
+            .gate
+            .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
+        crate::history::keep(self.store, path, bytes)
+            .map(drop)
+            .map_err(|e| crate::report::chain(&e))
+    }
+
     /// Preserves and marks every composted profile of `view`.
     pub async fn run(&self, view: &VaultView) -> Result<CompostReport, store::Error> {
         let composted: Vec<(&str, String, &crate::note::NoteFacts)> = view
@@ -210,14 +221,7 @@ impl Compost<'_> {
         else {
             return looks;
         };
-        let keep = |path: &str, bytes: &[u8]| {
-            let _one = self
-                .gate
-                .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
-            crate::history::keep(self.store, path, bytes)
-                .map(drop)
-                .map_err(|e| crate::report::chain(&e))
-        };
+        let keep = |path: &str, bytes: &[u8]| self.keep_replaced(path, bytes);
         for (note, _, facts) in composted {
             let Some(url) = profiles::homepage(facts) else {
                 continue;
@@ -345,14 +349,7 @@ impl Compost<'_> {
             before,
             after: after.into_bytes(),
         };
-        let keep = |path: &str, bytes: &[u8]| {
-            let _one = self
-                .gate
-                .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
-            crate::history::keep(self.store, path, bytes)
-                .map(drop)
-                .map_err(|e| crate::report::chain(&e))
-        };
+        let keep = |path: &str, bytes: &[u8]| self.keep_replaced(path, bytes);
         out.result = commit(self.vault, &edit, self.tools.is_none(), &keep);
         out
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::server::{Reply, Request, Server, static_file};
-use crate::common::{Sandbox, data, files_under, ns, stderr};
+use crate::common::{Sandbox, assert_no_file_holds, data, files_under, ns, stderr};
 
 /// Text only the site's scripts put on its pages.
 const HOME_TEXT: &str = "Rendered by scripts: the mycelium remembers";
@@ -520,14 +520,7 @@ fn a_pages_scripts_cannot_reach_private_addresses() {
         secret.hits.lock().unwrap().is_empty(),
         "no request reached the secret"
     );
-    for f in files_under(&s.archive) {
-        let bytes = fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-            "{} holds the secret",
-            f.display()
-        );
-    }
+    assert_no_file_holds(&s.archive, SECRET);
     no_browser_left(&s);
 }
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use crate::common::{Sandbox, copy_dir, data, stderr};
+use crate::common::{Sandbox, copy_dir, count_content, data, stderr};
 
 /// The phases of a scan, in order: files listed and nothing written; objects written but not
 /// synced; objects synced but not recorded; records appended but the index not saved.
@@ -86,7 +86,8 @@ fn a_scan_killed_at_any_phase_leaves_a_verifiable_archive_and_loses_nothing() {
 fn a_first_scan_killed_after_a_batch_keeps_that_batch_and_the_next_scan_finishes() {
     let s = Sandbox::empty();
     copy_dir(&data("vaults/dendron"), &s.vault);
-    let files = walkdir_count(&s.vault);
+    let (notes, assets) = count_content(&s.vault);
+    let files = notes + assets;
     assert!(
         files > 300,
         "the vault needs several batches: {files} files"
@@ -119,20 +120,4 @@ fn a_first_scan_killed_after_a_batch_keeps_that_batch_and_the_next_scan_finishes
     let (again, _) = s.scan();
     assert_eq!(again["recorded"], 0);
     verify_is_clean(&s, "after the scan that finished");
-}
-
-/// Content files of a vault (dot-folders are not content).
-fn walkdir_count(dir: &std::path::Path) -> usize {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                walkdir_count(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::server::{Reply, Server, content_type};
-use crate::common::{Measured, Sandbox, files_under, measure, ns, stderr};
+use crate::common::{Measured, Sandbox, assert_no_file_holds, files_under, measure, ns, stderr};
 
 /// Small timeouts, so that every misbehaviour ends quickly.
 const CONFIG: &str = "[fetch]
@@ -803,12 +803,5 @@ fn the_private_address_guard_holds_on_every_redirect_hop() {
         secret.hits.lock().unwrap().is_empty(),
         "no request reached the secret"
     );
-    for f in files_under(&s.archive) {
-        let bytes = fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-            "{} holds the secret",
-            f.display()
-        );
-    }
+    assert_no_file_holds(&s.archive, SECRET);
 }

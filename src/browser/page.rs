@@ -458,9 +458,7 @@ async fn answer(tab: &Tab<'_>, network: &dyn Network, params: Value) {
         }
         None => Answer::Fail("BlockedByClient"),
     };
-    let session = Some(tab.session.as_str());
-    // A request the page gave up on meanwhile cannot be answered: no matter.
-    let _ = match answer {
+    let (method, params) = match answer {
         Answer::Respond {
             status,
             headers,
@@ -475,43 +473,33 @@ async fn answer(tab: &Tab<'_>, network: &dyn Network, params: Value) {
                 })
                 .map(|(k, v)| json!({ "name": k, "value": v }))
                 .collect();
-            tab.conn
-                .call(
-                    session,
-                    "Fetch.fulfillRequest",
-                    json!({
-                        "requestId": id,
-                        "responseCode": status,
-                        "responseHeaders": headers,
-                        "body": BASE64.encode(&body),
-                    }),
-                )
-                .await
+            let fulfilled = json!({
+                "requestId": id,
+                "responseCode": status,
+                "responseHeaders": headers,
+                "body": BASE64.encode(&body),
+            });
+            ("Fetch.fulfillRequest", fulfilled)
         }
         Answer::Redirect { status, location } => {
-            tab.conn
-                .call(
-                    session,
-                    "Fetch.fulfillRequest",
-                    json!({
-                        "requestId": id,
-                        "responseCode": status,
-                        "responseHeaders": [{ "name": "Location", "value": location }],
-                        "body": "",
-                    }),
-                )
-                .await
+            let redirected = json!({
+                "requestId": id,
+                "responseCode": status,
+                "responseHeaders": [{ "name": "Location", "value": location }],
+                "body": "",
+            });
+            ("Fetch.fulfillRequest", redirected)
         }
-        Answer::Fail(reason) => {
-            tab.conn
-                .call(
-                    session,
-                    "Fetch.failRequest",
-                    json!({ "requestId": id, "errorReason": reason }),
-                )
-                .await
-        }
+        Answer::Fail(reason) => (
+            "Fetch.failRequest",
+            json!({ "requestId": id, "errorReason": reason }),
+        ),
     };
+    // A request the page gave up on meanwhile cannot be answered: no matter.
+    let _ = tab
+        .conn
+        .call(Some(tab.session.as_str()), method, params)
+        .await;
 }
 
 fn string(value: &Value, key: &str) -> Result<String, BrowserError> {

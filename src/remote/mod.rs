@@ -247,18 +247,33 @@ pub struct PeerStatus {
     pub record_bytes_to_pull: u64,
 }
 
+/// The objects the remote holds.
+pub(crate) async fn remote_objects(client: &Client) -> Result<HashSet<Digest>, RemoteError> {
+    Ok(client
+        .list(keys::OBJECTS)
+        .await?
+        .into_iter()
+        .filter_map(|(k, _)| keys::digest_of(&k))
+        .collect())
+}
+
+/// The snapshots whose records the remote holds.
+pub(crate) async fn remote_snapshots(client: &Client) -> Result<HashSet<String>, RemoteError> {
+    Ok(client
+        .list(keys::SNAPSHOTS)
+        .await?
+        .into_iter()
+        .filter_map(|(k, _)| keys::snapshot_id(&k))
+        .collect())
+}
+
 /// Compares the archive with the remote.
 pub async fn status(
     client: &Client,
     store: &Store,
     me: &Device,
 ) -> Result<StatusReport, RemoteError> {
-    let remote_objects: HashSet<Digest> = client
-        .list(keys::OBJECTS)
-        .await?
-        .into_iter()
-        .filter_map(|(k, _)| keys::digest_of(&k))
-        .collect();
+    let remote_objects = remote_objects(client).await?;
     let mut objects_to_push = 0;
     let mut bytes_to_push = 0;
     for (d, path) in push::local_objects(store)? {
@@ -272,12 +287,7 @@ pub async fn status(
         .versions()
         .len()
         .map_err(crate::store::Error::io("read", store.versions().path()))?;
-    let remote_snapshots: HashSet<String> = client
-        .list(keys::SNAPSHOTS)
-        .await?
-        .into_iter()
-        .filter_map(|(k, _)| keys::snapshot_id(&k))
-        .collect();
+    let remote_snapshots = remote_snapshots(client).await?;
     let local_snapshots: HashSet<String> = store
         .snapshot_ids()
         .into_iter()

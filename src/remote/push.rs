@@ -1,7 +1,6 @@
 //! `remote push`: the objects the remote lacks, then this device's new records (one new
 //! segment of its log), then its snapshot records, each after the objects it references.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -85,12 +84,7 @@ pub async fn push(
         .filter(|id| store.has_snapshot_record(id))
         .collect();
 
-    let mut remote_objects: HashSet<Digest> = client
-        .list(keys::OBJECTS)
-        .await?
-        .into_iter()
-        .filter_map(|(k, _)| keys::digest_of(&k))
-        .collect();
+    let mut remote_objects = super::remote_objects(client).await?;
     let missing: Vec<(Digest, PathBuf)> = local_objects(store)?
         .into_iter()
         .filter(|(d, _)| !remote_objects.contains(d))
@@ -158,12 +152,7 @@ pub async fn push(
     }
 
     // Snapshot records the remote lacks, each once its objects are there.
-    let remote_snapshots: HashSet<String> = client
-        .list(keys::SNAPSHOTS)
-        .await?
-        .into_iter()
-        .filter_map(|(k, _)| keys::snapshot_id(&k))
-        .collect();
+    let remote_snapshots = super::remote_snapshots(client).await?;
     for id in snapshot_ids {
         if remote_snapshots.contains(&id) {
             continue;

@@ -94,15 +94,6 @@ impl Lines {
         Some(Lines { file, locs, lines })
     }
 
-    /// No lines.
-    fn empty(file: File) -> Lines {
-        Lines {
-            file,
-            locs: rustc_hash::FxHashMap::default(),
-            lines: 0,
-        }
-    }
-
     /// The facts cached for this content, if a sound line holds them.
     pub(super) fn get(&self, digest: &Digest) -> Option<NoteFacts> {
         let line = self.raw(digest)?;
@@ -117,17 +108,20 @@ impl Lines {
 
     /// A line's bytes, checked to be the line of `digest`.
     fn raw(&self, digest: &Digest) -> Option<Vec<u8>> {
-        let loc = self.locs.get(&key(digest))?;
+        let line = self.line_at(self.locs.get(&key(digest))?)?;
+        (digest_of(&line) == Some(*digest)).then_some(line)
+    }
+
+    fn line_at(&self, loc: &Loc) -> Option<Vec<u8>> {
         let mut line = vec![0; loc.len as usize];
         self.file.read_exact_at(&mut line, loc.offset).ok()?;
-        (digest_of(&line) == Some(*digest)).then_some(line)
+        Some(line)
     }
 
     /// Every sound line's content address and facts.
     pub(super) fn entries(&self) -> impl Iterator<Item = (Digest, NoteFacts)> + '_ {
         self.locs.values().filter_map(|loc| {
-            let mut line = vec![0; loc.len as usize];
-            self.file.read_exact_at(&mut line, loc.offset).ok()?;
+            let line = self.line_at(loc)?;
             let digest = digest_of(&line)?;
             Some((digest, serde_json::from_slice(&line[65..]).ok()?))
         })
@@ -215,6 +209,8 @@ impl Appender {
             let _lock = Flock::exclusive(&file)?;
             file.set_len(0)?;
             file.write_all_at(expected.as_bytes(), 0)?;
+            // The cache of earlier versions (one JSON document beside it) is replaced.
+            let _ = fs::remove_file(path.with_file_name("notes.json"));
         }
         Ok(Appender {
             file,
@@ -300,9 +296,11 @@ impl Appender {
             pending: Mutex::default(),
         };
         appender.flush(&mut p);
-        let mut lines = Lines::empty(appender.file);
-        lines.lines = p.written.len();
-        lines.locs = p.written;
+        let lines = Lines {
+            file: appender.file,
+            lines: p.written.len(),
+            locs: p.written,
+        };
         (lines, p.error)
     }
 }

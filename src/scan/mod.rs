@@ -515,8 +515,6 @@ impl Drop for EarlyFlush {
 /// preview. `None` (logged) when neither can be written: notes are then read again later.
 fn note_appender(store: &Store, options: &ScanOptions) -> Option<cache::Appender> {
     let appender = if options.record {
-        // The cache of versions before 0.1 (one JSON document) is replaced by the line cache.
-        let _ = std::fs::remove_file(store.root().join("cache/notes.json"));
         cache::Appender::archive(&cache::path(store), options.max_note_bytes)
     } else {
         cache::Appender::temporary()

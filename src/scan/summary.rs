@@ -305,18 +305,14 @@ impl Tally {
             *s.links.entry(kind).or_default() += n;
         }
         self.urls.extend(part.urls);
-        for item in part.summary.unresolved {
-            keep(&mut s.unresolved, &mut 0, limit, item);
+        fn append<T>(list: &mut Vec<T>, more: Vec<T>, limit: usize) {
+            let room = limit.saturating_sub(list.len());
+            list.extend(more.into_iter().take(room));
         }
-        for item in part.summary.ambiguous {
-            keep(&mut s.ambiguous, &mut 0, limit, item);
-        }
-        for item in part.summary.composted {
-            keep(&mut s.composted, &mut 0, limit, item);
-        }
-        for item in part.summary.problems {
-            keep(&mut s.problems, &mut 0, limit, item);
-        }
+        append(&mut s.unresolved, part.summary.unresolved, limit);
+        append(&mut s.ambiguous, part.summary.ambiguous, limit);
+        append(&mut s.composted, part.summary.composted, limit);
+        append(&mut s.problems, part.summary.problems, limit);
         t.unresolved += part.totals.unresolved;
         t.ambiguous += part.totals.ambiguous;
         t.composted += part.totals.composted;

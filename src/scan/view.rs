@@ -56,19 +56,15 @@ struct Source<'a> {
 
 impl<'a> Source<'a> {
     fn open(scan: &'a Scan) -> Source<'a> {
-        let path = cache::path(&scan.store);
-        let max = scan.options.max_note_bytes;
-        let appender = if scan.options.record {
-            cache::Appender::archive(&path, max)
-                .inspect_err(|e| tracing::warn!("cannot write the note cache: {e}"))
-                .ok()
-        } else {
-            None
-        };
         Source {
             scan,
             cache: std::sync::OnceLock::new(),
-            appender,
+            // A preview writes nothing: what it reads from the archive is not cached.
+            appender: scan
+                .options
+                .record
+                .then(|| super::note_appender(&scan.store, &scan.options))
+                .flatten(),
         }
     }
 

@@ -43,23 +43,12 @@ impl Journal {
 
     /// Appends records as whole lines and makes them durable. Returns the new length.
     pub fn append<T: Serialize>(&self, records: &[T]) -> io::Result<u64> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)?;
-        cut_torn_tail(&mut file, &self.path)?;
-        if records.is_empty() {
-            return file.metadata().map(|m| m.len());
-        }
         let mut buf = Vec::with_capacity(records.len() * 160);
         for r in records {
             serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
             buf.push(b'\n');
         }
-        file.write_all(&buf)?;
-        file.sync_data()?;
-        file.metadata().map(|m| m.len())
+        self.append_raw(&buf)
     }
 
     /// The bytes of the whole lines after byte `offset` (a line start), and where they end:
@@ -100,8 +89,10 @@ impl Journal {
             .append(true)
             .open(&self.path)?;
         cut_torn_tail(&mut file, &self.path)?;
-        file.write_all(lines)?;
-        file.sync_data()?;
+        if !lines.is_empty() {
+            file.write_all(lines)?;
+            file.sync_data()?;
+        }
         file.metadata().map(|m| m.len())
     }
 

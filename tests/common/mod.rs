@@ -152,6 +152,19 @@ pub fn count_content(dir: &Path) -> (usize, usize) {
     (notes, assets)
 }
 
+/// Asserts that no file under `dir` holds `secret`: what a refused request would have
+/// brought never reached the archive.
+pub fn assert_no_file_holds(dir: &Path, secret: &str) {
+    for f in files_under(dir) {
+        let bytes = fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the secret",
+            f.display()
+        );
+    }
+}
+
 /// Every file under a folder, recursively (folders not listed).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
