@@ -1,23 +1,8 @@
 //! `history` and `recover`: every version of a file, deleted or renamed, comes back.
 
 use std::fs;
-use std::process::Command;
 
-use crate::common::{Sandbox, stderr};
-
-fn sha256sum(bytes: &[u8]) -> String {
-    // Computed by coreutils, independently of vaultkeep.
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("f");
-    fs::write(&f, bytes).unwrap();
-    let out = Command::new("sha256sum").arg(&f).output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
+use crate::common::{Sandbox, sha256sum, stderr};
 
 #[test]
 fn history_lists_created_modified_and_deleted_with_their_content() {

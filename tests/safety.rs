@@ -9,18 +9,9 @@ use serde_json::Value;
 use crate::common::daemon::{Daemon, events, status, wait_in};
 use crate::common::dns::{self, Answer};
 use crate::common::server::{Reply, Server};
-use crate::common::{Sandbox, ns, stderr};
+use crate::common::{Sandbox, ns, sha256sum, stderr};
 
 const ABOUT: &str = "About this vault.md";
-
-fn sha256sum(bytes: &[u8]) -> String {
-    // Computed by coreutils, independently of vaultkeep.
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("f");
-    fs::write(&f, bytes).unwrap();
-    let out = Command::new("sha256sum").arg(&f).output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
-}
 
 fn versions(s: &Sandbox, path: &str) -> Vec<Value> {
     let (h, _) = s.json(&["history", path]);

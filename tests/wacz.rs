@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::common::offline::dangling;
 use crate::common::server::{Reply, Server};
-use crate::common::{Sandbox, data, py_tool, stderr};
+use crate::common::{Sandbox, data, py_tool, sha256sum, stderr};
 
 /// The handbook served on loopback and snapshotted two links deep; returns the snapshot's
 /// record.
@@ -48,14 +48,6 @@ fn member(wacz: &Path, name: &str) -> (Vec<u8>, bool) {
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).unwrap();
     (bytes, stored)
-}
-
-fn sha256sum(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("f");
-    fs::write(&f, bytes).unwrap();
-    let out = Command::new("sha256sum").arg(&f).output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
 fn run(cmd: &mut Command) -> String {

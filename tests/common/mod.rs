@@ -152,6 +152,15 @@ pub fn count_content(dir: &Path) -> (usize, usize) {
     (notes, assets)
 }
 
+/// The sha256 of some bytes as coreutils computes it, independently of vaultkeep.
+pub fn sha256sum(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, bytes).unwrap();
+    let out = Command::new("sha256sum").arg(&f).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
 /// Asserts that no file under `dir` holds `secret`: what a refused request would have
 /// brought never reached the archive.
 pub fn assert_no_file_holds(dir: &Path, secret: &str) {
