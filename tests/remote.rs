@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::s3::{self, Weed};
-use crate::common::{Sandbox, files_under, ns, stderr};
+use crate::common::{Sandbox, ns, stderr};
 
 /// A device: a copy of the sample vault with its own archive, sharing `s3://vault/<prefix>`.
 fn device(prefix: &str, name: &str) -> Sandbox {
@@ -53,11 +53,14 @@ fn device_id(s: &Sandbox) -> String {
     d["id"].as_str().unwrap().to_string()
 }
 
+/// The archive's objects, loose or packed, by name.
 fn objects(s: &Sandbox) -> BTreeSet<String> {
-    files_under(&s.archive.join("objects"))
+    let (list, code) = s.json(&["archive", "objects"]);
+    assert_eq!(code, 0, "{list}");
+    list.as_array()
+        .unwrap()
         .iter()
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-        .filter(|n| n.len() == 64)
+        .map(|o| o["sha256"].as_str().unwrap().to_string())
         .collect()
 }
 

@@ -4,6 +4,8 @@ use super::output::{self, Exit, say};
 use anyhow::Context as _;
 
 use super::files::scan_options;
+use std::io::Write;
+
 use super::{ArchiveCommand, Context, ExportArgs};
 use crate::links::Destination;
 use crate::report::human_bytes;
@@ -17,6 +19,9 @@ pub(crate) fn run(ctx: &Context, command: &ArchiveCommand) -> anyhow::Result<Exi
     match command {
         ArchiveCommand::Verify { json } => verify(ctx, *json),
         ArchiveCommand::Gc { dry_run, json } => gc(ctx, *dry_run, *json),
+        ArchiveCommand::Objects { json } => objects(ctx, *json),
+        ArchiveCommand::Cat { object } => cat(ctx, object),
+        ArchiveCommand::Unpack { json } => unpack(ctx, *json),
         ArchiveCommand::Snapshot(args) => super::snapshots::snapshot(ctx, args),
         ArchiveCommand::List { json } => super::snapshots::list(ctx, *json),
         ArchiveCommand::Show { id, json } => super::snapshots::show(ctx, id, *json),
@@ -76,6 +81,13 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
             human_bytes(report.bytes),
             report.temp_files
         );
+        if report.packs_rewritten > 0 {
+            let verb = if dry_run { "Would rewrite" } else { "Rewrote" };
+            say!(
+                "{verb} {} packs without their unreferenced objects.",
+                report.packs_rewritten
+            );
+        }
         for id in &report.finished_snapshots {
             say!("Recorded {id}, a snapshot an interrupted run left unfinished.");
         }
@@ -86,6 +98,45 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
                 report.removed.iter().take(50),
             );
         }
+    }
+    Ok(Exit::Success)
+}
+
+fn objects(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let listed = upkeep::list_objects(&store)?;
+    if json {
+        output::json(&listed)?;
+    } else {
+        for l in &listed {
+            say!("{}  {:>10}  {}", l.sha256, l.size, l.at);
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn cat(ctx: &Context, name: &str) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let (_, bytes) = upkeep::cat(&store, name)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)?;
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+fn unpack(ctx: &Context, json: bool) -> anyhow::Result<Exit> {
+    let store = Store::open(&ctx.archive)?;
+    let _lock = store.lock("archive unpack")?;
+    let report = upkeep::unpack(&store)?;
+    if json {
+        output::json(&report)?;
+    } else {
+        say!(
+            "Wrote {} packed objects ({}) as files of their own and removed {} packs.",
+            report.objects,
+            human_bytes(report.bytes),
+            report.packs
+        );
     }
     Ok(Exit::Success)
 }

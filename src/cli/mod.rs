@@ -403,6 +403,30 @@ any were skipped."
         #[arg(long)]
         json: bool,
     },
+    /// List every object: sha256, size and where its bytes are (its own file, or a pack)
+    #[command(
+        long_about = "List every object of the archive: its sha256, its size and where its bytes \
+are. Most objects are files of their own, objects/ab/ab12…; a scan that stores many new files at \
+once (a first scan) appends the small ones to one pack, objects/packs/<name>.pack, since creating \
+a file per object costs more than the rest of the scan. `archive cat` prints any object, `archive \
+unpack` turns packs back into files of their own."
+    )]
+    Objects {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one object's bytes, checked against its sha256 (`archive cat <sha256> | sha256sum`)
+    Cat {
+        /// The object's sha256, or a unique beginning of it (8 hex digits or more)
+        object: String,
+    },
+    /// Write every packed object as a file of its own, then remove the packs
+    Unpack {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `vaultkeep archive export`

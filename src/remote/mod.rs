@@ -276,10 +276,10 @@ pub async fn status(
     let remote_objects = remote_objects(client).await?;
     let mut objects_to_push = 0;
     let mut bytes_to_push = 0;
-    for (d, path) in push::local_objects(store)? {
+    for (d, at) in push::local_objects(store)? {
         if !remote_objects.contains(&d) {
             objects_to_push += 1;
-            bytes_to_push += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            bytes_to_push += at.size();
         }
     }
     let (_, pushed) = segments(client, &me.id).await?;

@@ -102,7 +102,7 @@ pub async fn pull(
     for s in &snapshots_in {
         wanted.extend(s.captures.iter().flat_map(|c| c.objects()));
     }
-    wanted.retain(|d| !store.objects().path(d).is_file());
+    wanted.retain(|d| !store.objects().contains(d));
     let fetched: Vec<(Digest, Result<u64, RemoteError>)> = stream::iter(wanted)
         .map(|d| async move {
             let result = async {

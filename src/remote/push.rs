@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Client, Device, RemoteError, keys, segments};
 use crate::digest::Digest;
 use crate::report::Problem;
-use crate::store::{self, ObjectEntry, Store};
+use crate::store::{self, ObjectEntry, PackedAt, Store};
 
 /// What a push did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -33,19 +33,43 @@ pub struct PushReport {
     pub problems: Vec<Problem>,
 }
 
-/// The archive's objects: digest and file.
-pub(crate) fn local_objects(store: &Store) -> Result<Vec<(Digest, PathBuf)>, store::Error> {
+/// Where a local object's bytes are.
+#[derive(Debug, Clone)]
+pub(crate) enum Local {
+    /// Its own file.
+    Loose(PathBuf),
+    /// Inside a pack.
+    Packed(PackedAt),
+}
+
+impl Local {
+    /// The object's size.
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Local::Loose(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            Local::Packed(at) => at.len,
+        }
+    }
+}
+
+/// The archive's objects, each once (loose before packed).
+pub(crate) fn local_objects(store: &Store) -> Result<Vec<(Digest, Local)>, store::Error> {
     let entries = store
         .objects()
         .entries()
         .map_err(store::Error::io("list the objects of", store.root()))?;
-    Ok(entries
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<(Digest, Local)> = entries
         .into_iter()
         .filter_map(|e| match e {
-            ObjectEntry::Object(d, path) => Some((d, path)),
+            ObjectEntry::Object(d, path) => Some((d, Local::Loose(path))),
+            ObjectEntry::Packed(d, at) => Some((d, Local::Packed(at))),
             _ => None,
         })
-        .collect())
+        .collect();
+    out.sort_by_key(|(_, at)| matches!(at, Local::Packed(_)));
+    out.retain(|(d, _)| seen.insert(*d));
+    Ok(out)
 }
 
 /// Pushes what the remote lacks. The caller holds the archive's lock.
@@ -85,17 +109,37 @@ pub async fn push(
         .collect();
 
     let mut remote_objects = super::remote_objects(client).await?;
-    let missing: Vec<(Digest, PathBuf)> = local_objects(store)?
+    let missing: Vec<(Digest, Local)> = local_objects(store)?
         .into_iter()
         .filter(|(d, _)| !remote_objects.contains(d))
         .collect();
     report.objects_present = remote_objects.len();
     let results: Vec<_> = stream::iter(missing)
-        .map(|(digest, path)| async move {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let sent = client
-                .upload_object(&keys::object(&digest), path, size, digest)
-                .await;
+        .map(|(digest, at)| async move {
+            let size = at.size();
+            let sent = match at {
+                Local::Loose(path) => {
+                    client
+                        .upload_object(&keys::object(&digest), path, size, digest)
+                        .await
+                }
+                // Packed objects are small: read whole, checked against their name.
+                Local::Packed(at) => {
+                    let pack = at.pack.clone();
+                    match crate::fsutil::off_executor(|| at.read(&digest)) {
+                        Ok(bytes) => {
+                            client
+                                .create(&keys::object(&digest), Bytes::from(bytes))
+                                .await
+                        }
+                        Err(e) => Err(RemoteError::Damaged {
+                            remote: "this archive".into(),
+                            key: format!("{} (object {digest})", pack.display()),
+                            detail: format!("{e}; run `vaultkeep archive verify`"),
+                        }),
+                    }
+                }
+            };
             if sent.is_ok() {
                 crate::failpoint::pause_at("remote:object-uploaded");
             }

@@ -7,11 +7,21 @@ use std::path::Path;
 use crate::digest::Digest;
 use crate::note::{NoteFacts, read_note_bytes, too_large};
 use crate::report::Problem;
-use crate::store::{self, Entry, Objects};
+use crate::store::{self, Entry, Sink};
 use crate::vault::{FileKind, Stat, VaultFile};
 
 /// Files up to this size are read into memory once; larger ones are streamed into the archive.
 const READ_WHOLE: u64 = 16 * 1024 * 1024;
+
+/// Whether a file's stat data say it has not changed since `prev` was recorded (and was not
+/// recorded in the clock tick it was modified in).
+pub(super) fn unchanged(prev: &Entry, stat: &Stat, racy_after_ns: i128) -> bool {
+    prev.size == stat.size
+        && prev.mtime_ns == stat.mtime_ns
+        && prev.ino == stat.ino
+        && prev.mtime_ns != 0
+        && i128::from(prev.mtime_ns) < racy_after_ns
+}
 
 /// What a scan learned about one file.
 pub(super) enum Outcome {
@@ -37,16 +47,12 @@ pub(super) fn examine(
     file: &VaultFile,
     previous: Option<&Entry>,
     racy_after_ns: i128,
-    objects: Option<&Objects>,
+    objects: Option<&Sink<'_>>,
     max_note_bytes: u64,
 ) -> Result<Outcome, store::Error> {
     let stat = file.stat;
     if let Some(prev) = previous
-        && prev.size == stat.size
-        && prev.mtime_ns == stat.mtime_ns
-        && prev.ino == stat.ino
-        && prev.mtime_ns != 0
-        && i128::from(prev.mtime_ns) < racy_after_ns
+        && unchanged(prev, &stat, racy_after_ns)
     {
         return Ok(Outcome::Seen {
             entry: *prev,

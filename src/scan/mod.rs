@@ -400,6 +400,14 @@ fn examine_batch(
     };
     let failure = std::sync::Mutex::new(None);
     let failed = std::sync::atomic::AtomicBool::new(false);
+    let sink = if options.record {
+        Some(
+            sink_for(store, index, batch, racy_after)
+                .map_err(|e| Error::Store(store::Error::io("start a pack in", store.root())(e)))?,
+        )
+    } else {
+        None
+    };
     let mut examined: Vec<Examined> = Vec::with_capacity(batch.len());
     batch
         .par_iter_mut()
@@ -422,7 +430,7 @@ fn examine_batch(
                 file,
                 previous.as_ref(),
                 racy_after,
-                options.record.then(|| store.objects()),
+                sink.as_ref(),
                 options.max_note_bytes,
             );
             done.news = match outcome {
@@ -460,7 +468,39 @@ fn examine_batch(
     if failed.into_inner() {
         return Err(Error::Cancelled);
     }
+    if let Some(sink) = sink {
+        sink.finish()
+            .map_err(|e| Error::Store(store::Error::io("finish a pack in", store.root())(e)))?;
+    }
     Ok(examined)
+}
+
+/// Batches with at least this many files to read store their new small objects in one pack.
+const PACK_FROM: usize = 256;
+
+/// Loose objects for a batch with few files to read (a daemon's change, a few edits), one
+/// new pack for one with many (a first scan, a vault copied in): creating a file per object
+/// would then cost more than the rest of the scan.
+fn sink_for<'a>(
+    store: &'a Store,
+    index: &store::Index,
+    batch: &[vault::VaultFile],
+    racy_after: i128,
+) -> std::io::Result<store::Sink<'a>> {
+    let to_read = batch
+        .iter()
+        .filter(|f| {
+            index
+                .files
+                .get(&f.path)
+                .is_none_or(|prev| !examine::unchanged(prev, &f.stat, racy_after))
+        })
+        .take(PACK_FROM)
+        .count();
+    if to_read < PACK_FROM || std::env::var_os("VAULTKEEP_NO_PACKS").is_some() {
+        return Ok(store::Sink::Loose(store.objects()));
+    }
+    store::PackWriter::create(store.objects()).map(|w| store::Sink::Pack(Box::new(w)))
 }
 
 /// Writes new objects back to the disk while a scan goes on, so that the sync before the

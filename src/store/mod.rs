@@ -10,6 +10,7 @@ mod journal;
 pub mod layout;
 mod lock;
 mod objects;
+mod packs;
 
 use std::fs;
 use std::io;
@@ -27,6 +28,7 @@ pub use journal::Journal;
 pub use layout::{Doc, Log};
 pub use lock::{Lock, LockHolder};
 pub use objects::{ObjectEntry, Objects};
+pub use packs::{PackWriter, PackedAt, Sink, index_path as pack_index_path};
 
 /// Why the archive could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -471,10 +473,19 @@ impl Store {
             .objects
             .entries()
             .map_err(Error::io("list the objects of", &self.root))?;
+        // An object both loose and packed (or in two packs) counts once.
+        let mut seen = std::collections::HashSet::new();
         for entry in entries {
-            if let ObjectEntry::Object(_, path) = entry {
+            let (digest, size) = match entry {
+                ObjectEntry::Object(d, path) => {
+                    (d, fs::metadata(&path).map(|m| m.len()).unwrap_or(0))
+                }
+                ObjectEntry::Packed(d, at) => (d, at.len),
+                _ => continue,
+            };
+            if seen.insert(digest) {
                 totals.objects += 1;
-                totals.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                totals.bytes += size;
             }
         }
         Ok(totals)

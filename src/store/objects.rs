@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::packs::{PackedAt, Packs};
 use crate::digest::{Digest, copy_hashing};
 
 /// How new objects are made durable.
@@ -49,6 +50,8 @@ pub struct Objects {
     dirty: Arc<Mutex<BTreeSet<PathBuf>>>,
     /// Objects and bytes written since the totals were last updated.
     added: Arc<(AtomicU64, AtomicU64)>,
+    /// The packs this process knows.
+    packs: Arc<Packs>,
 }
 
 impl Objects {
@@ -62,7 +65,31 @@ impl Objects {
             durability,
             dirty: Arc::default(),
             added: Arc::default(),
+            packs: Arc::default(),
         }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub(super) fn packs(&self) -> &Packs {
+        &self.packs
+    }
+
+    /// Counts an object written into a pack.
+    pub(super) fn count_added(&self, size: u64) {
+        self.added.0.fetch_add(1, Ordering::Relaxed);
+        self.added.1.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Whether a loose object of this size is in place.
+    pub(super) fn holds_loose(&self, digest: &Digest, size: usize) -> bool {
+        self.holds(&self.path(digest), size as u64)
     }
 
     /// Creates the 256 fan-out folders once, so a put never has to.
@@ -100,8 +127,7 @@ impl Objects {
             tmp.as_file().sync_all()?;
         }
         tmp.persist(target).map_err(|e| e.error)?;
-        self.added.0.fetch_add(1, Ordering::Relaxed);
-        self.added.1.fetch_add(size, Ordering::Relaxed);
+        self.count_added(size);
         if self.durability == Durability::EachFile
             && let Some(dir) = target.parent()
         {
@@ -171,7 +197,14 @@ impl Objects {
     /// An object's bytes, checked against its name: a damaged object is an `InvalidData`
     /// error, never wrong bytes.
     pub fn read(&self, digest: &Digest) -> io::Result<Vec<u8>> {
-        let bytes = fs::read(self.path(digest))?;
+        let bytes = match fs::read(self.path(digest)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.packed(digest) {
+                Some(at) => return at.read(digest),
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         if Digest::of(&bytes) != *digest {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -197,11 +230,15 @@ impl Objects {
         }
     }
 
-    /// Every file under the object folders: objects, temp files and strays, for verify and gc.
+    /// Every file under the object folders: objects (loose and packed), temp files, packs
+    /// left unfinished and strays, for verify, gc and push.
     pub fn entries(&self) -> io::Result<Vec<ObjectEntry>> {
         let mut out = Vec::new();
         for fan in fs::read_dir(&self.dir)? {
             let fan = fan?;
+            if fan.file_name() == super::packs::PACKS && fan.file_type()?.is_dir() {
+                continue;
+            }
             if !fan.file_type()?.is_dir() {
                 out.push(ObjectEntry::Stray(fan.path()));
                 continue;
@@ -222,7 +259,46 @@ impl Objects {
                 });
             }
         }
+        self.pack_entries(&mut out)?;
         Ok(out)
+    }
+
+    /// The packs' objects, and what else lies in their folder.
+    fn pack_entries(&self, out: &mut Vec<ObjectEntry>) -> io::Result<()> {
+        let dir = self.packs_dir();
+        let listing = match fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in listing {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let ext = path.extension().unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                out.push(ObjectEntry::Temp(path));
+            } else if ext == "idx" && path.with_extension("pack").is_file() {
+                // Part of its pack.
+            } else if ext == "pack" {
+                let contents = super::packs::PackContents::read(&path)?;
+                if !contents.indexed {
+                    out.push(ObjectEntry::Unfinished(path.clone()));
+                }
+                for (d, offset, len) in contents.objects {
+                    out.push(ObjectEntry::Packed(
+                        d,
+                        PackedAt {
+                            pack: contents.pack.clone(),
+                            offset,
+                            len,
+                        },
+                    ));
+                }
+            } else {
+                out.push(ObjectEntry::Stray(path));
+            }
+        }
+        Ok(())
     }
 
     fn temp_in(&self, target: &Path) -> io::Result<tempfile::NamedTempFile> {
@@ -249,6 +325,11 @@ pub enum ObjectEntry {
     Object(Digest, PathBuf),
     /// A temp file left by an interrupted write.
     Temp(PathBuf),
+    /// An object inside a pack.
+    Packed(Digest, PackedAt),
+    /// A pack whose writer was interrupted (no valid index): its complete objects are listed
+    /// as [`ObjectEntry::Packed`]; `archive gc` rewrites it.
+    Unfinished(PathBuf),
     /// Anything else.
     Stray(PathBuf),
 }
@@ -365,6 +446,7 @@ mod tests {
                 ObjectEntry::Object(..) => "object",
                 ObjectEntry::Temp(_) => "temp",
                 ObjectEntry::Stray(_) => "stray",
+                ObjectEntry::Packed(..) | ObjectEntry::Unfinished(_) => "pack",
             })
             .collect();
         kinds.sort();

@@ -1,12 +1,16 @@
 //! `vaultkeep archive gc`: remove objects nothing references and stale temp files.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::references;
-use crate::store::{self, ObjectEntry, Store};
+use crate::digest::Digest;
+use crate::store::{self, ObjectEntry, PackWriter, PackedAt, Store};
 
 /// Temp files younger than this may belong to a write in progress elsewhere; they stay.
 pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
@@ -35,6 +39,9 @@ pub struct GcReport {
     pub bytes: u64,
     /// Stale temp files.
     pub temp_files: usize,
+    /// Packs rewritten without their unreferenced objects (or completed, if their writer was
+    /// interrupted).
+    pub packs_rewritten: usize,
     /// Folders of snapshots interrupted before they were recorded, with no journal to finish
     /// them from.
     pub incomplete_snapshots: usize,
@@ -70,6 +77,48 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
         .objects()
         .entries()
         .map_err(store::Error::io("list the objects of", store.root()))?;
+    let mut packs: BTreeMap<Arc<Path>, Pack> = BTreeMap::new();
+    for entry in &entries {
+        match entry {
+            ObjectEntry::Packed(d, at) => packs
+                .entry(at.pack.clone())
+                .or_default()
+                .objects
+                .push((*d, at.clone())),
+            ObjectEntry::Unfinished(path) => {
+                packs
+                    .entry(Arc::from(path.as_path()))
+                    .or_default()
+                    .unfinished = true;
+            }
+            _ => {}
+        }
+    }
+    for (path, pack) in packs {
+        // A pack being written (a busy writer's, seen by a dry run) is left alone.
+        if pack.unfinished && writer_busy {
+            continue;
+        }
+        let dead: Vec<&(Digest, PackedAt)> = pack
+            .objects
+            .iter()
+            .filter(|(d, _)| !refs.objects.contains(d))
+            .collect();
+        if dead.is_empty() && !pack.unfinished {
+            continue;
+        }
+        if !dry_run {
+            rewrite(store, &path, &pack, &refs.objects)?;
+        }
+        report.packs_rewritten += 1;
+        for (d, at) in dead {
+            report.objects += 1;
+            report.bytes += at.len;
+            report
+                .removed
+                .push(format!("{} {d}", super::shown(store, &path)));
+        }
+    }
     for entry in entries {
         let (path, is_object) = match entry {
             ObjectEntry::Object(d, path) if !refs.objects.contains(&d) => {
@@ -125,6 +174,53 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
         store.write_doc(store::Doc::Totals, &totals)?;
     }
     Ok(report)
+}
+
+/// One pack's objects, as listed.
+#[derive(Default)]
+struct Pack {
+    objects: Vec<(Digest, PackedAt)>,
+    unfinished: bool,
+}
+
+/// Copies a pack's referenced objects into a new pack, makes it durable, then removes the old
+/// one. A referenced object that cannot be read intact stops gc with the pack untouched.
+fn rewrite(
+    store: &Store,
+    path: &Path,
+    pack: &Pack,
+    referenced: &std::collections::HashSet<Digest>,
+) -> Result<(), store::Error> {
+    let objects = store.objects();
+    let live: Vec<&(Digest, PackedAt)> = pack
+        .objects
+        .iter()
+        .filter(|(d, _)| referenced.contains(d))
+        .collect();
+    if !live.is_empty() {
+        let writer = PackWriter::create(objects)
+            .map_err(store::Error::io("start a pack in", &objects.packs_dir()))?;
+        for (d, at) in live {
+            let bytes = at.read(d).map_err(store::Error::io("read", path))?;
+            writer
+                .copy(d, &bytes)
+                .map_err(store::Error::io("write a pack in", &objects.packs_dir()))?;
+        }
+        writer
+            .finish()
+            .map_err(store::Error::io("finish a pack in", &objects.packs_dir()))?;
+        objects
+            .sync()
+            .map_err(store::Error::io("sync the objects of", store.root()))?;
+    }
+    objects.forget_pack(path);
+    let index = store::pack_index_path(path);
+    match fs::remove_file(&index) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(store::Error::io("remove", &index)(e)),
+    }
+    fs::remove_file(path).map_err(store::Error::io("remove", path))
 }
 
 /// How long ago a file was last modified (zero when unknown).

@@ -1,6 +1,8 @@
-//! Looking after the archive itself: `archive verify` and `archive gc`.
+//! Looking after the archive itself: `archive verify`, `archive gc`, and objects one by one
+//! (`archive objects`, `cat`, `unpack`).
 
 mod gc;
+mod objects;
 mod verify;
 
 use std::collections::HashSet;
@@ -10,6 +12,7 @@ use crate::report::Problem;
 use crate::store::{self, Store, VersionRecord};
 
 pub use gc::gc;
+pub use objects::{cat, list as list_objects, unpack};
 pub use verify::verify;
 
 /// Every object the archive's records point at, with problems found while reading them.

@@ -41,11 +41,19 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
         match entry {
             ObjectEntry::Object(d, path) => {
                 present.insert(d);
-                to_hash.push((d, path));
+                to_hash.push((d, Where::Loose(path)));
+            }
+            ObjectEntry::Packed(d, at) => {
+                present.insert(d);
+                to_hash.push((d, Where::Packed(at)));
             }
             ObjectEntry::Temp(path) => report.warnings.push(Problem::new(
                 shown(store, &path),
                 "temp file of an interrupted write (`archive gc` removes it)",
+            )),
+            ObjectEntry::Unfinished(path) => report.warnings.push(Problem::new(
+                shown(store, &path),
+                "pack of an interrupted write, without its index (its complete objects are read; `archive gc` rewrites it)",
             )),
             ObjectEntry::Stray(path) => report
                 .warnings
@@ -54,20 +62,38 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
     }
     let hashed: Vec<(Digest, Hashed)> = to_hash
         .par_iter()
-        .map(|(d, path)| {
-            let result = File::open(path).and_then(|f| {
-                let size = f.metadata()?.len();
-                Digest::of_reader(f).map(|actual| (actual, size))
-            });
-            (*d, result)
+        .map(|(d, place)| {
+            let result = match place {
+                Where::Loose(path) => File::open(path).and_then(|f| {
+                    let size = f.metadata()?.len();
+                    Digest::of_reader(f).map(|actual| (actual, size))
+                }),
+                Where::Packed(at) => match at.read(d) {
+                    Ok(bytes) => Ok((*d, bytes.len() as u64)),
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        Ok((Digest::of(&at.bytes().unwrap_or_default()), at.len))
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            (*d, place.clone(), result)
+        })
+        .map(|(d, place, result)| {
+            let shown_at = match &place {
+                Where::Loose(path) => shown(store, path),
+                Where::Packed(at) => format!("{} (object {d})", shown(store, &at.pack)),
+            };
+            (d, (shown_at, result))
         })
         .collect();
-    for (d, result) in hashed {
-        let path = shown(store, &store.objects().path(&d));
+    let mut counted = std::collections::HashSet::new();
+    for (d, (path, result)) in hashed {
         match result {
             Ok((actual, size)) => {
-                report.objects += 1;
-                report.bytes += size;
+                if counted.insert(d) {
+                    report.objects += 1;
+                    report.bytes += size;
+                }
                 if actual != d {
                     report.problems.push(Problem::new(
                         path,
@@ -125,4 +151,11 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
 }
 
 /// An object's actual digest and size, or why it could not be read.
-type Hashed = Result<(Digest, u64), std::io::Error>;
+type Hashed = (String, Result<(Digest, u64), std::io::Error>);
+
+/// Where an object's bytes are.
+#[derive(Clone)]
+enum Where {
+    Loose(std::path::PathBuf),
+    Packed(store::PackedAt),
+}
