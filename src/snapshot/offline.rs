@@ -196,6 +196,14 @@ fn place(store: &Store, digest: &Digest, path: &Path) -> Result<(), store::Error
     if path.exists() {
         return Ok(());
     }
+    if !object.is_file() {
+        // Packed (a scan stored the same bytes): links need a file of its own.
+        let bytes = self::object(store, digest)?;
+        store
+            .objects()
+            .put(digest, &bytes)
+            .map_err(store::Error::io("write", &object))?;
+    }
     if fs::hard_link(&object, path).is_err() {
         fs::copy(&object, path).map_err(store::Error::io("write", path))?;
     }

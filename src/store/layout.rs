@@ -4,6 +4,8 @@
 
 /// Content-addressed blobs.
 pub(crate) const OBJECTS: &str = "objects";
+/// Packs of small objects, inside the object folder.
+pub(crate) const PACKS: &str = "packs";
 /// The scan index.
 pub(crate) const INDEX: &str = "index";
 /// Snapshot folders.
@@ -103,6 +105,10 @@ pub fn table() -> Vec<Entry> {
             "content-addressed blobs: the name is the sha256 of the bytes (check with `sha256sum`). Written once, read-only; identical files are stored once.",
         ),
         e(
+            format!("{OBJECTS}/{PACKS}/<name>.pack"),
+            "small objects stored together by a scan that stored many at once (a first scan): per object its sha256 (32 bytes), its length (8 bytes, little endian) and its bytes. `<name>.idx` beside it, written once the pack is complete and durable, lists where each object is. `vaultkeep archive objects` lists every object, `archive cat <sha256>` prints one (`| sha256sum` checks it), `archive unpack` makes each a file of its own.",
+        ),
+        e(
             Log::Versions.file().into(),
             "one JSON line per recorded version of a vault file: time, event (created, modified, renamed, deleted), path, from (renames), sha256, size. Append-only.",
         ),
@@ -180,7 +186,7 @@ pub fn readme() -> String {
         "# A vaultkeep archive\n\n\
          Every version of every note and asset of an Obsidian vault, and snapshots of the websites \
          the notes reference. Plain files: read them with `ls`, `sha256sum`, a text editor and a \
-         browser. Written by vaultkeep; do not edit.\n\n\
+         browser (packed objects with `vaultkeep archive cat`). Written by vaultkeep; do not edit.\n\n\
          | path | what |\n|---|---|\n",
     );
     for e in table() {
@@ -188,8 +194,9 @@ pub fn readme() -> String {
     }
     out.push_str(
         "\nCrash safety: objects are written first and made durable, then the records that point \
-         at them. A crash leaves at worst an orphan object or temp file, or a torn last line of a \
-         log: `vaultkeep archive verify` reports them, `vaultkeep archive gc` removes them.\n",
+         at them. A crash leaves at worst an orphan object or temp file, a pack without its index, \
+         or a torn last line of a log: `vaultkeep archive verify` reports them, `vaultkeep archive \
+         gc` removes or completes them.\n",
     );
     out
 }

@@ -24,8 +24,7 @@ use crate::digest::Digest;
 
 use super::objects::{Durability, Objects};
 
-/// The folder of packs, inside the object folder.
-pub(crate) const PACKS: &str = "packs";
+pub(crate) use super::layout::PACKS;
 const PACK_MAGIC: &[u8; 8] = b"VKPACK\0\x01";
 const INDEX_MAGIC: &[u8; 8] = b"VKIDX\0\0\x01";
 /// Digest and length before each object's bytes.

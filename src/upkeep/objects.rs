@@ -154,5 +154,7 @@ pub fn unpack(store: &Store) -> Result<UnpackReport, store::Error> {
         fs::remove_file(&pack).map_err(store::Error::io("remove", &pack))?;
         report.packs += 1;
     }
+    let totals = store.count_objects()?;
+    store.write_doc(store::Doc::Totals, &totals)?;
     Ok(report)
 }
