@@ -235,11 +235,13 @@ impl Walk<'_> {
     fn dir(&self, fd: &OwnedFd, rel: &str) -> Listing {
         let mut out = Listing::default();
         let join = |name: &str| {
-            if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
+            let mut path = String::with_capacity(rel.len() + 1 + name.len());
+            if !rel.is_empty() {
+                path.push_str(rel);
+                path.push('/');
             }
+            path.push_str(name);
+            path
         };
         let entries = match Dir::read_from(fd) {
             Ok(d) => d,

@@ -243,11 +243,20 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     crate::failpoint::pause_at("scan:listed");
 
     let mut listing = listing;
-    let known = listing
+    // One look at the index per file before the batches: whether it is known (what vanished
+    // follows), and whether its stat data say it is unchanged (a batch's way of storing follows).
+    let looks: Vec<Look> = listing
         .files
         .par_iter()
-        .filter(|f| index.files.contains_key(&f.path))
-        .count();
+        .map(|f| match index.files.get(&f.path) {
+            None => Look::New,
+            Some(prev) if examine::unchanged(prev, &f.stat, index.scan_started_ns) => {
+                Look::Unchanged
+            }
+            Some(_) => Look::Changed,
+        })
+        .collect();
+    let known = looks.iter().filter(|l| **l != Look::New).count();
     let mut gone = vanished(&index, &listing.files, known);
     // Versions are recorded a batch of files at a time: memory follows the batch, and an
     // interrupted first scan of a large vault keeps what it recorded. A scan that may be a
@@ -274,15 +283,33 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     loop {
         let end = total.min(start.saturating_add(batch));
         let first = files.len();
-        let examined = match examine_batch(
+        let sink =
+            if options.record {
+                Some(sink_for(store, &looks[start..end]).map_err(|e| {
+                    Error::Store(store::Error::io("start a pack in", store.root())(e))
+                })?)
+            } else {
+                None
+            };
+        let examined = examine_batch(
             vault_dir,
-            store,
             options,
             &index,
             &mut listing.files[start..end],
+            sink.as_ref(),
             notes.as_ref(),
             &bar,
-        ) {
+        )
+        .and_then(|examined| {
+            // A pack is complete and indexed before the batch's objects are synced.
+            if let Some(sink) = sink {
+                sink.finish().map_err(|e| {
+                    Error::Store(store::Error::io("finish a pack in", store.root())(e))
+                })?;
+            }
+            Ok(examined)
+        });
+        let examined = match examined {
             Ok(e) => e,
             Err(e) => {
                 // What earlier batches recorded stays: the index is saved with it.
@@ -384,10 +411,10 @@ fn batch_size() -> usize {
 /// path and content address). What a note says goes to the note cache at once.
 fn examine_batch(
     vault_dir: &Path,
-    store: &Store,
     options: &ScanOptions,
     index: &store::Index,
     batch: &mut [vault::VaultFile],
+    sink: Option<&store::Sink<'_>>,
     notes: Option<&cache::Appender>,
     bar: &ProgressBar,
 ) -> Result<Vec<Examined>, Error> {
@@ -400,14 +427,6 @@ fn examine_batch(
     };
     let failure = std::sync::Mutex::new(None);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let sink = if options.record {
-        Some(
-            sink_for(store, index, batch, racy_after)
-                .map_err(|e| Error::Store(store::Error::io("start a pack in", store.root())(e)))?,
-        )
-    } else {
-        None
-    };
     let mut examined: Vec<Examined> = Vec::with_capacity(batch.len());
     batch
         .par_iter_mut()
@@ -430,7 +449,7 @@ fn examine_batch(
                 file,
                 previous.as_ref(),
                 racy_after,
-                sink.as_ref(),
+                sink,
                 options.max_note_bytes,
             );
             done.news = match outcome {
@@ -468,11 +487,18 @@ fn examine_batch(
     if failed.into_inner() {
         return Err(Error::Cancelled);
     }
-    if let Some(sink) = sink {
-        sink.finish()
-            .map_err(|e| Error::Store(store::Error::io("finish a pack in", store.root())(e)))?;
-    }
     Ok(examined)
+}
+
+/// What the index says of a listed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Not in the index.
+    New,
+    /// Its stat data differ from the index's: read it.
+    Changed,
+    /// Its stat data match: not read again.
+    Unchanged,
 }
 
 /// Batches with at least this many files to read store their new small objects in one pack.
@@ -481,20 +507,10 @@ const PACK_FROM: usize = 256;
 /// Loose objects for a batch with few files to read (a daemon's change, a few edits), one
 /// new pack for one with many (a first scan, a vault copied in): creating a file per object
 /// would then cost more than the rest of the scan.
-fn sink_for<'a>(
-    store: &'a Store,
-    index: &store::Index,
-    batch: &[vault::VaultFile],
-    racy_after: i128,
-) -> std::io::Result<store::Sink<'a>> {
-    let to_read = batch
+fn sink_for<'a>(store: &'a Store, looks: &[Look]) -> std::io::Result<store::Sink<'a>> {
+    let to_read = looks
         .iter()
-        .filter(|f| {
-            index
-                .files
-                .get(&f.path)
-                .is_none_or(|prev| !examine::unchanged(prev, &f.stat, racy_after))
-        })
+        .filter(|l| **l != Look::Unchanged)
         .take(PACK_FROM)
         .count();
     if to_read < PACK_FROM || std::env::var_os("VAULTKEEP_NO_PACKS").is_some() {
