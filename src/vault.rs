@@ -153,18 +153,7 @@ pub fn is_content_path(path: &str) -> bool {
 /// inside). Folders are read in parallel, and each file is stat'ed relative to its folder's
 /// descriptor, which is what makes an unchanged rescan cheap.
 pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
-    let root = fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
-    let excluded: Vec<String> = exclude
-        .iter()
-        .filter_map(|x| fs::canonicalize(x).ok())
-        .filter_map(|x| {
-            x.strip_prefix(&root)
-                .ok()
-                .and_then(|rel| rel.to_str())
-                .map(|r| r.replace('\\', "/"))
-        })
-        .filter(|rel| !rel.is_empty())
-        .collect();
+    let (root, excluded) = resolved(vault, exclude);
     let walk = Walk {
         vault,
         root: &root,
@@ -183,6 +172,46 @@ pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
     debug_assert!(out.files.is_sorted_by(|a, b| a.path < b.path));
     out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// Looks again at some vault-relative paths only, as a file watcher reported them, with the
+/// walk's rules: a file is stat'ed, a folder walked, and a path that is missing, is not content
+/// or goes through a symlinked folder yields nothing. Files come sorted by path (a path's
+/// files, as the walk lists them, are never split by another's, since none lies inside
+/// another: the caller drops paths under others).
+pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
+    let (root, excluded) = resolved(vault, exclude);
+    let walk = Walk {
+        vault,
+        root: &root,
+        excluded: &excluded,
+    };
+    let looked: Vec<Listing> = paths.par_iter().map(|rel| walk.look(rel)).collect();
+    let mut out = Listing::default();
+    for l in looked {
+        out.files.extend(l.files);
+        out.problems.extend(l.problems);
+    }
+    out.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    out.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The vault's real path, and the excluded folders as vault-relative paths.
+fn resolved(vault: &Path, exclude: &[PathBuf]) -> (PathBuf, Vec<String>) {
+    let root = fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
+    let excluded: Vec<String> = exclude
+        .iter()
+        .filter_map(|x| fs::canonicalize(x).ok())
+        .filter_map(|x| {
+            x.strip_prefix(&root)
+                .ok()
+                .and_then(|rel| rel.to_str())
+                .map(|r| r.replace('\\', "/"))
+        })
+        .filter(|rel| !rel.is_empty())
+        .collect();
+    (root, excluded)
 }
 
 /// An entry of a folder being listed, with where its name starts in its path.
@@ -354,6 +383,51 @@ impl Walk<'_> {
                     }
                 }
             }
+        }
+        out
+    }
+
+    /// One path as [`look_at`] sees it.
+    fn look(&self, rel: &str) -> Listing {
+        let mut out = Listing::default();
+        let inside_excluded = self.excluded.iter().any(|x| {
+            rel == x
+                || rel
+                    .strip_prefix(x.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        });
+        if rel.is_empty() || !is_content_path(rel) || inside_excluded {
+            return out;
+        }
+        let full = self.vault.join(rel);
+        // The walk never enters a symlinked folder: neither does a look.
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            let real = fs::canonicalize(self.vault.join(parent)).ok();
+            if real.as_deref() != Some(self.root.join(parent).as_path()) {
+                return out;
+            }
+        }
+        match fs::symlink_metadata(&full) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => out
+                .problems
+                .push(Problem::new(rel, format!("cannot read: {e}"))),
+            Ok(m) if m.is_dir() => match open_dir(CWD, &full) {
+                Ok(fd) => return self.dir(&fd, rel),
+                Err(e) => out
+                    .problems
+                    .push(Problem::new(rel, format!("cannot read the folder: {e}"))),
+            },
+            Ok(m) if m.is_file() => out.files.push(self.file(rel.to_string(), Stat::of(&m))),
+            Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
+                Ok(Some(stat)) => out.files.push(self.file(rel.to_string(), stat)),
+                Ok(None) => {}
+                Err(message) => out.problems.push(Problem::new(rel, message)),
+            },
+            Ok(_) => out.problems.push(Problem::new(
+                rel,
+                "not a regular file (a pipe, socket or device); skipped",
+            )),
         }
         out
     }

@@ -124,6 +124,10 @@ pub struct ScanOptions {
     pub record: bool,
     /// Set to stop a scan early (a daemon shutting down); nothing is recorded then.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The vault paths (files or folders, present or gone) that may have changed since the
+    /// last scan, as the daemon's file watcher reported them: every other file is taken as
+    /// the index has it, without a look, as git's fsmonitor does. `None`: look at every file.
+    pub changed_paths: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Default for ScanOptions {
@@ -135,6 +139,7 @@ impl Default for ScanOptions {
             accept_deletions: false,
             record: true,
             cancel: None,
+            changed_paths: None,
         }
     }
 }
@@ -233,12 +238,22 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     check_vault(vault_dir)?;
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
-    // Walking the vault and reading the index are independent: do both at once.
-    let (listing, index) = rayon::join(
-        || vault::list(vault_dir, &[store.root().to_path_buf()]),
-        || store.load_index(),
-    );
-    let mut index = index?;
+    let exclude = [store.root().to_path_buf()];
+    let (listing, mut index) = match &options.changed_paths {
+        Some(changed) => {
+            let index = store.load_index()?;
+            match listing_after(vault_dir, &exclude, &index, changed) {
+                Some(listing) => (listing, index),
+                None => (vault::list(vault_dir, &exclude), index),
+            }
+        }
+        None => {
+            // Walking the vault and reading the index are independent: do both at once.
+            let (listing, index) =
+                rayon::join(|| vault::list(vault_dir, &exclude), || store.load_index());
+            (listing, index?)
+        }
+    };
     tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
     crate::failpoint::pause_at("scan:listed");
 
@@ -490,6 +505,55 @@ fn examine_batch(
     Ok(examined)
 }
 
+/// The vault's files when only `changed` paths may have changed: the index's files, except
+/// those at or under a changed path, which are looked at again. `None` when the index knows
+/// no file (a first scan walks the vault).
+fn listing_after(
+    vault_dir: &Path,
+    exclude: &[std::path::PathBuf],
+    index: &store::Index,
+    changed: &std::collections::BTreeSet<String>,
+) -> Option<vault::Listing> {
+    if index.files.is_empty() {
+        return None;
+    }
+    // A path is covered when it or a folder above it changed. A path under another changed
+    // path is looked at with it (sorted, a folder comes before what it holds).
+    let ancestor_in = |set: &std::collections::HashSet<&str>, path: &str| {
+        path.match_indices('/')
+            .any(|(i, _)| set.contains(&path[..i]))
+    };
+    let mut covers: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut roots: Vec<&str> = Vec::new();
+    for path in changed {
+        if !ancestor_in(&covers, path) {
+            covers.insert(path);
+            roots.push(path);
+        }
+    }
+    let covered = |path: &str| covers.contains(path) || ancestor_in(&covers, path);
+    let mut listing = vault::look_at(vault_dir, exclude, &roots);
+    let kept: Vec<vault::VaultFile> = index
+        .files
+        .par_iter()
+        .filter(|(path, _)| !covered(path))
+        .map(|(path, e)| vault::VaultFile {
+            path: path.clone(),
+            kind: vault::FileKind::of(path),
+            stat: vault::Stat {
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+                ino: e.ino,
+            },
+        })
+        .collect();
+    listing.files.extend(kept);
+    listing
+        .files
+        .par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Some(listing)
+}
+
 /// What the index says of a listed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Look {
@@ -591,4 +655,94 @@ fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::fs;
+
+    use super::*;
+
+    fn events(scan: &Scan) -> Vec<String> {
+        let mut out: Vec<String> = scan
+            .records()
+            .unwrap()
+            .iter()
+            .map(|r| match &r.from {
+                Some(from) => format!("{} {from} -> {}", r.event.name(), r.path),
+                None => format!("{} {}", r.event.name(), r.path),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_scan_of_changed_paths_looks_at_them_only_and_records_what_a_full_scan_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        let write = |rel: &str, text: &str| {
+            let p = vault.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        write("a.md", "a");
+        write("dir/b.md", "b");
+        write("dir/sub/c.png", "c");
+        write("other/d.md", "d");
+        write("keep.md", "k");
+        let (store, _lock) = Store::open_for_writing(&dir.path().join("archive"), "test").unwrap();
+        let options = ScanOptions::default();
+        let first = scan(&vault, &store, &options).unwrap();
+        assert_eq!(first.recorded, 5);
+
+        write("dir/b.md", "b, edited");
+        fs::remove_file(vault.join("dir/sub/c.png")).unwrap();
+        write("dir/new.md", "new");
+        fs::rename(vault.join("other"), vault.join("moved")).unwrap();
+        write(".obsidian/workspace.json", "{}");
+        // Changed, but not reported: trusted to be as the index says.
+        write("a.md", "a, edited unseen");
+        let reported: BTreeSet<String> = [
+            "dir/b.md",
+            "dir",
+            "dir/sub/c.png",
+            "other",
+            "moved",
+            ".obsidian/workspace.json",
+        ]
+        .map(String::from)
+        .into();
+        let targeted = ScanOptions {
+            changed_paths: Some(reported),
+            ..options.clone()
+        };
+        let done = scan(&vault, &store, &targeted).unwrap();
+        assert_eq!(
+            events(&done),
+            vec![
+                "created dir/new.md",
+                "deleted dir/sub/c.png",
+                "modified dir/b.md",
+                "renamed other/d.md -> moved/d.md",
+            ]
+        );
+        let mut paths: Vec<&str> = done.files.iter().map(|f| f.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec!["a.md", "dir/b.md", "dir/new.md", "keep.md", "moved/d.md"]
+        );
+        // A full look finds what nobody reported.
+        let full = scan(&vault, &store, &options).unwrap();
+        assert_eq!(events(&full), vec!["modified a.md"]);
+        // Nothing reported, nothing changed: nothing recorded, every file still listed.
+        let quiet = ScanOptions {
+            changed_paths: Some(BTreeSet::new()),
+            ..options
+        };
+        let none = scan(&vault, &store, &quiet).unwrap();
+        assert_eq!((none.recorded, none.files.len()), (0, 5));
+    }
 }

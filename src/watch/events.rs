@@ -12,8 +12,9 @@ use tokio::sync::mpsc::UnboundedSender;
 /// What the watcher tells the daemon.
 #[derive(Debug)]
 pub enum Signal {
-    /// Files under these paths changed.
-    Changed(Vec<PathBuf>),
+    /// Files or folders at these vault-relative paths changed; `None` when a look at some
+    /// paths would not do (the watcher missed events, or the vault folder itself changed).
+    Changed(Option<Vec<String>>),
     /// The watcher failed (for a person).
     Trouble(String),
 }
@@ -73,15 +74,27 @@ fn forward(result: DebounceEventResult, filter: &Filter, tx: &UnboundedSender<Si
         Ok(events) => {
             // Reads are not changes: counting them would make every scan (which reads the
             // files it hashes) trigger the next one.
-            let paths: Vec<PathBuf> = events
+            let changes: Vec<&notify::Event> = events
                 .iter()
+                .map(|e| &e.event)
                 .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
-                .flat_map(|e| e.paths.iter())
-                .filter(|p| filter.relevant(p))
-                .cloned()
                 .collect();
-            if !paths.is_empty() {
-                let _ = tx.send(Signal::Changed(paths));
+            // Events were dropped (the kernel's queue overflowed): only a full look will do.
+            let mut every = changes.iter().any(|e| e.need_rescan());
+            let mut paths = Vec::new();
+            for path in changes.iter().flat_map(|e| e.paths.iter()) {
+                if !filter.relevant(path) {
+                    continue;
+                }
+                match filter.relative(path) {
+                    Some(rel) => paths.push(rel),
+                    None => every = true,
+                }
+            }
+            if every {
+                let _ = tx.send(Signal::Changed(None));
+            } else if !paths.is_empty() {
+                let _ = tx.send(Signal::Changed(Some(paths)));
             }
         }
         Err(errors) => {
@@ -108,6 +121,13 @@ impl Filter {
             .ok()
             .filter(|a| a.starts_with(&vault));
         Filter { vault, archive }
+    }
+
+    /// A changed path relative to the vault, with `/` separators; `None` for the vault folder
+    /// itself or a path outside it.
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.vault).ok()?.to_str()?;
+        (!rel.is_empty()).then(|| rel.replace('\\', "/"))
     }
 
     /// Whether a changed path is vault content. The vault folder itself matters (it may have

@@ -106,7 +106,17 @@ struct Run<'a> {
     snapshots_stop: Stop,
     /// One scan at a time: two at once would both record the same change.
     gate: Arc<Mutex<()>>,
+    /// The vault paths the watcher reported since the last scan started: the next scan looks
+    /// at these only. `None`: it looks at every file (the first scan, after the watcher missed
+    /// events or a scan failed, and once every [`FULL_SCAN_EVERY`] in case it missed some
+    /// without saying).
+    changed: Option<BTreeSet<String>>,
+    /// When the last scan that looked at every file started.
+    last_full: std::time::Instant,
 }
+
+/// How often the daemon looks at every file even if the watcher reported nothing missed.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(60 * 60);
 
 impl Daemon {
     /// Runs until SIGINT or SIGTERM; returns after in-flight writes are finished.
@@ -150,6 +160,8 @@ impl Daemon {
             stop: Arc::new(AtomicBool::new(false)),
             snapshots_stop: Stop::new(),
             gate: Arc::new(Mutex::new(())),
+            changed: None,
+            last_full: std::time::Instant::now(),
         };
         run.state.event(format!(
             "watching {} (pid {})",
@@ -185,10 +197,18 @@ impl Run<'_> {
                 _ = term.recv() => break,
                 signal = rx.recv() => match signal {
                     Some(Signal::Changed(paths)) => {
-                        tracing::debug!(paths = paths.len(), "changes");
+                        tracing::debug!(paths = paths.as_ref().map(Vec::len), "changes");
+                        match (paths, &mut self.changed) {
+                            (Some(paths), Some(changed)) => changed.extend(paths),
+                            _ => self.changed = None,
+                        }
                         if scanning.is_some() { pending = true } else { scanning = Some(self.start_scan()) }
                     }
-                    Some(Signal::Trouble(t)) => self.state.error(format!("watcher: {t}")),
+                    Some(Signal::Trouble(t)) => {
+                        // Events may have been lost with it.
+                        self.changed = None;
+                        self.state.error(format!("watcher: {t}"));
+                    }
                     None => {}
                 },
                 done = async { scanning.as_mut().expect("guarded").await }, if scanning.is_some() => {
@@ -220,8 +240,17 @@ impl Run<'_> {
                             watching = None;
                         }
                         Ok(Err(scan::Error::Cancelled)) => {}
-                        Ok(Err(e)) => self.state.error(format!("scan failed: {}", chain(&e))),
-                        Err(e) => self.state.error(format!("scan task failed: {e}")),
+                        Ok(Err(e)) => {
+                            self.changed = None;
+                            self.state.error(format!("scan failed: {}", chain(&e)));
+                        }
+                        Err(e) => {
+                            self.changed = None;
+                            self.state.error(format!("scan task failed: {e}"));
+                        }
+                    }
+                    if vault_missing {
+                        self.changed = None;
                     }
                     if pending && !vault_missing {
                         pending = false;
@@ -249,6 +278,12 @@ impl Run<'_> {
                             }
                             Err(e) => self.state.error(chain(&e)),
                         }
+                    }
+                    if !first && !vault_missing && scanning.is_none()
+                        && self.last_full.elapsed() >= FULL_SCAN_EVERY
+                    {
+                        self.changed = None;
+                        scanning = Some(self.start_scan());
                     }
                     if !first {
                         self.scheduled(&mut jobs);
@@ -296,11 +331,17 @@ impl Run<'_> {
         })
     }
 
-    fn start_scan(&self) -> JoinHandle<Result<Scan, scan::Error>> {
+    /// Starts a scan of what the watcher reported since the last one (of every file when it
+    /// may have missed something).
+    fn start_scan(&mut self) -> JoinHandle<Result<Scan, scan::Error>> {
         let vault = self.d.vault.clone();
         let store = self.d.store.clone();
         let mut options = self.d.scan.clone();
         options.cancel = Some(self.stop.clone());
+        options.changed_paths = self.changed.replace(BTreeSet::new());
+        if options.changed_paths.is_none() {
+            self.last_full = std::time::Instant::now();
+        }
         // Time moves: the day is taken at each scan (issue 9).
         options.today = scan::today();
         let gate = self.gate.clone();
