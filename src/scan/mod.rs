@@ -273,8 +273,8 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         .collect();
     let known = looks.iter().filter(|l| **l != Look::New).count();
     let mut gone = vanished(&index, &listing.files, known);
-    // Versions are recorded a batch of files at a time: memory follows the batch, and an
-    // interrupted first scan of a large vault keeps what it recorded. A scan that may be a
+    // Versions are recorded a batch of files to read at a time: memory follows the batch, and
+    // an interrupted first scan of a large vault keeps what it recorded. A scan that may be a
     // mass deletion is the exception: it records nothing before every file is hashed, since
     // only then is it known which of the missing files were renamed.
     let batch = if options.record
@@ -296,7 +296,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let log_from = index.log_end;
     let mut start: usize = 0;
     loop {
-        let end = total.min(start.saturating_add(batch));
+        let end = batch_end(&looks, start, batch);
         let first = files.len();
         let sink =
             if options.record {
@@ -410,9 +410,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     })
 }
 
-/// Files examined and recorded together: `VAULTKEEP_SCAN_BATCH`, else 8192 (large enough that
-/// the sync per batch costs little, small enough that a batch's records and entries do not
-/// count against a large vault).
+/// Files to read per batch (files whose stat data match the index ride along free):
+/// `VAULTKEEP_SCAN_BATCH`, else 8192 (large enough that the sync per batch costs little, small
+/// enough that a batch's records and entries do not count against a large vault).
 fn batch_size() -> usize {
     std::env::var("VAULTKEEP_SCAN_BATCH")
         .ok()
@@ -554,6 +554,21 @@ fn listing_after(
     Some(listing)
 }
 
+/// Where the batch that begins at `start` ends: after `batch` files to read, so that files
+/// the index vouches for (most of a rescan, most of a daemon's scan) cost no batch of their own.
+fn batch_end(looks: &[Look], start: usize, batch: usize) -> usize {
+    let mut to_read = 0;
+    for (i, look) in looks.iter().enumerate().skip(start) {
+        if *look != Look::Unchanged {
+            if to_read == batch {
+                return i;
+            }
+            to_read += 1;
+        }
+    }
+    looks.len()
+}
+
 /// What the index says of a listed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Look {
@@ -676,6 +691,16 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn a_batch_holds_a_number_of_files_to_read_and_any_unchanged_between() {
+        use Look::{Changed as C, New as N, Unchanged as U};
+        let looks = [U, N, U, U, C, N, U];
+        assert_eq!(batch_end(&looks, 0, 2), 5);
+        assert_eq!(batch_end(&looks, 5, 2), 7);
+        assert_eq!(batch_end(&looks, 0, usize::MAX), 7);
+        assert_eq!(batch_end(&[U, U], 0, 1), 2);
     }
 
     #[test]
