@@ -410,9 +410,10 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     })
 }
 
-/// Files to read per batch (files whose stat data match the index ride along free):
-/// `VAULTKEEP_SCAN_BATCH`, else 8192 (large enough that the sync per batch costs little, small
-/// enough that a batch's records and entries do not count against a large vault).
+/// Files to read per batch (up to four times as many files in all, those whose stat data match
+/// the index riding along): `VAULTKEEP_SCAN_BATCH`, else 8192 (large enough that the sync per
+/// batch costs little, small enough that a batch's records and entries do not count against a
+/// large vault).
 fn batch_size() -> usize {
     std::env::var("VAULTKEEP_SCAN_BATCH")
         .ok()
@@ -554,11 +555,16 @@ fn listing_after(
     Some(listing)
 }
 
-/// Where the batch that begins at `start` ends: after `batch` files to read, so that files
-/// the index vouches for (most of a rescan, most of a daemon's scan) cost no batch of their own.
+/// Where the batch that begins at `start` ends: after `batch` files to read, so that the few
+/// changes of a daemon's scan, spread over the vault, are one batch and one sync; and after
+/// four times as many files in all, so that a rescan's unchanged files (which cost no sync)
+/// are not all examined at once.
 fn batch_end(looks: &[Look], start: usize, batch: usize) -> usize {
+    let most = start
+        .saturating_add(batch.saturating_mul(4))
+        .min(looks.len());
     let mut to_read = 0;
-    for (i, look) in looks.iter().enumerate().skip(start) {
+    for (i, look) in looks.iter().enumerate().take(most).skip(start) {
         if *look != Look::Unchanged {
             if to_read == batch {
                 return i;
@@ -566,7 +572,7 @@ fn batch_end(looks: &[Look], start: usize, batch: usize) -> usize {
             to_read += 1;
         }
     }
-    looks.len()
+    most
 }
 
 /// What the index says of a listed file.
@@ -700,7 +706,9 @@ mod tests {
         assert_eq!(batch_end(&looks, 0, 2), 5);
         assert_eq!(batch_end(&looks, 5, 2), 7);
         assert_eq!(batch_end(&looks, 0, usize::MAX), 7);
-        assert_eq!(batch_end(&[U, U], 0, 1), 2);
+        // At most four times the batch in all, unchanged files included.
+        assert_eq!(batch_end(&[U; 10], 0, 2), 8);
+        assert_eq!(batch_end(&[U; 10], 8, 2), 10);
     }
 
     #[test]
