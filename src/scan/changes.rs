@@ -36,9 +36,7 @@ pub(super) fn record(
         crate::failpoint::pause_at("scan:records-appended");
     }
     for (i, entry) in changed {
-        if let Some(slot) = index.files.get_mut(&files[*i].path) {
-            *slot = *entry;
-        }
+        index.set(&files[*i].path, *entry);
     }
     Ok(())
 }
@@ -209,10 +207,9 @@ mod tests {
     }
 
     fn index(files: &[(&str, Entry)]) -> Index {
-        Index {
-            files: files.iter().map(|(p, e)| (p.to_string(), *e)).collect(),
-            ..Index::default()
-        }
+        let mut index = Index::default();
+        index.files = files.iter().map(|(p, e)| (p.to_string(), *e)).collect();
+        index
     }
 
     #[test]

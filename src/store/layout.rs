@@ -8,6 +8,8 @@ pub(crate) const OBJECTS: &str = "objects";
 pub(crate) const PACKS: &str = "packs";
 /// The scan index.
 pub(crate) const INDEX: &str = "index";
+/// Changes to the scan index since it was last written whole.
+pub(crate) const INDEX_CHANGES: &str = "index.changes";
 /// Snapshot folders.
 pub(crate) const SNAPSHOTS: &str = "snapshots";
 /// A snapshot's record, in its folder.
@@ -115,6 +117,10 @@ pub fn table() -> Vec<Entry> {
         e(
             INDEX.into(),
             "the scan index: path → size, mtime, inode, sha256 (binary, like git's index). Derived: delete it and the next scan re-hashes every file, recording nothing new.",
+        ),
+        e(
+            INDEX_CHANGES.into(),
+            "changes to the scan index since it was written whole (a scan that changed few entries appends them here; past a quarter of the index's size the index is rewritten). Derived.",
         ),
         e(
             Doc::NoteCache.file().into(),

@@ -384,12 +384,20 @@ impl Store {
     /// The scan index, brought up to date with the version log (which is the truth: the index
     /// only saves re-hashing).
     pub fn load_index(&self) -> Result<Index, Error> {
-        Index::load(&self.root.join(layout::INDEX), &self.versions())
+        Index::load(
+            &self.root.join(layout::INDEX),
+            &self.root.join(layout::INDEX_CHANGES),
+            &self.versions(),
+        )
     }
 
-    /// Saves the scan index atomically.
-    pub fn save_index(&self, index: &Index) -> Result<(), Error> {
-        index.save(&self.root.join(layout::INDEX))
+    /// Saves the scan index: its changes appended to its change log, or the whole index
+    /// atomically.
+    pub fn save_index(&self, index: &mut Index) -> Result<(), Error> {
+        index.save(
+            &self.root.join(layout::INDEX),
+            &self.root.join(layout::INDEX_CHANGES),
+        )
     }
 
     /// The folder of snapshot `id` (which may not exist yet).
