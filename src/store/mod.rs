@@ -28,7 +28,7 @@ pub use journal::Journal;
 pub use layout::{Doc, Log};
 pub use lock::{Lock, LockHolder};
 pub use objects::{ObjectEntry, Objects};
-pub use packs::{PackWriter, PackedAt, Sink, index_path as pack_index_path};
+pub use packs::{PackWriter, PackedAt, Sink};
 
 /// Why the archive could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -347,10 +347,11 @@ fn read_only_temp(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn objects() -> (tempfile::TempDir, Objects) {
+    /// An object folder with its layout, in a temp folder.
+    pub(in crate::store) fn objects() -> (tempfile::TempDir, Objects) {
         let dir = tempfile::tempdir().unwrap();
         let objects = Objects::new(dir.path().join("objects"));
         objects.create_layout().unwrap();

@@ -122,7 +122,7 @@ impl PackContents {
 }
 
 /// The index file beside a pack.
-pub fn index_path(pack: &Path) -> PathBuf {
+pub(crate) fn index_path(pack: &Path) -> PathBuf {
     pack.with_extension("idx")
 }
 
@@ -289,17 +289,25 @@ impl Objects {
             .is_some()
     }
 
-    /// Forgets a pack about to be removed.
-    pub(crate) fn forget_pack(&self, pack: &Path) {
-        let mut guard = self
-            .packs()
-            .known
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = guard.as_mut() {
-            known.loaded.remove(pack);
-            known.at.retain(|_, (at, _)| &*at.pack != pack);
+    /// Removes a pack and its index (gc and unpack, once its objects are safe elsewhere).
+    pub fn remove_pack(&self, pack: &Path) -> io::Result<()> {
+        {
+            let mut guard = self
+                .packs()
+                .known
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(known) = guard.as_mut() {
+                known.loaded.remove(pack);
+                known.at.retain(|_, (at, _)| &*at.pack != pack);
+            }
         }
+        match fs::remove_file(index_path(pack)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs::remove_file(pack)
     }
 }
 
@@ -489,12 +497,7 @@ mod tests {
     use super::*;
     use crate::store::ObjectEntry;
 
-    fn objects() -> (tempfile::TempDir, Objects) {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::new(dir.path().join("objects"));
-        objects.create_layout().unwrap();
-        (dir, objects)
-    }
+    use crate::store::objects::tests::objects;
 
     fn pack_of(o: &Objects, items: &[&[u8]]) -> Vec<Digest> {
         let w = PackWriter::create(o).unwrap();

@@ -213,14 +213,9 @@ fn rewrite(
             .sync()
             .map_err(store::Error::io("sync the objects of", store.root()))?;
     }
-    objects.forget_pack(path);
-    let index = store::pack_index_path(path);
-    match fs::remove_file(&index) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(store::Error::io("remove", &index)(e)),
-    }
-    fs::remove_file(path).map_err(store::Error::io("remove", path))
+    objects
+        .remove_pack(path)
+        .map_err(store::Error::io("remove", path))
 }
 
 /// How long ago a file was last modified (zero when unknown).

@@ -144,14 +144,9 @@ pub fn unpack(store: &Store) -> Result<UnpackReport, store::Error> {
         .sync()
         .map_err(store::Error::io("sync the objects of", store.root()))?;
     for pack in packs {
-        objects.forget_pack(&pack);
-        let index = store::pack_index_path(&pack);
-        match fs::remove_file(&index) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(store::Error::io("remove", &index)(e)),
-        }
-        fs::remove_file(&pack).map_err(store::Error::io("remove", &pack))?;
+        objects
+            .remove_pack(&pack)
+            .map_err(store::Error::io("remove", &pack))?;
         report.packs += 1;
     }
     let totals = store.count_objects()?;
