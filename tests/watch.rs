@@ -219,3 +219,27 @@ fn a_vanished_vault_is_not_recorded_as_deleted() {
     wait_in(&s, "work to resume", || events(&s, "c.md") == ["created"]);
     assert_eq!(events(&s, "a.md"), ["created"], "never recorded as deleted");
 }
+
+#[test]
+fn an_edit_appends_to_the_index_change_log_and_a_later_scan_agrees_with_it() {
+    let s = Sandbox::with_sample_vault();
+    let d = Daemon::start(&s, &[]);
+    let index = s.archive.join("index");
+    let whole = fs::read(&index).unwrap();
+    s.write("About this vault.md", "edited by the test\n");
+    s.write("new folder/new.md", "new");
+    wait("the edit and the new note", || {
+        events(&s, "About this vault.md").last().map(String::as_str) == Some("modified")
+            && events(&s, "new folder/new.md") == ["created"]
+    });
+    // Few entries changed: they were appended, the 46-file index was not rewritten.
+    wait("the change log", || {
+        s.archive.join("index.changes").exists()
+    });
+    assert_eq!(fs::read(&index).unwrap(), whole);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    // A full scan reads the index with its change log: nothing changed since.
+    let (scan, _) = s.scan();
+    assert_eq!(scan["recorded"], 0, "{scan}");
+}
