@@ -375,7 +375,6 @@ impl PackWriter {
         let path = dir.join(format!("{now:024}-{}.pack", std::process::id()));
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
-        #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o444);
         let mut out = BufWriter::with_capacity(1 << 20, options.open(&path)?);
         out.write_all(PACK_MAGIC)?;
@@ -472,24 +471,9 @@ impl PackWriter {
     }
 }
 
-#[cfg(unix)]
+/// Reads exactly `buf.len()` bytes at `offset` (no shared file position: readers share packs).
 fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
