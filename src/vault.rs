@@ -176,9 +176,8 @@ pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
 
 /// Looks again at some vault-relative paths only, as a file watcher reported them, with the
 /// walk's rules: a file is stat'ed, a folder walked, and a path that is missing, is not content
-/// or goes through a symlinked folder yields nothing. Files come sorted by path (a path's
-/// files, as the walk lists them, are never split by another's, since none lies inside
-/// another: the caller drops paths under others).
+/// or goes through a symlinked folder yields nothing. Files come in no particular order (the
+/// caller merges them with others and sorts once); the caller drops paths under others.
 pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
     let (root, excluded) = resolved(vault, exclude);
     let walk = Walk {
@@ -192,7 +191,6 @@ pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
         out.files.extend(l.files);
         out.problems.extend(l.problems);
     }
-    out.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
@@ -213,6 +211,9 @@ fn resolved(vault: &Path, exclude: &[PathBuf]) -> (PathBuf, Vec<String>) {
         .collect();
     (root, excluded)
 }
+
+/// Why a pipe, socket or device in the vault is not listed.
+const NOT_REGULAR: &str = "not a regular file (a pipe, socket or device); skipped";
 
 /// An entry of a folder being listed, with where its name starts in its path.
 enum Listed {
@@ -342,10 +343,7 @@ impl Walk<'_> {
                     Ok(None) => {}
                     Err(message) => out.problems.push(Problem::new(path, message)),
                 },
-                _ => out.problems.push(Problem::new(
-                    path,
-                    "not a regular file (a pipe, socket or device); skipped",
-                )),
+                _ => out.problems.push(Problem::new(path, NOT_REGULAR)),
             }
         }
         order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -424,10 +422,7 @@ impl Walk<'_> {
                 Ok(None) => {}
                 Err(message) => out.problems.push(Problem::new(rel, message)),
             },
-            Ok(_) => out.problems.push(Problem::new(
-                rel,
-                "not a regular file (a pipe, socket or device); skipped",
-            )),
+            Ok(_) => out.problems.push(Problem::new(rel, NOT_REGULAR)),
         }
         out
     }

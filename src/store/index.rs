@@ -189,14 +189,7 @@ impl Index {
             return;
         };
         let mut r = Reader(rest);
-        let named = (|| {
-            Some((
-                u64::from_le_bytes(r.take()?),
-                u64::from_le_bytes(r.take()?),
-                i128::from_le_bytes(r.take()?),
-            ))
-        })();
-        if named != self.disk.base {
+        if r.header() != self.disk.base {
             return;
         }
         let mut good = bytes.len() - r.0.len();
@@ -249,47 +242,51 @@ const MAGIC: &[u8] = b"vaultkeep scan index 1\n";
 fn encode(index: &Index) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + 40 + index.files.len() * 120);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&index.log_end.to_le_bytes());
-    out.extend_from_slice(&(index.log_lines as u64).to_le_bytes());
-    out.extend_from_slice(&index.scan_started_ns.to_le_bytes());
+    put_header(&mut out, index.header());
     out.extend_from_slice(&(index.files.len() as u64).to_le_bytes());
     for (path, e) in &index.files {
-        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        out.extend_from_slice(path.as_bytes());
-        out.extend_from_slice(e.sha256.as_bytes());
-        out.extend_from_slice(&e.size.to_le_bytes());
-        out.extend_from_slice(&i128::from(e.mtime_ns).to_le_bytes());
-        out.extend_from_slice(&e.ino.to_le_bytes());
+        put_path(&mut out, path);
+        put_entry(&mut out, e);
     }
     out
 }
 
 fn decode(bytes: &[u8]) -> Option<Index> {
     let mut r = Reader(bytes.strip_prefix(MAGIC)?);
-    let log_end = u64::from_le_bytes(r.take()?);
-    let log_lines = u64::from_le_bytes(r.take()?) as usize;
-    let scan_started_ns = i128::from_le_bytes(r.take()?);
+    let (log_end, log_lines, scan_started_ns) = r.header()?;
     let count = u64::from_le_bytes(r.take()?) as usize;
     let mut files =
         FxHashMap::with_capacity_and_hasher(count.min(bytes.len() / 64), Default::default());
     for _ in 0..count {
-        let len = u32::from_le_bytes(r.take()?) as usize;
-        let path = std::str::from_utf8(r.slice(len)?).ok()?.to_string();
-        let entry = Entry {
-            sha256: Digest::from_bytes(r.take()?),
-            size: u64::from_le_bytes(r.take()?),
-            mtime_ns: i64::try_from(i128::from_le_bytes(r.take()?)).unwrap_or(0),
-            ino: u64::from_le_bytes(r.take()?),
-        };
-        files.insert(path, entry);
+        let path = r.path()?;
+        files.insert(path, r.entry()?);
     }
     r.0.is_empty().then_some(Index {
         log_end,
-        log_lines,
+        log_lines: log_lines as usize,
         scan_started_ns,
         files,
         ..Index::default()
     })
+}
+
+/// log_end, log_lines and scan_started_ns, as the index and its change log write them.
+fn put_header(out: &mut Vec<u8>, (log_end, log_lines, started): (u64, u64, i128)) {
+    out.extend_from_slice(&log_end.to_le_bytes());
+    out.extend_from_slice(&log_lines.to_le_bytes());
+    out.extend_from_slice(&started.to_le_bytes());
+}
+
+fn put_path(out: &mut Vec<u8>, path: &str) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path.as_bytes());
+}
+
+fn put_entry(out: &mut Vec<u8>, e: &Entry) {
+    out.extend_from_slice(e.sha256.as_bytes());
+    out.extend_from_slice(&e.size.to_le_bytes());
+    out.extend_from_slice(&i128::from(e.mtime_ns).to_le_bytes());
+    out.extend_from_slice(&e.ino.to_le_bytes());
 }
 
 /// The change log starts with this line, then the header of the index it applies to
@@ -301,20 +298,14 @@ const CHANGES_MAGIC: &[u8] = b"vaultkeep scan index changes 1\n";
 
 fn encode_changes(index: &Index, touched: &FxHashSet<String>) -> Vec<u8> {
     let mut out = Vec::with_capacity(48 + touched.len() * 100);
-    out.extend_from_slice(&index.log_end.to_le_bytes());
-    out.extend_from_slice(&(index.log_lines as u64).to_le_bytes());
-    out.extend_from_slice(&index.scan_started_ns.to_le_bytes());
+    put_header(&mut out, index.header());
     out.extend_from_slice(&(touched.len() as u64).to_le_bytes());
     for path in touched {
-        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        out.extend_from_slice(path.as_bytes());
+        put_path(&mut out, path);
         match index.files.get(path) {
             Some(e) => {
                 out.push(1);
-                out.extend_from_slice(e.sha256.as_bytes());
-                out.extend_from_slice(&e.size.to_le_bytes());
-                out.extend_from_slice(&i128::from(e.mtime_ns).to_le_bytes());
-                out.extend_from_slice(&e.ino.to_le_bytes());
+                put_entry(&mut out, e);
             }
             None => out.push(0),
         }
@@ -330,9 +321,7 @@ fn append_changes(path: &Path, base: (u64, u64, i128), at: u64, block: &[u8]) ->
     let mut out = Vec::with_capacity(block.len() + 128);
     if at == 0 {
         out.extend_from_slice(CHANGES_MAGIC);
-        out.extend_from_slice(&base.0.to_le_bytes());
-        out.extend_from_slice(&base.1.to_le_bytes());
-        out.extend_from_slice(&base.2.to_le_bytes());
+        put_header(&mut out, base);
     }
     out.extend_from_slice(
         &u32::try_from(block.len())
@@ -363,23 +352,14 @@ fn next_block<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
 /// Applies one block; `None`, with nothing applied, when it does not parse.
 fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
     let mut r = Reader(block);
-    let log_end = u64::from_le_bytes(r.take()?);
-    let log_lines = u64::from_le_bytes(r.take()?) as usize;
-    let scan_started_ns = i128::from_le_bytes(r.take()?);
+    let (log_end, log_lines, scan_started_ns) = r.header()?;
     let count = u64::from_le_bytes(r.take()?) as usize;
     let mut changes = Vec::with_capacity(count.min(block.len() / 8));
     for _ in 0..count {
-        let len = u32::from_le_bytes(r.take()?) as usize;
-        let path = std::str::from_utf8(r.slice(len)?).ok()?.to_string();
-        let [present] = r.take::<1>()?;
-        let entry = match present {
-            1 => Some(Entry {
-                sha256: Digest::from_bytes(r.take()?),
-                size: u64::from_le_bytes(r.take()?),
-                mtime_ns: i64::try_from(i128::from_le_bytes(r.take()?)).unwrap_or(0),
-                ino: u64::from_le_bytes(r.take()?),
-            }),
-            0 => None,
+        let path = r.path()?;
+        let entry = match r.take::<1>()? {
+            [1] => Some(r.entry()?),
+            [0] => None,
             _ => return None,
         };
         changes.push((path, entry));
@@ -394,7 +374,7 @@ fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
         };
     }
     index.log_end = log_end;
-    index.log_lines = log_lines;
+    index.log_lines = log_lines as usize;
     index.scan_started_ns = scan_started_ns;
     Some(())
 }
@@ -413,6 +393,31 @@ impl<'a> Reader<'a> {
 
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.slice(N)?.try_into().ok()
+    }
+
+    /// What [`put_header`] wrote.
+    fn header(&mut self) -> Option<(u64, u64, i128)> {
+        Some((
+            u64::from_le_bytes(self.take()?),
+            u64::from_le_bytes(self.take()?),
+            i128::from_le_bytes(self.take()?),
+        ))
+    }
+
+    /// What [`put_path`] wrote.
+    fn path(&mut self) -> Option<String> {
+        let len = u32::from_le_bytes(self.take()?) as usize;
+        Some(std::str::from_utf8(self.slice(len)?).ok()?.to_string())
+    }
+
+    /// What [`put_entry`] wrote.
+    fn entry(&mut self) -> Option<Entry> {
+        Some(Entry {
+            sha256: Digest::from_bytes(self.take()?),
+            size: u64::from_le_bytes(self.take()?),
+            mtime_ns: i64::try_from(i128::from_le_bytes(self.take()?)).unwrap_or(0),
+            ino: u64::from_le_bytes(self.take()?),
+        })
     }
 }
 

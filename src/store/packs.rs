@@ -189,9 +189,8 @@ impl Known {
         }
     }
 
-    /// Loads packs that are new or changed since they were loaded. Returns whether any was.
-    fn refresh(&mut self, dir: &Path) -> bool {
-        let mut changed = false;
+    /// Loads packs that are new or changed since they were loaded.
+    fn refresh(&mut self, dir: &Path) {
         for path in pack_files(dir) {
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let indexed = index_path(&path).is_file();
@@ -199,14 +198,10 @@ impl Known {
                 continue;
             }
             match PackContents::read(&path) {
-                Ok(contents) => {
-                    self.add(&contents, size);
-                    changed = true;
-                }
+                Ok(contents) => self.add(&contents, size),
                 Err(e) => tracing::warn!(pack = %path.display(), "cannot read a pack: {e}"),
             }
         }
-        changed
     }
 }
 
@@ -277,9 +272,14 @@ impl Objects {
         self.packs().find(&self.packs_dir(), digest, false, true)
     }
 
-    /// Whether the archive holds an object, loose or packed.
+    /// Whether the archive holds an object, loose or packed. For a writer (pull, under the
+    /// archive's lock): the packs are read once, not again at each miss.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file() || self.packed(digest).is_some()
+        self.path(digest).is_file()
+            || self
+                .packs()
+                .find(&self.packs_dir(), digest, false, false)
+                .is_some()
     }
 
     /// Whether a trusted pack holds the object (for writers: no second look at the folder).

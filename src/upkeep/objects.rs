@@ -58,15 +58,22 @@ pub fn cat(store: &Store, name: &str) -> Result<(Digest, Vec<u8>), CatError> {
             if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(CatError::BadName(name.to_string()));
             }
-            let mut found: Vec<Digest> = list(store)?
+            // Names only: no stat of every object, as listing them with sizes would take.
+            let found: std::collections::BTreeSet<Digest> = store
+                .objects()
+                .entries()
+                .map_err(store::Error::io("list the objects of", store.root()))?
                 .into_iter()
-                .map(|l| l.sha256)
+                .filter_map(|e| match e {
+                    ObjectEntry::Object(d, _) | ObjectEntry::Packed(d, _) => Some(d),
+                    _ => None,
+                })
                 .filter(|d| d.to_hex().starts_with(&prefix))
                 .collect();
-            found.dedup();
-            match found.as_slice() {
-                [one] => *one,
-                [] => return Err(CatError::Missing(name.to_string())),
+            let mut names = found.iter();
+            match (names.next(), names.next()) {
+                (Some(one), None) => *one,
+                (None, _) => return Err(CatError::Missing(name.to_string())),
                 _ => return Err(CatError::Ambiguous(name.to_string(), found.len())),
             }
         }

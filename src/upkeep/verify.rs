@@ -63,27 +63,21 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
     let hashed: Vec<(Digest, Hashed)> = to_hash
         .par_iter()
         .map(|(d, place)| {
-            let result = match place {
-                Where::Loose(path) => File::open(path).and_then(|f| {
-                    let size = f.metadata()?.len();
-                    Digest::of_reader(f).map(|actual| (actual, size))
-                }),
-                Where::Packed(at) => match at.read(d) {
-                    Ok(bytes) => Ok((*d, bytes.len() as u64)),
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        Ok((Digest::of(&at.bytes().unwrap_or_default()), at.len))
-                    }
-                    Err(e) => Err(e),
-                },
+            let (shown_at, result) = match place {
+                Where::Loose(path) => (
+                    shown(store, path),
+                    File::open(path).and_then(|f| {
+                        let size = f.metadata()?.len();
+                        Digest::of_reader(f).map(|actual| (actual, size))
+                    }),
+                ),
+                Where::Packed(at) => (
+                    format!("{} (object {d})", shown(store, &at.pack)),
+                    at.bytes()
+                        .map(|bytes| (Digest::of(&bytes), bytes.len() as u64)),
+                ),
             };
-            (*d, place.clone(), result)
-        })
-        .map(|(d, place, result)| {
-            let shown_at = match &place {
-                Where::Loose(path) => shown(store, path),
-                Where::Packed(at) => format!("{} (object {d})", shown(store, &at.pack)),
-            };
-            (d, (shown_at, result))
+            (*d, (shown_at, result))
         })
         .collect();
     let mut counted = std::collections::HashSet::new();
@@ -150,11 +144,11 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
     Ok(report)
 }
 
-/// An object's actual digest and size, or why it could not be read.
+/// Where an object is (for people), and its actual digest and size or why it could not be
+/// read.
 type Hashed = (String, Result<(Digest, u64), std::io::Error>);
 
 /// Where an object's bytes are.
-#[derive(Clone)]
 enum Where {
     Loose(std::path::PathBuf),
     Packed(store::PackedAt),

@@ -213,6 +213,11 @@ impl Run<'_> {
                 },
                 done = async { scanning.as_mut().expect("guarded").await }, if scanning.is_some() => {
                     scanning = None;
+                    // The paths a scan that did not finish was given are looked at by the
+                    // next scan only if it looks at every file.
+                    if !matches!(done, Ok(Ok(_))) {
+                        self.changed = None;
+                    }
                     match done {
                         Ok(Ok(scan)) => {
                             vault_missing = false;
@@ -240,17 +245,8 @@ impl Run<'_> {
                             watching = None;
                         }
                         Ok(Err(scan::Error::Cancelled)) => {}
-                        Ok(Err(e)) => {
-                            self.changed = None;
-                            self.state.error(format!("scan failed: {}", chain(&e)));
-                        }
-                        Err(e) => {
-                            self.changed = None;
-                            self.state.error(format!("scan task failed: {e}"));
-                        }
-                    }
-                    if vault_missing {
-                        self.changed = None;
+                        Ok(Err(e)) => self.state.error(format!("scan failed: {}", chain(&e))),
+                        Err(e) => self.state.error(format!("scan task failed: {e}")),
                     }
                     if pending && !vault_missing {
                         pending = false;
