@@ -128,6 +128,29 @@ pub struct ScanOptions {
     /// last scan, as the daemon's file watcher reported them: every other file is taken as
     /// the index has it, without a look, as git's fsmonitor does. `None`: look at every file.
     pub changed_paths: Option<std::collections::BTreeSet<String>>,
+    /// Where a long-running process keeps the index between its scans (see [`KeptIndex`]).
+    pub keep_index: Option<std::sync::Arc<KeptIndex>>,
+}
+
+/// The index a long-running process (the daemon) keeps between its scans, so that a scan of
+/// a few changed paths costs what they cost, not a read of the whole index. Only for a
+/// process that holds the archive's lock throughout, so that no other process writes the
+/// index. A scan takes it back only while the version log ends where it says: anything
+/// appended since, by whatever, means reading the index again. A failed scan drops it.
+#[derive(Debug, Default)]
+pub struct KeptIndex(std::sync::Mutex<Option<store::Index>>);
+
+impl KeptIndex {
+    fn take(&self, store: &Store) -> Option<store::Index> {
+        let index = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let log = store.versions();
+        let log_len = std::fs::metadata(log.path()).map_or(0, |m| m.len());
+        (log_len == index.log_end).then_some(index)
+    }
+
+    fn keep(&self, index: store::Index) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(index);
+    }
 }
 
 impl Default for ScanOptions {
@@ -140,6 +163,7 @@ impl Default for ScanOptions {
             record: true,
             cancel: None,
             changed_paths: None,
+            keep_index: None,
         }
     }
 }
@@ -164,8 +188,11 @@ pub struct ScannedFile {
 /// One finished pass over the vault: what it recorded, and the means to read what the notes
 /// say ([`Scan::view`]) and to report ([`Scan::report`]).
 pub struct Scan {
-    /// Every content file, sorted by path.
+    /// Every content file, sorted by path; for a scan of changed paths, only the files it
+    /// looked at (see [`Scan::is_whole`]).
     pub files: Vec<ScannedFile>,
+    /// Whether `files` is the whole vault (not a scan of changed paths).
+    whole: bool,
     /// How many version records this pass wrote.
     pub recorded: usize,
     /// Those records by event (`created`, `modified`, `renamed`, `deleted`).
@@ -194,6 +221,12 @@ enum Written {
 }
 
 impl Scan {
+    /// Whether this pass listed every file (false for a scan of the paths a watcher reported,
+    /// which knows only those: what the whole vault says needs a whole scan).
+    pub fn is_whole(&self) -> bool {
+        self.whole
+    }
+
     /// The version records this pass wrote, in order.
     pub fn records(&self) -> Result<Vec<VersionRecord>, store::Error> {
         match &self.written {
@@ -239,22 +272,28 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     let exclude = [store.root().to_path_buf()];
-    let (mut listing, mut index) = match &options.changed_paths {
-        Some(changed) => {
-            let index = store.load_index()?;
-            match listing_after(vault_dir, &exclude, &index, changed) {
-                Some(listing) => (listing, index),
-                None => (vault::list(vault_dir, &exclude), index),
+    let kept = options.keep_index.as_deref().and_then(|k| k.take(store));
+    let (mut listing, mut index, looked_gone) = match (&options.changed_paths, kept) {
+        (Some(changed), kept) => {
+            let index = match kept {
+                Some(index) => index,
+                None => store.load_index()?,
+            };
+            match look_again(vault_dir, &exclude, &index, changed) {
+                Some(looked) => (looked.listing, index, Some(looked.gone)),
+                None => (vault::list(vault_dir, &exclude), index, None),
             }
         }
-        None => {
+        (None, Some(index)) => (vault::list(vault_dir, &exclude), index, None),
+        (None, None) => {
             // Walking the vault and reading the index are independent: do both at once.
             let (listing, index) =
                 rayon::join(|| vault::list(vault_dir, &exclude), || store.load_index());
-            (listing, index?)
+            (listing, index?, None)
         }
     };
-    tracing::debug!(files = listing.files.len(), elapsed = ?clock.elapsed(), "listed the vault and read the index");
+    let whole = looked_gone.is_none();
+    tracing::debug!(files = listing.files.len(), whole, elapsed = ?clock.elapsed(), "listed the vault and read the index");
     crate::failpoint::pause_at("scan:listed");
 
     // One look at the index per file before the batches: whether it is known (what vanished
@@ -271,7 +310,10 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         })
         .collect();
     let known = looks.iter().filter(|l| **l != Look::New).count();
-    let mut gone = vanished(&index, &listing.files, known);
+    let mut gone = match looked_gone {
+        Some(gone) => gone,
+        None => vanished(&index, &listing.files, known),
+    };
     // Versions are recorded a batch of files to read at a time: memory follows the batch, and
     // an interrupted first scan of a large vault keeps what it recorded. A scan that may be a
     // mass deletion is the exception: it records nothing before every file is hashed, since
@@ -388,15 +430,21 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     });
     tracing::debug!(elapsed = ?clock.elapsed(), records = recorded, "examined and recorded every file");
     problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let key = summary::Key::new(index.log_end, &files, options.today, options.max_note_bytes);
+    let log_end = index.log_end;
+    if let Some(kept) = &options.keep_index {
+        kept.keep(index);
+    }
     Ok(Scan {
-        key: summary::Key::new(index.log_end, &files, options.today, options.max_note_bytes),
+        key,
         files,
+        whole,
         recorded,
         events,
         written: if options.record {
             Written::Log {
                 from: log_from,
-                to: index.log_end,
+                to: log_end,
             }
         } else {
             Written::Held(held)
@@ -505,53 +553,67 @@ fn examine_batch(
     Ok(examined)
 }
 
-/// The vault's files when only `changed` paths may have changed: the index's files, except
-/// those at or under a changed path, which are looked at again. `None` when the index knows
-/// no file (a first scan walks the vault).
-fn listing_after(
+/// What a scan of changed paths looks at.
+struct Looked {
+    /// The changed paths as they are now (a folder with what it holds), sorted by path.
+    listing: vault::Listing,
+    /// The recorded files at or under a changed path that are gone, sorted by path.
+    gone: Vec<(String, Entry)>,
+}
+
+/// Looks again at the `changed` paths only: every other file is taken to be as the index
+/// says, unlisted. `None` when the index knows no file (a first scan walks the vault).
+fn look_again(
     vault_dir: &Path,
     exclude: &[std::path::PathBuf],
     index: &store::Index,
     changed: &std::collections::BTreeSet<String>,
-) -> Option<vault::Listing> {
+) -> Option<Looked> {
     if index.files.is_empty() {
         return None;
     }
     // A path is covered when it or a folder above it changed. A path under another changed
     // path is looked at with it (sorted, a folder comes before what it holds).
-    let ancestor_in = |set: &std::collections::HashSet<&str>, path: &str| {
+    let ancestor_in = |set: &rustc_hash::FxHashSet<&str>, path: &str| {
         path.match_indices('/')
             .any(|(i, _)| set.contains(&path[..i]))
     };
-    let mut covers: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut covers = rustc_hash::FxHashSet::default();
     let mut roots: Vec<&str> = Vec::new();
     for path in changed {
         if !ancestor_in(&covers, path) {
-            covers.insert(path);
+            covers.insert(path.as_str());
             roots.push(path);
         }
     }
-    let covered = |path: &str| covers.contains(path) || ancestor_in(&covers, path);
     let mut listing = vault::look_at(vault_dir, exclude, &roots);
-    let kept: Vec<vault::VaultFile> = index
-        .files
-        .par_iter()
-        .filter(|(path, _)| !covered(path))
-        .map(|(path, e)| vault::VaultFile {
-            path: path.clone(),
-            kind: vault::FileKind::of(path),
-            stat: vault::Stat {
-                size: e.size,
-                mtime_ns: e.mtime_ns,
-                ino: e.ino,
-            },
-        })
-        .collect();
-    listing.files.extend(kept);
     listing
         .files
         .par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Some(listing)
+    // The recorded files the looks cover. A recorded file has nothing recorded under it, so
+    // when every changed path is a recorded file (edits, deletions), those are all; a new
+    // path may be a folder that replaced files: then the index is searched.
+    let recorded: Vec<(&String, &Entry)> = if roots.iter().all(|r| index.files.contains_key(*r)) {
+        roots
+            .iter()
+            .filter_map(|r| index.files.get_key_value(*r))
+            .collect()
+    } else {
+        index
+            .files
+            .par_iter()
+            .filter(|(path, _)| covers.contains(path.as_str()) || ancestor_in(&covers, path))
+            .collect()
+    };
+    let listed: rustc_hash::FxHashSet<&str> =
+        listing.files.iter().map(|f| f.path.as_str()).collect();
+    let mut gone: Vec<(String, Entry)> = recorded
+        .into_iter()
+        .filter(|(path, _)| !listed.contains(path.as_str()))
+        .map(|(path, entry)| (path.clone(), *entry))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(Looked { listing, gone })
 }
 
 /// Where the batch that begins at `start` ends: after `batch` files to read, so that the few
@@ -760,12 +822,10 @@ mod tests {
                 "renamed other/d.md -> moved/d.md",
             ]
         );
-        // Listed from the index and the looks, in path order as a walk lists them.
+        // Only what was looked at is listed, in path order as a walk lists it.
         let paths: Vec<&str> = done.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            vec!["a.md", "dir/b.md", "dir/new.md", "keep.md", "moved/d.md"]
-        );
+        assert_eq!(paths, vec!["dir/b.md", "dir/new.md", "moved/d.md"]);
+        assert!(!done.is_whole());
         // A full look finds what nobody reported.
         let full = scan(&vault, &store, &options).unwrap();
         assert_eq!(events(&full), vec!["modified a.md"]);
@@ -775,6 +835,54 @@ mod tests {
             ..options
         };
         let none = scan(&vault, &store, &quiet).unwrap();
-        assert_eq!((none.recorded, none.files.len()), (0, 5));
+        assert_eq!((none.recorded, none.files.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_kept_index_serves_the_next_scan_until_the_version_log_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        fs::create_dir_all(vault.join("dir")).unwrap();
+        fs::write(vault.join("a.md"), "a").unwrap();
+        fs::write(vault.join("dir/b.md"), "b").unwrap();
+        let (store, _lock) = Store::open_for_writing(&dir.path().join("archive"), "test").unwrap();
+        let kept = std::sync::Arc::new(KeptIndex::default());
+        let options = ScanOptions {
+            keep_index: Some(kept.clone()),
+            ..ScanOptions::default()
+        };
+        let changed = |paths: &[&str]| ScanOptions {
+            changed_paths: Some(paths.iter().map(|p| p.to_string()).collect()),
+            ..options.clone()
+        };
+        assert_eq!(scan(&vault, &store, &options).unwrap().recorded, 2);
+        // The kept index is the one on disk: a scan of a change records it against either.
+        fs::write(vault.join("a.md"), "a, edited").unwrap();
+        let done = scan(&vault, &store, &changed(&["a.md"])).unwrap();
+        assert_eq!(events(&done), vec!["modified a.md"]);
+        let kept_now = kept.take(&store).expect("kept after a scan");
+        let on_disk = store.load_index().unwrap();
+        assert_eq!(kept_now.files, on_disk.files);
+        assert_eq!(kept_now.log_end, on_disk.log_end);
+        kept.keep(kept_now);
+        // Records appended by something else: the kept index is stale and read again.
+        fs::remove_file(vault.join("dir/b.md")).unwrap();
+        let other = ScanOptions::default();
+        assert_eq!(
+            events(&scan(&vault, &store, &other).unwrap()),
+            vec!["deleted dir/b.md"]
+        );
+        fs::write(vault.join("dir/b.md"), "b, back").unwrap();
+        let done = scan(&vault, &store, &changed(&["dir"])).unwrap();
+        assert_eq!(events(&done), vec!["created dir/b.md"]);
+        // A folder that replaced a file: what was recorded under the path is searched for.
+        fs::remove_file(vault.join("a.md")).unwrap();
+        fs::create_dir(vault.join("a.md")).unwrap();
+        fs::write(vault.join("a.md/c.md"), "c").unwrap();
+        let done = scan(&vault, &store, &changed(&["a.md"])).unwrap();
+        assert_eq!(events(&done), vec!["created a.md/c.md", "deleted a.md"]);
+        let full = scan(&vault, &store, &options).unwrap();
+        assert!(full.is_whole());
+        assert_eq!(full.recorded, 0);
     }
 }

@@ -137,8 +137,17 @@ impl Scan {
         fresh.entries().collect()
     }
 
+    /// What the whole vault says needs a scan that listed it (a caller's mistake otherwise).
+    fn must_be_whole(&self) {
+        assert!(
+            self.is_whole(),
+            "a scan of changed paths knows only those: report on a whole scan"
+        );
+    }
+
     /// What every note says, all held in memory (for commands that work on the whole vault).
     pub fn view(&self) -> Result<VaultView, store::Error> {
+        self.must_be_whole();
         let source = Source::open(self);
         let digests: HashSet<Digest> = self.notes().map(|(_, d)| d).collect();
         let facts = digests
@@ -153,8 +162,9 @@ impl Scan {
         })
     }
 
-    /// Calls `each` with every note's path and what it says, in path order, a block of notes
-    /// at a time: memory stays bounded by the block, not by the vault.
+    /// Calls `each` with every note's path and what it says (every note this pass listed), in
+    /// path order, a block of notes at a time: memory stays bounded by the block, not by the
+    /// vault.
     pub fn each_note(&self, mut each: impl FnMut(&str, &NoteFacts)) -> Result<(), store::Error> {
         let source = Source::open(self);
         let notes: Vec<(&str, Digest)> = self.notes().collect();
@@ -174,6 +184,7 @@ impl Scan {
     /// The full report. The summary of links and profiles is reused from the last scan when
     /// the vault is as it was then (same records, same files, same day).
     pub fn report(&self) -> Result<ScanReport, store::Error> {
+        self.must_be_whole();
         let summary = match summary::load_full(&self.store, &self.key) {
             Some(s) => s,
             None => {
@@ -191,6 +202,7 @@ impl Scan {
     /// person reads. Only those items are held, however large the vault; cheap when the
     /// vault has not changed.
     pub fn brief(&self) -> Result<ScanReport, store::Error> {
+        self.must_be_whole();
         let (summary, totals) = match summary::load_brief(&self.store, &self.key) {
             Some(b) => b,
             None => {

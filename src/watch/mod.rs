@@ -106,6 +106,8 @@ struct Run<'a> {
     snapshots_stop: Stop,
     /// One scan at a time: two at once would both record the same change.
     gate: Arc<Mutex<()>>,
+    /// The index as the last scan left it, for the next (the daemon holds the lock).
+    kept: Arc<scan::KeptIndex>,
     /// The vault paths the watcher reported since the last scan started: the next scan looks
     /// at these only. `None`: it looks at every file (the first scan, after the watcher missed
     /// events or a scan failed, and once every [`FULL_SCAN_EVERY`] in case it missed some
@@ -160,6 +162,7 @@ impl Daemon {
             stop: Arc::new(AtomicBool::new(false)),
             snapshots_stop: Stop::new(),
             gate: Arc::new(Mutex::new(())),
+            kept: Arc::default(),
             changed: None,
             last_full: std::time::Instant::now(),
         };
@@ -334,6 +337,7 @@ impl Run<'_> {
         let store = self.d.store.clone();
         let mut options = self.d.scan.clone();
         options.cancel = Some(self.stop.clone());
+        options.keep_index = Some(self.kept.clone());
         options.changed_paths = self.changed.replace(BTreeSet::new());
         if options.changed_paths.is_none() {
             self.last_full = std::time::Instant::now();
@@ -623,6 +627,7 @@ impl Run<'_> {
                     self.snapshots_stop.clone(),
                 );
                 let mut options = self.d.scan.clone();
+                options.keep_index = Some(self.kept.clone());
                 // Time moves: a profile whose `end` passed while the daemon ran is composted.
                 options.today = scan::today();
                 let browser = self.d.browser.clone();
