@@ -83,8 +83,12 @@ fn gc(ctx: &Context, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
         );
         if report.packs_rewritten > 0 {
             let verb = if dry_run { "Would rewrite" } else { "Rewrote" };
+            let merged = match report.packs_merged {
+                0 => String::new(),
+                n => format!(" ({n} of them merged for being small)"),
+            };
             say!(
-                "{verb} {} packs without their unreferenced objects.",
+                "{verb} {} packs into one, without their unreferenced objects{merged}.",
                 report.packs_rewritten
             );
         }

@@ -15,6 +15,10 @@ use crate::store::{self, ObjectEntry, PackWriter, PackedAt, Store};
 /// Temp files younger than this may belong to a write in progress elsewhere; they stay.
 pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
 
+/// Packs smaller than this are merged into one when there are several: a daemon writes one
+/// per burst of changes, and many small packs would cost what many loose objects cost.
+pub const SMALL_PACK: u64 = 16 * 1024 * 1024;
+
 /// Why gc would not run, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
@@ -39,9 +43,11 @@ pub struct GcReport {
     pub bytes: u64,
     /// Stale temp files.
     pub temp_files: usize,
-    /// Packs rewritten without their unreferenced objects (or completed, if their writer was
-    /// interrupted).
+    /// Packs rewritten: without their unreferenced objects, completed (their writer was
+    /// interrupted) or merged; what they keep goes to one new pack.
     pub packs_rewritten: usize,
+    /// Of those, the packs merged only for being small (see [`SMALL_PACK`]).
+    pub packs_merged: usize,
     /// Folders of snapshots interrupted before they were recorded, with no journal to finish
     /// them from.
     pub incomplete_snapshots: usize,
@@ -94,6 +100,15 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
             _ => {}
         }
     }
+    let small: Vec<Arc<Path>> = packs
+        .iter()
+        .filter(|(path, pack)| {
+            !pack.unfinished && fs::metadata(path).is_ok_and(|m| m.len() < SMALL_PACK)
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
+    let merge_small = small.len() > 1;
+    let mut rewriting: Vec<(Arc<Path>, Pack)> = Vec::new();
     for (path, pack) in packs {
         // A pack being written (a busy writer's, seen by a dry run) is left alone.
         if pack.unfinished && writer_busy {
@@ -104,11 +119,12 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
             .iter()
             .filter(|(d, _)| !refs.objects.contains(d))
             .collect();
+        let merged = merge_small && small.contains(&path);
         if dead.is_empty() && !pack.unfinished {
-            continue;
-        }
-        if !dry_run {
-            rewrite(store, &path, &pack, &refs.objects)?;
+            if !merged {
+                continue;
+            }
+            report.packs_merged += 1;
         }
         report.packs_rewritten += 1;
         for (d, at) in dead {
@@ -118,6 +134,10 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
                 .removed
                 .push(format!("{} {d}", super::shown(store, &path)));
         }
+        rewriting.push((path, pack));
+    }
+    if !dry_run && !rewriting.is_empty() {
+        rewrite(store, &rewriting, &refs.objects)?;
     }
     for entry in entries {
         let (path, is_object) = match entry {
@@ -183,39 +203,39 @@ struct Pack {
     unfinished: bool,
 }
 
-/// Copies a pack's referenced objects into a new pack, makes it durable, then removes the old
-/// one. A referenced object that cannot be read intact stops gc with the pack untouched.
+/// Copies the packs' referenced objects into one new pack, makes it durable, then removes the
+/// old packs. A referenced object that cannot be read intact stops gc with every pack
+/// untouched; an interruption after the new pack is durable leaves objects stored twice, which
+/// the next gc merges.
 fn rewrite(
     store: &Store,
-    path: &Path,
-    pack: &Pack,
+    packs: &[(Arc<Path>, Pack)],
     referenced: &std::collections::HashSet<Digest>,
 ) -> Result<(), store::Error> {
     let objects = store.objects();
-    let live: Vec<&(Digest, PackedAt)> = pack
-        .objects
-        .iter()
-        .filter(|(d, _)| referenced.contains(d))
-        .collect();
-    if !live.is_empty() {
-        let writer = PackWriter::create(objects)
-            .map_err(store::Error::io("start a pack in", &objects.packs_dir()))?;
-        for (d, at) in live {
+    let in_packs = objects.packs_dir();
+    let writer =
+        PackWriter::create(objects).map_err(store::Error::io("start a pack in", &in_packs))?;
+    for (path, pack) in packs {
+        for (d, at) in pack.objects.iter().filter(|(d, _)| referenced.contains(d)) {
             let bytes = at.read(d).map_err(store::Error::io("read", path))?;
             writer
                 .copy(d, &bytes)
-                .map_err(store::Error::io("write a pack in", &objects.packs_dir()))?;
+                .map_err(store::Error::io("write a pack in", &in_packs))?;
         }
-        writer
-            .finish()
-            .map_err(store::Error::io("finish a pack in", &objects.packs_dir()))?;
-        objects
-            .sync()
-            .map_err(store::Error::io("sync the objects of", store.root()))?;
     }
+    writer
+        .finish()
+        .map_err(store::Error::io("finish a pack in", &in_packs))?;
     objects
-        .remove_pack(path)
-        .map_err(store::Error::io("remove", path))
+        .sync()
+        .map_err(store::Error::io("sync the objects of", store.root()))?;
+    for (path, _) in packs {
+        objects
+            .remove_pack(path)
+            .map_err(store::Error::io("remove", path))?;
+    }
+    Ok(())
 }
 
 /// How long ago a file was last modified (zero when unknown).
