@@ -40,23 +40,35 @@ def status(vault, archive):
     return json.loads(out.stdout) if out.stdout else {}
 
 
-def lines(path):
-    with open(path, "rb") as f:
-        return f.read().count(b"\n")
+class Lines:
+    """Counts the lines of a growing file, reading only what was appended since the last
+    count (reading the whole log at each poll would cost the large vault more than the small,
+    and take CPU from the daemon being measured)."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.count = path, 0, 0
+
+    def now(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        self.count += data.count(b"\n")
+        return self.count
 
 
 def wait_for_lines(log, count, limit):
     start = time.perf_counter()
-    while lines(log) < count:
+    while log.now() < count:
         if time.perf_counter() - start > limit:
-            sys.exit(f"{log}: {count} lines not reached within {limit} s")
+            sys.exit(f"{log.path}: {count} lines not reached within {limit} s")
         time.sleep(0.01)
     return time.perf_counter() - start
 
 
 def burst(notes, log, size, tag):
     """Appends a line to `size` notes at once; seconds until all their versions are recorded."""
-    before = lines(log)
+    before = log.now()
     for note in notes[:size]:
         with open(note, "a") as f:
             f.write(f"\nburst {tag}\n")
@@ -91,12 +103,12 @@ def measure(work, size, a):
         cpu0 = cpu_seconds(daemon.pid)
         time.sleep(a.idle)
         idle_cpu = cpu_seconds(daemon.pid) - cpu0
-        log = os.path.join(archive, "versions.jsonl")
+        log = Lines(os.path.join(archive, "versions.jsonl"))
         latencies = []
         rng = random.Random(1)
         for i in range(a.edits):
             note = rng.choice(notes)
-            before = lines(log)
+            before = log.now()
             with open(note, "a") as f:
                 f.write(f"\nedit {i}\n")
             latencies.append(wait_for_lines(log, before + 1, 10))
