@@ -264,7 +264,7 @@ pub fn keep(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, store::E
         .put(&digest, bytes)
         .map_err(store::Error::io("write", &object))?;
     objects
-        .sync()
+        .sync_objects([&digest])
         .map_err(store::Error::io("sync the objects of", store.root()))?;
     let live = versions
         .last()

@@ -372,15 +372,22 @@ fn an_object_left_empty_by_a_power_loss_is_repaired_by_the_next_scan() {
 fn syscalls(s: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> Option<String> {
     let log = s.dir.path().join("strace.log");
     let mut c = Command::new("strace");
-    c.args(["-f", "-qq", "-e", "trace=fsync,fdatasync,syncfs", "-o"])
-        .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_vaultkeep"))
-        .arg("--vault")
-        .arg(&s.vault)
-        .arg("--archive")
-        .arg(&s.archive)
-        .args(args)
-        .envs(env.iter().copied());
+    c.args([
+        "-f",
+        "-qq",
+        "-y",
+        "-e",
+        "trace=fsync,fdatasync,syncfs",
+        "-o",
+    ])
+    .arg(&log)
+    .arg(env!("CARGO_BIN_EXE_vaultkeep"))
+    .arg("--vault")
+    .arg(&s.vault)
+    .arg("--archive")
+    .arg(&s.archive)
+    .args(args)
+    .envs(env.iter().copied());
     let out = c.output().ok()?;
     assert!(out.status.success(), "{}", stderr(&out));
     fs::read_to_string(&log).ok()
@@ -403,9 +410,50 @@ fn a_scan_makes_the_objects_it_records_durable_even_without_new_bytes() {
     let Some(calls) = syscalls(&s, &[], &["scan"]) else {
         panic!("strace is needed for this test (apt-get install strace)");
     };
-    assert!(calls.contains("syncfs("), "{calls}");
+    // The object the record names is synced, though this run did not write it.
+    let synced = calls
+        .lines()
+        .any(|l| l.contains("fsync(") && l.contains(&format!("/{hex}>")));
+    assert!(synced, "{calls}");
     let (h, _) = s.json(&["history", "b.md"]);
     assert_eq!(h["versions"][0]["sha256"], hex);
+}
+
+#[test]
+fn a_few_records_sync_their_objects_and_many_sync_the_file_system() {
+    let s = Sandbox::empty();
+    for i in 0..100 {
+        s.write(&format!("n{i}.md"), format!("note {i}"));
+    }
+    let Some(first) = syscalls(&s, &[], &["scan"]) else {
+        panic!("strace is needed for this test (apt-get install strace)");
+    };
+    assert!(first.contains("syncfs("), "{first}");
+    // One saved note: its object and its folder, not every write pending on the disk.
+    s.write("n7.md", "note 7, edited");
+    let hex = sha256sum(b"note 7, edited");
+    let Some(edit) = syscalls(&s, &[], &["scan"]) else {
+        panic!("strace is needed for this test (apt-get install strace)");
+    };
+    assert!(!edit.contains("syncfs("), "{edit}");
+    let object = format!("objects/{}/{hex}>", &hex[..2]);
+    let folder = format!("objects/{}>", &hex[..2]);
+    assert!(edit.lines().any(|l| l.contains(&object)), "{edit}");
+    assert!(edit.lines().any(|l| l.contains(&folder)), "{edit}");
+    // Recover keeps the unrecorded bytes it is about to replace the same way.
+    s.write("n7.md", "note 7, never scanned");
+    let hex = sha256sum(b"note 7, never scanned");
+    let args = ["recover", "n7.md", "--version", "1", "--force"];
+    let Some(recover) = syscalls(&s, &[], &args) else {
+        panic!("strace is needed for this test (apt-get install strace)");
+    };
+    assert!(!recover.contains("syncfs("), "{recover}");
+    assert!(
+        recover.lines().any(|l| l.contains(&format!("/{hex}>"))),
+        "{recover}"
+    );
+    assert_eq!(fs::read_to_string(s.vault.join("n7.md")).unwrap(), "note 7");
+    assert_eq!(s.run(&["archive", "verify"]).status.code(), Some(0));
 }
 
 #[test]

@@ -8,9 +8,9 @@ use crate::store::{self, Entry, Event, Index, Store, VersionRecord};
 use crate::vault::VaultFile;
 
 /// Makes the objects durable, appends the records, and brings the index up to them and to
-/// the `changed` files' stat data (design.md, "The archive"). The sync runs whenever records
-/// are appended, even if this batch wrote no new bytes: an object left by an interrupted run
-/// may not have reached the disk yet.
+/// the `changed` files' stat data (design.md, "The archive"). The objects the records name
+/// are synced whenever records are appended, even if this batch wrote no new bytes: an object
+/// left by an interrupted run may not have reached the disk yet.
 pub(super) fn record(
     store: &Store,
     index: &mut Index,
@@ -20,9 +20,13 @@ pub(super) fn record(
 ) -> Result<(), store::Error> {
     crate::failpoint::pause_at("scan:objects-written");
     if !records.is_empty() {
+        let named = records
+            .iter()
+            .filter(|r| r.event != Event::Deleted)
+            .map(|r| &r.sha256);
         store
             .objects()
-            .sync()
+            .sync_objects(named)
             .map_err(store::Error::io("sync the objects of", store.root()))?;
         crate::failpoint::pause_at("scan:objects-synced");
         let journal = store.versions();

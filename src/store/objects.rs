@@ -3,7 +3,8 @@
 //! A new object goes to a temp file in its fan-out folder and is renamed into place, so a
 //! reader never sees half an object. Durability comes in batches ([`Objects::sync`]): on Linux
 //! one `syncfs` for many objects instead of an fsync each (design.md, "The archive");
-//! elsewhere each new object is fsynced before its rename and its folder at the next sync.
+//! elsewhere each new object is fsynced before its rename and its folder at the next sync. A
+//! batch of a few ([`Objects::sync_objects`]) fsyncs each instead, on every platform.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -37,6 +38,10 @@ impl Durability {
         }
     }
 }
+
+/// Up to this many objects, [`Objects::sync_objects`] fsyncs each instead of syncing the
+/// whole file system.
+const SYNC_EACH_UP_TO: usize = 64;
 
 /// Prefix of temp files, in the object folders and beside records.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
@@ -230,6 +235,50 @@ impl Objects {
         }
     }
 
+    /// Makes the objects that records are about to name durable, whoever wrote them: for a
+    /// few, an fsync of each (its file, or its pack) and of each folder holding them; for
+    /// many, [`Objects::sync`]. A daemon recording one saved note then waits for that note's
+    /// object only, not for every write pending on the file system, which `syncfs` flushes
+    /// (a large copy elsewhere on the disk would hold the note's version back for seconds).
+    /// An object found in place was maybe left unsynced by an interrupted run: it is synced
+    /// all the same.
+    pub fn sync_objects<'a>(
+        &self,
+        digests: impl IntoIterator<Item = &'a Digest>,
+    ) -> io::Result<()> {
+        let digests: BTreeSet<&Digest> = digests.into_iter().collect();
+        if digests.len() > SYNC_EACH_UP_TO {
+            return self.sync();
+        }
+        let mut files = BTreeSet::new();
+        for digest in digests {
+            let loose = self.path(digest);
+            if loose.is_file() {
+                files.insert(loose);
+            } else if let Some(at) = self.packed(digest) {
+                files.insert(at.pack.to_path_buf());
+            } else {
+                // Not found where it should be: let the whole sync (and the next verify) see.
+                return self.sync();
+            }
+        }
+        let folders: BTreeSet<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        for path in files.iter().chain(&folders) {
+            File::open(path)?.sync_all()?;
+        }
+        if self.durability == Durability::EachFile {
+            // What this process wrote is covered; the folders it wrote to are not pending.
+            self.dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|d| !folders.contains(d));
+        }
+        Ok(())
+    }
+
     /// Every file under the object folders: objects (loose and packed), temp files, packs
     /// left unfinished and strays, for verify, gc and push.
     pub fn entries(&self) -> io::Result<Vec<ObjectEntry>> {
@@ -385,6 +434,24 @@ pub(super) mod tests {
         o.sync().unwrap();
         assert!(o.dirty.lock().unwrap().is_empty());
         assert_eq!(fs::read(o.path(&a)).unwrap(), b"a");
+    }
+
+    #[test]
+    fn syncing_named_objects_covers_their_folders_and_leaves_other_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Objects::with_durability(dir.path().join("objects"), Durability::EachFile);
+        o.create_layout().unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        o.put(&a, b"a").unwrap();
+        o.put(&b, b"b").unwrap();
+        o.sync_objects([&a]).unwrap();
+        let pending = o.dirty.lock().unwrap().clone();
+        let folder = |d: &Digest| o.path(d).parent().unwrap().to_path_buf();
+        assert!(!pending.contains(&folder(&a)), "{pending:?}");
+        assert!(pending.contains(&folder(&b)), "{pending:?}");
+        // An object that is nowhere: the whole sync runs, nothing fails here (verify will say).
+        o.sync_objects([&Digest::of(b"missing")]).unwrap();
+        assert!(o.dirty.lock().unwrap().is_empty());
     }
 
     #[test]
