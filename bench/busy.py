@@ -45,6 +45,10 @@ def main():
     if not os.path.exists(a.binary):
         sys.exit("build first: cargo build --release")
     run = tempfile.mkdtemp(prefix="vaultkeep-busy-")
+    free_mb = shutil.disk_usage(run).free // (1 << 20)
+    if free_mb < 2 * a.mb:
+        shutil.rmtree(run)
+        sys.exit(f"{free_mb} MB free beside {run}: the writer needs --mb {a.mb} and as much to spare; lower --mb")
     vault, archive = os.path.join(run, "vault"), os.path.join(run, "archive")
     shutil.copytree(os.path.join(ROOT, "vault"), vault)
     config = os.path.join(run, "vaultkeep.toml")

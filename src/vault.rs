@@ -370,6 +370,10 @@ impl Walk<'_> {
                 }
             })
             .collect();
+        // Exactly as many as this folder lists: a vector grown by doubling would leave up to
+        // half its room unused, and the root's holds every file of the vault.
+        let own = order.len() - subdirs.len();
+        out.files = Vec::with_capacity(own + nested.iter().map(|n| n.files.len()).sum::<usize>());
         let mut nested = nested.into_iter();
         for listed in order {
             match listed {
