@@ -108,7 +108,7 @@ pub fn table() -> Vec<Entry> {
         ),
         e(
             format!("{OBJECTS}/{PACKS}/<name>.pack"),
-            "small objects stored together by a scan that stored many at once (a first scan): per object its sha256 (32 bytes), its length (8 bytes, little endian) and its bytes. `<name>.idx` beside it, written once the pack is complete and durable, lists where each object is. `vaultkeep archive objects` lists every object, `archive cat <sha256>` prints one (`| sha256sum` checks it), `archive unpack` makes each a file of its own.",
+            "small objects stored together by a scan that stored many at once (a first scan), or by `archive gc` merging small packs: per object its sha256 (32 bytes), its length (8 bytes, little endian) and its bytes. `<name>.idx` beside it, written once the pack is complete and durable, lists where each object is. `vaultkeep archive objects` lists every object, `archive cat <sha256>` prints one (`| sha256sum` checks it), `archive unpack` makes each a file of its own.",
         ),
         e(
             Log::Versions.file().into(),
