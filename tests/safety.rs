@@ -493,6 +493,27 @@ fn previews_work_while_the_daemon_runs() {
     );
     // The real thing still waits for the daemon.
     assert_eq!(s.run(&["compost"]).status.code(), Some(2));
+    // A scan reports beside it and records nothing: the daemon records.
+    let log = s.archive.join("versions.jsonl");
+    let before = fs::read(&log).unwrap();
+    let out = s.run(&["scan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("15 notes, 31 assets"));
+    assert!(stderr(&out).contains("records nothing"), "{}", stderr(&out));
+    let (report, code) = s.json(&["scan"]);
+    assert_eq!(
+        (code, report["recorded"].as_u64()),
+        (0, Some(0)),
+        "{report}"
+    );
+    assert_eq!(fs::read(&log).unwrap(), before);
+    let refused = s.run(&["scan", "--accept-deletions"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("stop the daemon first"),
+        "{}",
+        stderr(&refused)
+    );
     d.terminate();
 }
 

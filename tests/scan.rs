@@ -274,7 +274,8 @@ fn a_missing_vault_cannot_run() {
 fn a_locked_archive_cannot_run_and_names_the_holder() {
     let s = Sandbox::with_data_vault("cohere");
     s.scan();
-    // Hold the lock as another process would.
+    // Hold the lock as another writer would (beside the daemon, a scan reports instead:
+    // tests/safety.rs).
     let lock = std::fs::OpenOptions::new()
         .write(true)
         .open(s.archive.join("lock"))
@@ -282,14 +283,14 @@ fn a_locked_archive_cannot_run_and_names_the_holder() {
     lock.try_lock().unwrap();
     std::fs::write(
         s.archive.join("lock"),
-        r#"{"pid":4242,"command":"watch","since":"2026-11-27T10:00:00Z"}"#,
+        r#"{"pid":4242,"command":"compost","since":"2026-11-27T10:00:00Z"}"#,
     )
     .unwrap();
     let out = s.run(&["scan"]);
     assert_eq!(out.status.code(), Some(2));
     let err = crate::common::stderr(&out);
     assert!(
-        err.contains("pid 4242") && err.contains("vaultkeep watch"),
+        err.contains("pid 4242") && err.contains("vaultkeep compost"),
         "{err}"
     );
 }

@@ -9,7 +9,7 @@ use super::{Context, HistoryArgs, RecoverArgs, ScanArgs};
 use crate::history::{self, Output, RecoverError};
 use crate::report::human_bytes;
 use crate::scan::{ScanOptions, ScanReport, scan as scan_vault};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// The scan options the config and terminal call for.
 pub(crate) fn scan_options(ctx: &Context) -> ScanOptions {
@@ -23,10 +23,27 @@ pub(crate) fn scan_options(ctx: &Context) -> ScanOptions {
 
 pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
     crate::scan::check_vault(&ctx.vault)?;
-    let (store, _lock) = Store::open_for_writing(&ctx.archive, "scan")?;
-    let options = ScanOptions {
+    let mut options = ScanOptions {
         accept_deletions: args.accept_deletions,
         ..scan_options(ctx)
+    };
+    let (store, _lock) = match Store::open_for_writing(&ctx.archive, "scan") {
+        Ok((store, lock)) => (store, Some(lock)),
+        // The daemon records every change as it happens: report what is there, record nothing.
+        Err(store::Error::Locked { holder, .. })
+            if holder.command == "watch" && !args.accept_deletions =>
+        {
+            tracing::warn!(
+                "{holder} records this vault's changes as they happen; this scan reports and records nothing"
+            );
+            options.record = false;
+            (Store::open_for_preview(&ctx.archive)?, None)
+        }
+        Err(e @ store::Error::Locked { .. }) if args.accept_deletions => {
+            return Err(anyhow::Error::from(e)
+                .context("--accept-deletions records deletions: stop the daemon first"));
+        }
+        Err(e) => return Err(e.into()),
     };
     let scan = scan_vault(&ctx.vault, &store, &options)?;
     let report = if args.json {
@@ -52,7 +69,12 @@ fn print_scan(vault: &Path, r: &ScanReport) {
         r.summary.assets,
         links
     );
-    if r.recorded == 0 {
+    if r.unrecorded > 0 {
+        say!(
+            "{} changes not recorded by this scan: the running daemon records them.",
+            r.unrecorded
+        );
+    } else if r.recorded == 0 {
         say!("Nothing new to record.");
     } else {
         let events: Vec<String> = r.events.iter().map(|(e, n)| format!("{n} {e}")).collect();

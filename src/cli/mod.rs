@@ -54,7 +54,7 @@ pub enum Command {
         long_about = "One pass over the vault: every note and asset whose content is new is stored in \
 the archive (sha256-addressed) and a version is recorded (created, modified, renamed, deleted). Unchanged \
 files are recognised by size, mtime and inode and not read again. Reports notes, assets, links by kind, \
-external URLs, unresolved and ambiguous links, composted profiles and files that could not be read."
+external URLs, unresolved and ambiguous links, composted profiles and files that could not be read. While `vaultkeep watch` runs (it records every change itself), scan reports and records nothing."
     )]
     Scan(ScanArgs),
     /// List the recorded versions of one vault file, deleted files included

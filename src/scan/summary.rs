@@ -27,6 +27,10 @@ pub struct ScanReport {
     pub events: BTreeMap<String, usize>,
     /// Bytes of new objects stored by this run.
     pub new_bytes: u64,
+    /// Changes this run found but did not record: a scan beside the running daemon, which
+    /// records them itself.
+    #[serde(default)]
+    pub unrecorded: usize,
     /// The length of each list (a brief report lists only the first few items).
     pub totals: Totals,
 }

@@ -241,11 +241,20 @@ impl Scan {
         totals.problems += self.problems.len();
         summary.problems.extend(self.problems.iter().cloned());
         summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        if !self.options.record {
+            return ScanReport {
+                summary,
+                unrecorded: self.recorded,
+                totals,
+                ..ScanReport::default()
+            };
+        }
         ScanReport {
             summary,
             recorded: self.recorded,
             events: self.events.clone(),
             new_bytes: self.new_bytes,
+            unrecorded: 0,
             totals,
         }
     }
