@@ -99,17 +99,8 @@ fn an_unreadable_file_is_named_and_keeps_its_last_version() {
             .status()
             .unwrap();
         assert!(owned.success());
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_vaultkeep"))
-            .arg("--vault")
-            .arg(&s.vault)
-            .arg("--archive")
-            .arg(&s.archive)
-            .args(args)
-            .current_dir(s.dir.path())
-            .output()
-            .unwrap()
+        let user = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+        s.cmd_under("setpriv", user, args).output().unwrap()
     };
     s.write("a.md", "first");
     s.write("b.md", "b");

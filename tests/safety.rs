@@ -371,23 +371,18 @@ fn an_object_left_empty_by_a_power_loss_is_repaired_by_the_next_scan() {
 /// The system calls a run of vaultkeep made, counted by strace (None where strace is missing).
 fn syscalls(s: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> Option<String> {
     let log = s.dir.path().join("strace.log");
-    let mut c = Command::new("strace");
-    c.args([
+    let log_arg = log.display().to_string();
+    let traced = [
         "-f",
         "-qq",
         "-y",
         "-e",
         "trace=fsync,fdatasync,syncfs",
         "-o",
-    ])
-    .arg(&log)
-    .arg(env!("CARGO_BIN_EXE_vaultkeep"))
-    .arg("--vault")
-    .arg(&s.vault)
-    .arg("--archive")
-    .arg(&s.archive)
-    .args(args)
-    .envs(env.iter().copied());
+        &log_arg,
+    ];
+    let mut c = s.cmd_under("strace", traced, args);
+    c.envs(env.iter().copied());
     let out = c.output().ok()?;
     assert!(out.status.success(), "{}", stderr(&out));
     fs::read_to_string(&log).ok()

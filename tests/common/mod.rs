@@ -83,14 +83,32 @@ impl Sandbox {
     /// The binary, pointed at this vault and archive, run from the sandbox folder.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_vaultkeep"));
+        self.on_this_sandbox(&mut c, args);
+        c
+    }
+
+    /// The binary run through another program (`strace`, `setpriv`), given its own arguments
+    /// first.
+    pub fn cmd_under<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        program: &str,
+        its_args: impl IntoIterator<Item = S>,
+        args: &[&str],
+    ) -> Command {
+        let mut c = Command::new(program);
+        c.args(its_args).arg(env!("CARGO_BIN_EXE_vaultkeep"));
+        self.on_this_sandbox(&mut c, args);
+        c
+    }
+
+    fn on_this_sandbox(&self, c: &mut Command, args: &[&str]) {
         c.arg("--vault")
             .arg(&self.vault)
             .arg("--archive")
-            .arg(&self.archive);
-        c.args(args)
+            .arg(&self.archive)
+            .args(args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG");
-        c
     }
 
     /// Runs the binary.
