@@ -30,18 +30,16 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
     let (store, _lock) = match Store::open_for_writing(&ctx.archive, "scan") {
         Ok((store, lock)) => (store, Some(lock)),
         // The daemon records every change as it happens: report what is there, record nothing.
-        Err(store::Error::Locked { holder, .. })
-            if holder.command == "watch" && !args.accept_deletions =>
-        {
+        Err(e @ store::Error::Locked { .. }) if is_daemon(&e) => {
+            if args.accept_deletions {
+                return Err(anyhow::Error::from(e)
+                    .context("--accept-deletions records deletions: stop the daemon first"));
+            }
             tracing::warn!(
-                "{holder} records this vault's changes as they happen; this scan reports and records nothing"
+                "{e}: it records this vault's changes as they happen; this scan reports and records nothing"
             );
             options.record = false;
             (Store::open_for_preview(&ctx.archive)?, None)
-        }
-        Err(e @ store::Error::Locked { .. }) if args.accept_deletions => {
-            return Err(anyhow::Error::from(e)
-                .context("--accept-deletions records deletions: stop the daemon first"));
         }
         Err(e) => return Err(e.into()),
     };
@@ -58,6 +56,11 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
         print_scan(&ctx.vault, &report);
     }
     Ok(Exit::failed_if(report.totals.problems > 0))
+}
+
+/// Whether the archive is locked by the daemon.
+fn is_daemon(e: &store::Error) -> bool {
+    matches!(e, store::Error::Locked { holder, .. } if holder.command == "watch")
 }
 
 fn print_scan(vault: &Path, r: &ScanReport) {

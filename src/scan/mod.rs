@@ -275,10 +275,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let kept = options.keep_index.as_deref().and_then(|k| k.take(store));
     let (mut listing, mut index, looked_gone) = match (&options.changed_paths, kept) {
         (Some(changed), kept) => {
-            let index = match kept {
-                Some(index) => index,
-                None => store.load_index()?,
-            };
+            let index = kept.map_or_else(|| store.load_index(), Ok)?;
             match look_again(vault_dir, &exclude, &index, changed) {
                 Some(looked) => (looked.listing, index, Some(looked.gone)),
                 None => (vault::list(vault_dir, &exclude), index, None),

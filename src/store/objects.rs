@@ -250,24 +250,30 @@ impl Objects {
         if digests.len() > SYNC_EACH_UP_TO {
             return self.sync();
         }
-        let mut files = BTreeSet::new();
+        // Each loose object is synced as it is opened; a pack once for all it holds.
+        let (mut packs, mut folders) = (BTreeSet::new(), BTreeSet::new());
         for digest in digests {
             let loose = self.path(digest);
-            if loose.is_file() {
-                files.insert(loose);
-            } else if let Some(at) = self.packed(digest) {
-                files.insert(at.pack.to_path_buf());
-            } else {
-                // Not found where it should be: let the whole sync (and the next verify) see.
-                return self.sync();
+            match File::open(&loose) {
+                Ok(file) => file.sync_all()?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match self.packed(digest) {
+                    Some(at) => {
+                        packs.insert(at.pack.to_path_buf());
+                        continue;
+                    }
+                    // Not found where it should be: let the whole sync (and the next verify) see.
+                    None => return self.sync(),
+                },
+                Err(e) => return Err(e),
             }
+            folders.extend(loose.parent().map(Path::to_path_buf));
         }
-        let folders: BTreeSet<PathBuf> = files
-            .iter()
-            .filter_map(|f| f.parent().map(Path::to_path_buf))
-            .collect();
-        for path in files.iter().chain(&folders) {
-            File::open(path)?.sync_all()?;
+        for pack in &packs {
+            File::open(pack)?.sync_all()?;
+            folders.extend(pack.parent().map(Path::to_path_buf));
+        }
+        for folder in &folders {
+            File::open(folder)?.sync_all()?;
         }
         if self.durability == Durability::EachFile {
             // What this process wrote is covered; the folders it wrote to are not pending.

@@ -100,7 +100,7 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
             _ => {}
         }
     }
-    let small: Vec<Arc<Path>> = packs
+    let small: std::collections::BTreeSet<Arc<Path>> = packs
         .iter()
         .filter(|(path, pack)| {
             !pack.unfinished && fs::metadata(path).is_ok_and(|m| m.len() < SMALL_PACK)

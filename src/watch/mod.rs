@@ -335,20 +335,28 @@ impl Run<'_> {
     fn start_scan(&mut self) -> JoinHandle<Result<Scan, scan::Error>> {
         let vault = self.d.vault.clone();
         let store = self.d.store.clone();
-        let mut options = self.d.scan.clone();
+        let mut options = self.scan_options();
         options.cancel = Some(self.stop.clone());
-        options.keep_index = Some(self.kept.clone());
         options.changed_paths = self.changed.replace(BTreeSet::new());
         if options.changed_paths.is_none() {
             self.last_full = std::time::Instant::now();
         }
-        // Time moves: the day is taken at each scan (issue 9).
-        options.today = scan::today();
         let gate = self.gate.clone();
         tokio::task::spawn_blocking(move || {
             let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
             scan::scan(&vault, &store, &options)
         })
+    }
+
+    /// The options of the daemon's scans, its own and composting's: they share the kept
+    /// index, and the day is taken afresh (issue 9: a profile whose `end` passed while the
+    /// daemon ran is composted).
+    fn scan_options(&self) -> ScanOptions {
+        ScanOptions {
+            keep_index: Some(self.kept.clone()),
+            today: scan::today(),
+            ..self.d.scan.clone()
+        }
     }
 
     /// After a scan: count what it recorded; tell the schedule what the notes now ask for.
@@ -626,10 +634,7 @@ impl Run<'_> {
                     self.gate.clone(),
                     self.snapshots_stop.clone(),
                 );
-                let mut options = self.d.scan.clone();
-                options.keep_index = Some(self.kept.clone());
-                // Time moves: a profile whose `end` passed while the daemon ran is composted.
-                options.today = scan::today();
+                let options = self.scan_options();
                 let browser = self.d.browser.clone();
                 self.web_running = true;
                 jobs.spawn(async move {
