@@ -119,10 +119,11 @@ impl Server {
                 let (handler, stop, hits) = (handler.clone(), s.clone(), h.clone());
                 let (active, peak) = (a.clone(), p.clone());
                 std::thread::spawn(move || {
-                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    serve(conn, &*handler, &stop, &hits);
-                    active.fetch_sub(1, Ordering::SeqCst);
+                    let counts = Counts {
+                        active: &active,
+                        peak: &peak,
+                    };
+                    serve(conn, &*handler, &stop, &hits, counts);
                 });
             }
         });
@@ -224,7 +225,36 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn serve(conn: TcpStream, handler: &Handler, stop: &AtomicBool, hits: &Mutex<Vec<String>>) {
+/// The server's count of requests being answered, and the most at once.
+struct Counts<'a> {
+    active: &'a AtomicUsize,
+    peak: &'a AtomicUsize,
+}
+
+/// One request being answered, until dropped.
+struct Answering<'a>(&'a AtomicUsize);
+
+impl Counts<'_> {
+    fn start(&self) -> Answering<'_> {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Answering(self.active)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    handler: &Handler,
+    stop: &AtomicBool,
+    hits: &Mutex<Vec<String>>,
+    counts: Counts<'_>,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
@@ -252,6 +282,7 @@ fn serve(conn: TcpStream, handler: &Handler, stop: &AtomicBool, hits: &Mutex<Vec
         let _ = reader.read_exact(&mut body);
     }
     hits.lock().unwrap().push(target.clone());
+    let mut answering = Some(counts.start());
     let req = Request {
         method,
         target,
@@ -304,8 +335,14 @@ fn serve(conn: TcpStream, handler: &Handler, stop: &AtomicBool, hits: &Mutex<Vec
             );
             let _ = conn.write_all(head.as_bytes());
             let piece = body.len().div_ceil(10).max(1);
-            for chunk in body.chunks(piece) {
+            let last = body.len().saturating_sub(1) / piece;
+            for (i, chunk) in body.chunks(piece).enumerate() {
                 std::thread::sleep(over / 10);
+                if i == last {
+                    // Answered once the last bytes are on their way: the client may start
+                    // another request the moment it has them, before this thread runs again.
+                    answering.take();
+                }
                 if conn.write_all(chunk).is_err() {
                     break;
                 }
