@@ -250,14 +250,6 @@ impl Scan {
     }
 }
 
-/// One listed file after a scan looked at it.
-struct Examined {
-    /// Its path and content (the recorded content when it could not be read).
-    file: ScannedFile,
-    /// What is new about it, if anything (boxed: most files bring nothing new).
-    news: Option<Box<News>>,
-}
-
 /// What a scan learned about a file that the index does not say.
 enum News {
     /// Its new entry (content or stat data changed).
@@ -344,26 +336,27 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             } else {
                 None
             };
-        let examined = examine_batch(
+        let news = examine_batch(
             vault_dir,
             options,
             &index,
             &mut listing.files[start..end],
+            &mut files,
             sink.as_ref(),
             notes.as_ref(),
             &bar,
         )
-        .and_then(|examined| {
+        .and_then(|news| {
             // A pack is complete and indexed before the batch's objects are synced.
             if let Some(sink) = sink {
                 sink.finish().map_err(|e| {
                     Error::Store(store::Error::io("finish a pack in", store.root())(e))
                 })?;
             }
-            Ok(examined)
+            Ok(news)
         });
-        let examined = match examined {
-            Ok(e) => e,
+        let news = match news {
+            Ok(n) => n,
             Err(e) => {
                 // What earlier batches recorded stays: the index is saved with it.
                 if recorded_any {
@@ -373,19 +366,17 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             }
         };
         let mut changed: Vec<(usize, Entry)> = Vec::new();
-        for done in examined {
-            match done.news.map(|n| *n) {
-                Some(News::Entry {
+        for (i, news) in news {
+            match news {
+                News::Entry {
                     entry,
                     new_bytes: n,
-                }) => {
+                } => {
                     new_bytes += n;
-                    changed.push((files.len(), entry));
+                    changed.push((first + i, entry));
                 }
-                Some(News::Problem(p)) => problems.push(p),
-                None => {}
+                News::Problem(p) => problems.push(p),
             }
-            files.push(done.file);
         }
         let last = end == total;
         let batch_records = changes(&index, &files, &changed, &mut gone, last, started);
@@ -466,18 +457,22 @@ fn batch_size() -> usize {
         .unwrap_or(8192)
 }
 
-/// Examines a batch of listed files in parallel (taking their paths). The first archive error
-/// stops the others; each file leaves only what the rest of the scan needs (most files: their
-/// path and content address). What a note says goes to the note cache at once.
+/// Examines a batch of listed files in parallel (taking their paths) and appends them to
+/// `files`. The first archive error stops the others; each file leaves only what the rest of
+/// the scan needs (most files: their path and content address), and what is new about a file
+/// comes back with its position in the batch, in order. What a note says goes to the note
+/// cache at once.
+#[allow(clippy::too_many_arguments)]
 fn examine_batch(
     vault_dir: &Path,
     options: &ScanOptions,
     index: &store::Index,
     batch: &mut [vault::VaultFile],
+    files: &mut Vec<ScannedFile>,
     sink: Option<&store::Sink<'_>>,
     notes: Option<&cache::Appender>,
     bar: &ProgressBar,
-) -> Result<Vec<Examined>, Error> {
+) -> Result<Vec<(usize, News)>, Error> {
     let racy_after = index.scan_started_ns;
     let cancelled = || {
         options
@@ -487,67 +482,69 @@ fn examine_batch(
     };
     let failure = std::sync::Mutex::new(None);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let mut examined: Vec<Examined> = Vec::with_capacity(batch.len());
-    batch
-        .par_iter_mut()
-        .map(|file| {
-            let previous = index.files.get(&file.path).copied();
-            let mut done = Examined {
-                file: ScannedFile {
-                    sha256: previous.map(|e| e.sha256),
-                    path: String::new(),
-                    kind: file.kind,
-                },
-                news: None,
-            };
-            if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
+    // Few files bring news: collected aside, so the files go straight into `files`.
+    let news = std::sync::Mutex::new(Vec::new());
+    files.par_extend(batch.par_iter_mut().enumerate().map(|(i, file)| {
+        let previous = index.files.get(&file.path).copied();
+        let mut done = ScannedFile {
+            sha256: previous.map(|e| e.sha256),
+            path: String::new(),
+            kind: file.kind,
+        };
+        if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            return done;
+        }
+        let outcome = examine(
+            vault_dir,
+            file,
+            previous.as_ref(),
+            racy_after,
+            sink,
+            options.max_note_bytes,
+        );
+        let new = match outcome {
+            Ok(Outcome::Seen {
+                entry,
+                facts,
+                new_bytes,
+            }) => {
+                if let (Some(facts), Some(notes)) = (facts, notes) {
+                    notes.add(&entry.sha256, &facts);
+                }
+                done.sha256 = Some(entry.sha256);
+                (previous != Some(entry)).then_some(News::Entry { entry, new_bytes })
+            }
+            Ok(Outcome::Failed(p)) => Some(News::Problem(p)),
+            Err(e) => {
                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                return done;
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+                None
             }
-            let outcome = examine(
-                vault_dir,
-                file,
-                previous.as_ref(),
-                racy_after,
-                sink,
-                options.max_note_bytes,
-            );
-            done.news = match outcome {
-                Ok(Outcome::Seen {
-                    entry,
-                    facts,
-                    new_bytes,
-                }) => {
-                    if let (Some(facts), Some(notes)) = (facts, notes) {
-                        notes.add(&entry.sha256, &facts);
-                    }
-                    done.file.sha256 = Some(entry.sha256);
-                    (previous != Some(entry)).then(|| Box::new(News::Entry { entry, new_bytes }))
-                }
-                Ok(Outcome::Failed(p)) => Some(Box::new(News::Problem(p))),
-                Err(e) => {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
-                    None
-                }
-            };
-            done.file.path = std::mem::take(&mut file.path);
-            if options.progress {
-                bar.inc(1);
-            }
-            done
-        })
-        .collect_into_vec(&mut examined);
+        };
+        if let Some(new) = new {
+            news.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, new));
+        }
+        done.path = std::mem::take(&mut file.path);
+        if options.progress {
+            bar.inc(1);
+        }
+        done
+    }));
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(Error::Store(e));
     }
     if failed.into_inner() {
         return Err(Error::Cancelled);
     }
-    Ok(examined)
+    let mut news = news.into_inner().unwrap_or_else(|e| e.into_inner());
+    news.sort_unstable_by_key(|(i, _)| *i);
+    Ok(news)
 }
 
 /// What a scan of changed paths looks at.

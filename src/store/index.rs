@@ -83,19 +83,25 @@ impl Entry {
 impl Index {
     /// Reads the index at `path` and its change log at `changes`, then brings it up to `log`.
     pub(super) fn load(path: &Path, changes: &Path, log: &Journal) -> Result<Index, Error> {
-        let mut index = match fs::read(path) {
-            Ok(bytes) => match decode(&bytes) {
-                Some(mut index) => {
-                    index.disk.base = Some(index.header());
-                    index.disk.base_bytes = bytes.len() as u64;
-                    index.read_changes(changes);
-                    index
+        let mut index = match fs::File::open(path) {
+            Ok(file) => {
+                let mut stream = Stream::new(file);
+                match decode(&mut stream) {
+                    Some(mut index) => {
+                        index.disk.base = Some(index.header());
+                        index.disk.base_bytes = stream.read;
+                        index.read_changes(changes);
+                        index
+                    }
+                    None => {
+                        if let Some(e) = stream.failed {
+                            return Err(Error::io("read", path)(e));
+                        }
+                        tracing::warn!(path = %path.display(), "scan index unreadable; files will be re-hashed once");
+                        Index::default()
+                    }
                 }
-                None => {
-                    tracing::warn!(path = %path.display(), "scan index unreadable; files will be re-hashed once");
-                    Index::default()
-                }
-            },
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Index::default(),
             Err(e) => return Err(Error::io("read", path)(e)),
         };
@@ -251,17 +257,22 @@ fn encode(index: &Index) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<Index> {
-    let mut r = Reader(bytes.strip_prefix(MAGIC)?);
+/// Decodes what [`encode`] wrote as it is read, a buffer at a time: loading a large index
+/// never holds its file's bytes and the entries they decode into at once.
+fn decode(r: &mut impl Source) -> Option<Index> {
+    if r.take::<{ MAGIC.len() }>()? != *MAGIC {
+        return None;
+    }
     let (log_end, log_lines, scan_started_ns) = r.header()?;
     let count = u64::from_le_bytes(r.take()?) as usize;
+    // Room for as many entries as the bytes left can hold, whatever a damaged count says.
     let mut files =
-        FxHashMap::with_capacity_and_hasher(count.min(bytes.len() / 64), Default::default());
+        FxHashMap::with_capacity_and_hasher(count.min(r.left() / 64), Default::default());
     for _ in 0..count {
         let path = r.path()?;
         files.insert(path, r.entry()?);
     }
-    r.0.is_empty().then_some(Index {
+    r.at_end().then_some(Index {
         log_end,
         log_lines: log_lines as usize,
         scan_started_ns,
@@ -379,21 +390,20 @@ fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
     Some(())
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Where the index's encoding is read from: bytes in memory (a change-log block) or the
+/// index file.
+trait Source {
+    /// The next `N` bytes.
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]>;
 
-impl<'a> Reader<'a> {
-    fn slice(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
+    /// The next `len` bytes, as UTF-8.
+    fn string(&mut self, len: usize) -> Option<String>;
 
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.slice(N)?.try_into().ok()
-    }
+    /// How many bytes are left to read.
+    fn left(&self) -> usize;
+
+    /// Whether every byte was read.
+    fn at_end(&mut self) -> bool;
 
     /// What [`put_header`] wrote.
     fn header(&mut self) -> Option<(u64, u64, i128)> {
@@ -407,7 +417,8 @@ impl<'a> Reader<'a> {
     /// What [`put_path`] wrote.
     fn path(&mut self) -> Option<String> {
         let len = u32::from_le_bytes(self.take()?) as usize;
-        Some(std::str::from_utf8(self.slice(len)?).ok()?.to_string())
+        // No more than is left, whatever a damaged length says.
+        (len <= self.left()).then(|| self.string(len))?
     }
 
     /// What [`put_entry`] wrote.
@@ -418,6 +429,94 @@ impl<'a> Reader<'a> {
             mtime_ns: i64::try_from(i128::from_le_bytes(self.take()?)).unwrap_or(0),
             ino: u64::from_le_bytes(self.take()?),
         })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn slice(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+}
+
+impl Source for Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.slice(N)?.try_into().ok()
+    }
+
+    fn string(&mut self, len: usize) -> Option<String> {
+        Some(std::str::from_utf8(self.slice(len)?).ok()?.to_string())
+    }
+
+    fn left(&self) -> usize {
+        self.0.len()
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The index file read through a small buffer, counting the bytes read and keeping the
+/// first error other than a short file (which only means the index is damaged).
+struct Stream {
+    inner: io::BufReader<fs::File>,
+    size: u64,
+    read: u64,
+    failed: Option<io::Error>,
+}
+
+impl Stream {
+    fn new(file: fs::File) -> Self {
+        Stream {
+            size: file.metadata().map_or(0, |m| m.len()),
+            inner: io::BufReader::with_capacity(256 * 1024, file),
+            read: 0,
+            failed: None,
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Option<()> {
+        match io::Read::read_exact(&mut self.inner, buf) {
+            Ok(()) => {
+                self.read += buf.len() as u64;
+                Some(())
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    self.failed.get_or_insert(e);
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Source for Stream {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut out = [0; N];
+        self.fill(&mut out)?;
+        Some(out)
+    }
+
+    fn string(&mut self, len: usize) -> Option<String> {
+        let mut out = vec![0; len];
+        self.fill(&mut out)?;
+        String::from_utf8(out).ok()
+    }
+
+    fn left(&self) -> usize {
+        usize::try_from(self.size.saturating_sub(self.read)).unwrap_or(usize::MAX)
+    }
+
+    fn at_end(&mut self) -> bool {
+        matches!(io::BufRead::fill_buf(&mut self.inner), Ok([]))
     }
 }
 
@@ -479,10 +578,24 @@ mod tests {
             },
         );
         let bytes = encode(&index);
-        let back = decode(&bytes).unwrap();
+        let back = decode(&mut Reader(&bytes)).unwrap();
         assert_eq!((back.log_end, back.scan_started_ns), (7, -3));
         assert_eq!(back.files, index.files);
-        assert!(decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(decode(&mut Reader(&bytes[..bytes.len() - 1])).is_none());
+        // The same bytes read from a file, a buffer at a time: whole, short, or too long.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let stream = |bytes: &[u8]| {
+            fs::write(&path, bytes).unwrap();
+            Stream::new(fs::File::open(&path).unwrap())
+        };
+        let mut whole = stream(&bytes);
+        assert_eq!(decode(&mut whole).unwrap().files, index.files);
+        assert_eq!(whole.read, bytes.len() as u64);
+        let mut short = stream(&bytes[..bytes.len() - 1]);
+        assert!(decode(&mut short).is_none() && short.failed.is_none());
+        let longer = [&bytes[..], b"x"].concat();
+        assert!(decode(&mut stream(&longer)).is_none());
     }
 
     #[test]
