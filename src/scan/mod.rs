@@ -404,6 +404,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
         start = end;
     }
+    // Every listed file's path is in `files` now: the rest of the listing goes before the
+    // index is saved, which is when a first scan holds the most.
+    drop((listing, looks));
     drop(flusher);
     bar.finish_and_clear();
     if options.record {

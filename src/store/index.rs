@@ -21,7 +21,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Error, Event, Journal, VersionRecord};
 use crate::digest::Digest;
-use crate::fsutil::write_derived;
+use crate::fsutil::{Replace, replace_streaming};
 
 /// The recorded state of the vault and what each file looked like on disk.
 #[derive(Debug, Clone, Default)]
@@ -146,8 +146,12 @@ impl Index {
                 }
             }
         }
-        let bytes = encode(self);
-        write_derived(path, &bytes).map_err(Error::io("write", path))?;
+        let mut written = 0;
+        replace_streaming(path, &Replace::default(), |w| {
+            written = encode(self, w)?;
+            Ok(())
+        })
+        .map_err(Error::io("write", path))?;
         match fs::remove_file(changes) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -155,7 +159,7 @@ impl Index {
         }
         self.disk = OnDisk {
             base: Some(self.header()),
-            base_bytes: bytes.len() as u64,
+            base_bytes: written,
             changes_bytes: 0,
         };
         self.touched = Some(FxHashSet::default());
@@ -245,16 +249,25 @@ const MAGIC: &[u8] = b"vaultkeep scan index 1\n";
 /// magic line: log_end, log_lines (u64), scan_started_ns (i128), the entry count (u64), then
 /// per entry the path length (u32), the path, sha256 (32 bytes), size (u64), mtime_ns (i128)
 /// and inode (u64); all little-endian.
-fn encode(index: &Index) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 40 + index.files.len() * 120);
-    out.extend_from_slice(MAGIC);
-    put_header(&mut out, index.header());
-    out.extend_from_slice(&(index.files.len() as u64).to_le_bytes());
+fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<u64> {
+    // Through a small buffer, entry by entry: saving never holds the whole index twice.
+    let mut entry = Vec::with_capacity(256);
+    let mut written = 0;
+    let mut put = |bytes: &[u8]| -> io::Result<()> {
+        written += bytes.len() as u64;
+        out.write_all(bytes)
+    };
+    put(MAGIC)?;
+    put_header(&mut entry, index.header());
+    entry.extend_from_slice(&(index.files.len() as u64).to_le_bytes());
+    put(&entry)?;
     for (path, e) in &index.files {
-        put_path(&mut out, path);
-        put_entry(&mut out, e);
+        entry.clear();
+        put_path(&mut entry, path);
+        put_entry(&mut entry, e);
+        put(&entry)?;
     }
-    out
+    Ok(written)
 }
 
 /// Decodes what [`encode`] wrote as it is read, a buffer at a time: loading a large index
@@ -577,7 +590,8 @@ mod tests {
                 ino: 9,
             },
         );
-        let bytes = encode(&index);
+        let mut bytes = Vec::new();
+        encode(&index, &mut bytes).unwrap();
         let back = decode(&mut Reader(&bytes)).unwrap();
         assert_eq!((back.log_end, back.scan_started_ns), (7, -3));
         assert_eq!(back.files, index.files);
