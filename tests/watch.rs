@@ -141,7 +141,7 @@ fn a_new_url_is_snapshotted_and_a_restart_resumes_a_queued_snapshot() {
     let s = Sandbox::empty();
     let d = Daemon::start(&s, &["--allow-private"]);
     s.write("links.md", format!("See {}\n", server.url("/slow")));
-    wait("the snapshot to be queued", || {
+    wait_in(&s, "the snapshot to be queued", || {
         status(&s)["queued"][0] == server.url("/slow")
     });
     let (code, _) = d.terminate();
@@ -149,7 +149,7 @@ fn a_new_url_is_snapshotted_and_a_restart_resumes_a_queued_snapshot() {
     assert_eq!(status(&s)["queue"], 1, "the queue survives the stop");
     answer.store(true, Ordering::SeqCst);
     let _d = Daemon::start(&s, &["--allow-private"]);
-    wait("the resumed snapshot", || {
+    wait_in(&s, "the resumed snapshot", || {
         status(&s)["queue"] == 0 && status(&s)["archive"]["snapshots"] == 1
     });
     let (list, _) = s.json(&["archive", "list"]);
@@ -157,7 +157,7 @@ fn a_new_url_is_snapshotted_and_a_restart_resumes_a_queued_snapshot() {
     assert_eq!(list["snapshots"][0]["pages"], 1);
     // A URL added while the daemon runs is captured right away.
     s.write("more.md", format!("And {}\n", server.url("/fast")));
-    wait("the new URL's snapshot", || {
+    wait_in(&s, "the new URL's snapshot", || {
         status(&s)["archive"]["snapshots"] == 2
     });
 }

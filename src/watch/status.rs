@@ -1,6 +1,6 @@
 //! `vaultkeep status`: whether the daemon runs, what it did lately, and what the archive holds.
-//! Built from the archive's documents and running totals, so it costs the same whatever the
-//! archive's size (issue 12).
+//! Built from the archive's documents, running totals and scan index, so it costs the same
+//! whatever the archive's history (issue 12); the index it reads grows with the vault.
 
 use serde::Serialize;
 
