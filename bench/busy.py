@@ -16,24 +16,8 @@ import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "vaultkeep")
-
-
-class Lines:
-    """Counts the lines of a growing file, reading only what was appended since last time."""
-
-    def __init__(self, path):
-        self.path, self.offset, self.count = path, 0, 0
-
-    def now(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return 0
-        self.offset += len(data)
-        self.count += data.count(b"\n")
-        return self.count
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from watch import Lines, start_daemon, wait_for_lines  # noqa: E402  (the same as bench/watch.py)
 
 
 def main():
@@ -51,11 +35,7 @@ def main():
         sys.exit(f"{free_mb} MB free beside {run}: the writer needs --mb {a.mb} and as much to spare; lower --mb")
     vault, archive = os.path.join(run, "vault"), os.path.join(run, "archive")
     shutil.copytree(os.path.join(ROOT, "vault"), vault)
-    config = os.path.join(run, "vaultkeep.toml")
-    with open(config, "w") as f:
-        f.write('[watch]\nsnapshots = false\ncheck_links_every = "0"\ncompost_every = "0"\n')
-    daemon = subprocess.Popen([a.binary, "--vault", vault, "--archive", archive, "--config", config,
-                               "-q", "watch", "--log-file", os.path.join(run, "watch.log")])
+    daemon = start_daemon(a.binary, vault, archive, run)
     log = Lines(os.path.join(archive, "versions.jsonl"))
     note = os.path.join(vault, "About this vault.md")
 
@@ -63,12 +43,7 @@ def main():
         before = log.now()
         with open(note, "a") as f:
             f.write(f"\nedit {tag}\n")
-        start = time.perf_counter()
-        while log.now() < before + 1:
-            if time.perf_counter() - start > 60:
-                sys.exit("an edit was not recorded within 60 s")
-            time.sleep(0.005)
-        return time.perf_counter() - start
+        return wait_for_lines(log, before + 1, 60)
 
     try:
         while log.now() == 0:

@@ -49,12 +49,25 @@ class Lines:
         self.path, self.offset, self.count = path, 0, 0
 
     def now(self):
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read()
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:  # no version recorded yet
+            return 0
         self.offset += len(data)
         self.count += data.count(b"\n")
         return self.count
+
+
+def start_daemon(binary, vault, archive, run):
+    """`binary watch` on `vault`, with snapshots and scheduled jobs off: they would measure the
+    network, not the daemon."""
+    config = os.path.join(run, "vaultkeep.toml")
+    with open(config, "w") as f:
+        f.write('[watch]\nsnapshots = false\ncheck_links_every = "0"\ncompost_every = "0"\n')
+    return subprocess.Popen([binary, "--vault", vault, "--archive", archive, "--config", config, "-q", "watch",
+                             "--log-file", os.path.join(run, "watch.log")])
 
 
 def wait_for_lines(log, count, limit):
@@ -87,12 +100,7 @@ def measure(work, size, a):
     git_env = dict(os.environ, GIT_DIR=os.path.join(run, "git"), GIT_WORK_TREE=vault)
     subprocess.run(["git", "init", "-q"], env=git_env, check=True)
     subprocess.run(["git", "add", "-A"], env=git_env, check=True, cwd=vault)
-    # Snapshots and scheduled jobs would measure the network, not the daemon.
-    config = os.path.join(run, "vaultkeep.toml")
-    with open(config, "w") as f:
-        f.write('[watch]\nsnapshots = false\ncheck_links_every = "0"\ncompost_every = "0"\n')
-    daemon = subprocess.Popen([BIN, "--vault", vault, "--archive", archive, "--config", config, "-q", "watch",
-                               "--log-file", os.path.join(run, "watch.log")])
+    daemon = start_daemon(BIN, vault, archive, run)
     try:
         start = time.perf_counter()
         while status(vault, archive).get("scans", 0) < 1:

@@ -345,6 +345,8 @@ impl Walk<'_> {
                 _ => out.problems.push(Problem::new(path, NOT_REGULAR)),
             }
         }
+        // Not held while the subfolders are walked.
+        drop(buf);
         order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let subdirs: Vec<&String> = order
             .iter()

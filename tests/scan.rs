@@ -274,18 +274,8 @@ fn a_missing_vault_cannot_run() {
 fn a_locked_archive_cannot_run_and_names_the_holder() {
     let s = Sandbox::with_data_vault("cohere");
     s.scan();
-    // Hold the lock as another writer would (beside the daemon, a scan reports instead:
-    // tests/safety.rs).
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .open(s.archive.join("lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
-    std::fs::write(
-        s.archive.join("lock"),
-        r#"{"pid":4242,"command":"compost","since":"2026-11-27T10:00:00Z"}"#,
-    )
-    .unwrap();
+    // Another writer (beside the daemon, a scan reports instead: below).
+    let _lock = hold_lock(&s, "compost");
     let out = s.run(&["scan"]);
     assert_eq!(out.status.code(), Some(2));
     let err = crate::common::stderr(&out);
@@ -293,6 +283,37 @@ fn a_locked_archive_cannot_run_and_names_the_holder() {
         err.contains("pid 4242") && err.contains("vaultkeep compost"),
         "{err}"
     );
+}
+
+#[test]
+fn beside_the_daemon_a_scan_counts_the_changes_it_leaves_to_the_daemon() {
+    let s = Sandbox::empty();
+    s.write("a.md", "a");
+    s.write("b.md", "b");
+    s.scan();
+    s.write("a.md", "a, edited");
+    s.write("c.md", "c");
+    let versions = s.archive.join("versions.jsonl");
+    let before = std::fs::read(&versions).unwrap();
+    let _lock = hold_lock(&s, "watch");
+    let (report, code) = s.scan();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["recorded"], 0, "{report}");
+    assert_eq!(report["unrecorded"], 2, "{report}");
+    assert_eq!(report["notes"], 3, "{report}");
+    assert_eq!(std::fs::read(&versions).unwrap(), before);
+}
+
+/// Holds the archive's lock as a vaultkeep process running `command` would, until dropped.
+fn hold_lock(s: &Sandbox, command: &str) -> std::fs::File {
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.archive.join("lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let holder = format!(r#"{{"pid":4242,"command":"{command}","since":"2026-11-27T10:00:00Z"}}"#);
+    std::fs::write(s.archive.join("lock"), holder).unwrap();
+    lock
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::packs::{PackedAt, Packs};
 use crate::digest::{Digest, copy_hashing};
+use crate::fsutil::sync_dir;
 
 /// How new objects are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +229,7 @@ impl Objects {
                 let dirs =
                     std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
                 for dir in &dirs {
-                    File::open(dir)?.sync_all()?;
+                    sync_dir(dir)?;
                 }
                 Ok(())
             }
@@ -273,7 +274,7 @@ impl Objects {
             folders.extend(pack.parent().map(Path::to_path_buf));
         }
         for folder in &folders {
-            File::open(folder)?.sync_all()?;
+            sync_dir(folder)?;
         }
         if self.durability == Durability::EachFile {
             // What this process wrote is covered; the folders it wrote to are not pending.
