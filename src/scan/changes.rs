@@ -15,7 +15,7 @@ pub(super) fn record(
     store: &Store,
     index: &mut Index,
     records: &[VersionRecord],
-    changed: &[(usize, Entry)],
+    changed: &[Changed],
     files: &[ScannedFile],
 ) -> Result<(), store::Error> {
     crate::failpoint::pause_at("scan:objects-written");
@@ -39,8 +39,8 @@ pub(super) fn record(
         }
         crate::failpoint::pause_at("scan:records-appended");
     }
-    for (i, entry) in changed {
-        index.set(&files[*i].path, *entry);
+    for c in changed {
+        index.set(&files[c.at].path, c.entry);
     }
     Ok(())
 }
@@ -54,7 +54,7 @@ pub(super) fn finish(
     recorded: bool,
     started: Timestamp,
 ) -> Result<(), store::Error> {
-    if changed || recorded || index.scan_started_ns == 0 {
+    if changed || recorded || index.scan_started_ns == 0 || index.needs_rewrite() {
         index.scan_started_ns = started.as_nanosecond();
         store.save_index(index)?;
     }
@@ -64,25 +64,60 @@ pub(super) fn finish(
     Ok(())
 }
 
+/// Changed entries a scan holds in memory before it writes the index mid-scan: a first scan
+/// of a large vault then holds a few thousand entries, not one per file.
+const MOST_HELD: usize = 16 * 1024;
+
+/// Writes the index when it holds many changes in memory, between two batches. Files not yet
+/// looked at keep the last scan's start as the instant after which they count as changed:
+/// this scan's start, later, could vouch for a file the last scan saw change within a clock
+/// tick (a first scan has no last scan).
+pub(super) fn save_if_large(
+    store: &Store,
+    index: &mut Index,
+    started: Timestamp,
+) -> Result<(), store::Error> {
+    if index.held() < MOST_HELD {
+        return Ok(());
+    }
+    if index.scan_started_ns == 0 {
+        index.scan_started_ns = started.as_nanosecond();
+    }
+    store.save_index(index)
+}
+
+/// A scanned file whose entry differs from the index's.
+pub(super) struct Changed {
+    /// Its position in the scan's files.
+    pub at: usize,
+    /// What the index held for it.
+    pub previous: Option<Entry>,
+    /// What the scan saw.
+    pub entry: Entry,
+}
+
 /// Recorded files that are no longer listed, sorted by path; `listed_known` of the listed
-/// files are in the index. A listed file that could not be read is not among them: it is
+/// files (in path order) are in the index. A listed file that could not be read is not among them: it is
 /// still there.
 pub(super) fn vanished(
     index: &Index,
     listed: &[VaultFile],
     listed_known: usize,
 ) -> Vec<(String, Entry)> {
-    if listed_known == index.files.len() {
+    if listed_known == index.len() {
         return Vec::new();
     }
-    let listed: rustc_hash::FxHashSet<&str> = listed.iter().map(|f| f.path.as_str()).collect();
-    let mut gone: Vec<_> = index
-        .files
-        .iter()
-        .filter(|(p, _)| !listed.contains(p.as_str()))
-        .map(|(p, e)| (p.clone(), *e))
-        .collect();
-    gone.sort_by(|a, b| a.0.cmp(&b.0));
+    debug_assert!(listed.is_sorted_by(|a, b| a.path < b.path));
+    // Both in path order: one pass over each.
+    let mut listed = listed.iter().map(|f| f.path.as_str()).peekable();
+    let mut gone = Vec::new();
+    index.visit_from("", |path, entry| {
+        while listed.next_if(|l| *l < path).is_some() {}
+        if listed.peek() != Some(&path) {
+            gone.push((path.to_string(), *entry));
+        }
+        std::ops::ControlFlow::Continue(())
+    });
     gone
 }
 
@@ -92,9 +127,8 @@ pub(super) fn vanished(
 /// appeared with the content of one that vanished was renamed (the vanished one is claimed);
 /// after the `last` batch, the unclaimed are deleted.
 pub(super) fn changes(
-    index: &Index,
     files: &[ScannedFile],
-    changed: &[(usize, Entry)],
+    changed: &[Changed],
     gone: &mut Vec<(String, Entry)>,
     last: bool,
     time: Timestamp,
@@ -110,12 +144,12 @@ pub(super) fn changes(
     };
     let mut out = Vec::new();
     let mut created = Vec::new();
-    for (i, entry) in changed {
-        let path = files[*i].path.as_str();
-        match index.files.get(path) {
-            Some(old) if old.sha256 == entry.sha256 => {}
-            Some(_) => out.push(record(Event::Modified, path, None, entry)),
-            None => created.push((path, entry)),
+    for c in changed {
+        let path = files[c.at].path.as_str();
+        match c.previous {
+            Some(old) if old.sha256 == c.entry.sha256 => {}
+            Some(_) => out.push(record(Event::Modified, path, None, &c.entry)),
+            None => created.push((path, &c.entry)),
         }
     }
     for (path, entry) in created {
@@ -168,24 +202,21 @@ mod tests {
 
     fn events(index: &Index, present: &[(&str, Entry)]) -> Vec<(Event, String, Option<String>)> {
         let files = scanned(present);
-        let changed: Vec<(usize, Entry)> = present
+        let changed: Vec<Changed> = present
             .iter()
             .enumerate()
-            .filter(|(_, (p, e))| index.files.get(*p) != Some(e))
-            .map(|(i, (_, e))| (i, *e))
+            .filter(|(_, (p, e))| index.get(p) != Some(*e))
+            .map(|(at, (p, e))| Changed {
+                at,
+                previous: index.get(p),
+                entry: *e,
+            })
             .collect();
         let mut gone = vanished(index, &listed(present), recorded(index, present));
-        changes(
-            index,
-            &files,
-            &changed,
-            &mut gone,
-            true,
-            Timestamp::UNIX_EPOCH,
-        )
-        .into_iter()
-        .map(|r| (r.event, r.path, r.from))
-        .collect()
+        changes(&files, &changed, &mut gone, true, Timestamp::UNIX_EPOCH)
+            .into_iter()
+            .map(|r| (r.event, r.path, r.from))
+            .collect()
     }
 
     fn listed(present: &[(&str, Entry)]) -> Vec<VaultFile> {
@@ -206,14 +237,12 @@ mod tests {
     fn recorded(index: &Index, present: &[(&str, Entry)]) -> usize {
         present
             .iter()
-            .filter(|(p, _)| index.files.contains_key(*p))
+            .filter(|(p, _)| index.get(p).is_some())
             .count()
     }
 
     fn index(files: &[(&str, Entry)]) -> Index {
-        let mut index = Index::default();
-        index.files = files.iter().map(|(p, e)| (p.to_string(), *e)).collect();
-        index
+        Index::holding(files.iter().copied())
     }
 
     #[test]
@@ -273,27 +302,18 @@ mod tests {
         let present = [("new/a.md", entry(b"a", 1)), ("z.md", entry(b"z", 9))];
         let mut gone = vanished(&old, &listed(&present), recorded(&old, &present));
         let files = scanned(&present);
-        let first = changes(
-            &old,
-            &files,
-            &[(0, present[0].1)],
-            &mut gone,
-            false,
-            Timestamp::UNIX_EPOCH,
-        );
+        let new = |at: usize| Changed {
+            at,
+            previous: None,
+            entry: present[at].1,
+        };
+        let first = changes(&files, &[new(0)], &mut gone, false, Timestamp::UNIX_EPOCH);
         assert_eq!(first.len(), 1);
         assert_eq!(
             (first[0].event, first[0].from.as_deref()),
             (Event::Renamed, Some("old/a.md"))
         );
-        let last = changes(
-            &old,
-            &files,
-            &[(1, present[1].1)],
-            &mut gone,
-            true,
-            Timestamp::UNIX_EPOCH,
-        );
+        let last = changes(&files, &[new(1)], &mut gone, true, Timestamp::UNIX_EPOCH);
         let events: Vec<_> = last.iter().map(|r| (r.event, r.path.as_str())).collect();
         assert_eq!(
             events,

@@ -25,7 +25,7 @@ use crate::vault::{self, FileKind};
 pub use summary::ScanReport;
 pub use view::VaultView;
 
-use changes::{changes, finish, record, vanished};
+use changes::{Changed, changes, finish, record, save_if_large, vanished};
 
 use examine::{Outcome, examine};
 
@@ -252,8 +252,12 @@ impl Scan {
 
 /// What a scan learned about a file that the index does not say.
 enum News {
-    /// Its new entry (content or stat data changed).
-    Entry { entry: Entry, new_bytes: u64 },
+    /// Its new entry (content or stat data changed), and what the index held.
+    Entry {
+        entry: Entry,
+        previous: Option<Entry>,
+        new_bytes: u64,
+    },
     /// It could not be read; its recorded state is kept.
     Problem(Problem),
 }
@@ -287,15 +291,20 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
 
     // One look at the index per file before the batches: whether it is known (what vanished
     // follows), and whether its stat data say it is unchanged (a batch's way of storing follows).
+    // The listing is in path order, as is the index: each chunk of files reads the index
+    // alongside them.
     let looks: Vec<Look> = listing
         .files
-        .par_iter()
-        .map(|f| match index.files.get(&f.path) {
-            None => Look::New,
-            Some(prev) if examine::unchanged(prev, &f.stat, index.scan_started_ns) => {
-                Look::Unchanged
-            }
-            Some(_) => Look::Changed,
+        .par_chunks(LOOKUP_CHUNK)
+        .flat_map_iter(|chunk| {
+            let mut recorded = index.cursor(&chunk[0].path);
+            chunk.iter().map(move |f| match recorded.get(&f.path) {
+                None => Look::New,
+                Some(prev) if examine::unchanged(&prev, &f.stat, index.scan_started_ns) => {
+                    Look::Unchanged
+                }
+                Some(_) => Look::Changed,
+            })
         })
         .collect();
     let known = looks.iter().filter(|l| **l != Look::New).count();
@@ -308,8 +317,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     // mass deletion is the exception: it records nothing before every file is hashed, since
     // only then is it known which of the missing files were renamed.
     let batch = if options.record
-        && (options.accept_deletions
-            || check_deletions(vault_dir, index.files.len(), gone.len()).is_ok())
+        && (options.accept_deletions || check_deletions(vault_dir, index.len(), gone.len()).is_ok())
     {
         batch_size()
     } else {
@@ -365,30 +373,38 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 return Err(e);
             }
         };
-        let mut changed: Vec<(usize, Entry)> = Vec::new();
+        let mut changed: Vec<Changed> = Vec::new();
         for (i, news) in news {
             match news {
                 News::Entry {
                     entry,
+                    previous,
                     new_bytes: n,
                 } => {
                     new_bytes += n;
-                    changed.push((first + i, entry));
+                    changed.push(Changed {
+                        at: first + i,
+                        previous,
+                        entry,
+                    });
                 }
                 News::Problem(p) => problems.push(p),
             }
         }
         let last = end == total;
-        let batch_records = changes(&index, &files, &changed, &mut gone, last, started);
+        let batch_records = changes(&files, &changed, &mut gone, last, started);
         if !options.accept_deletions && !recorded_any {
             let deleted = batch_records
                 .iter()
                 .filter(|r| r.event == Event::Deleted)
                 .count();
-            check_deletions(vault_dir, index.files.len(), deleted)?;
+            check_deletions(vault_dir, index.len(), deleted)?;
         }
         if options.record {
             record(store, &mut index, &batch_records, &changed, &files)?;
+            if !last {
+                save_if_large(store, &mut index, started)?;
+            }
             recorded_any |= !batch_records.is_empty() || !changed.is_empty();
             tracing::debug!(elapsed = ?clock.elapsed(), files = files.len() - first, records = batch_records.len(), "recorded a batch");
         }
@@ -448,6 +464,11 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     })
 }
 
+/// Files per parallel task where the listing meets the index: enough that finding a task's
+/// first entry costs little, few enough that the files a first scan's task reads spread
+/// over the threads.
+const LOOKUP_CHUNK: usize = 256;
+
 /// Files to read per batch (up to four times as many files in all, those whose stat data match
 /// the index riding along): `VAULTKEEP_SCAN_BATCH`, else 8192 (large enough that the sync per
 /// batch costs little, small enough that a batch's records and entries do not count against a
@@ -487,8 +508,18 @@ fn examine_batch(
     let failed = std::sync::atomic::AtomicBool::new(false);
     // Few files bring news: collected aside, so the files go straight into `files`.
     let news = std::sync::Mutex::new(Vec::new());
-    files.par_extend(batch.par_iter_mut().enumerate().map(|(i, file)| {
-        let previous = index.files.get(&file.path).copied();
+    // In path order, each chunk of the batch reads the index alongside its files.
+    let files_with_entries = batch
+        .par_chunks_mut(LOOKUP_CHUNK)
+        .enumerate()
+        .flat_map_iter(|(c, chunk)| {
+            let mut recorded = index.cursor(&chunk[0].path);
+            chunk.iter_mut().enumerate().map(move |(j, file)| {
+                let previous = recorded.get(&file.path);
+                (c * LOOKUP_CHUNK + j, file, previous)
+            })
+        });
+    files.par_extend(files_with_entries.map(|(i, file, previous)| {
         let mut done = ScannedFile {
             sha256: previous.map(|e| e.sha256),
             path: String::new(),
@@ -516,7 +547,11 @@ fn examine_batch(
                     notes.add(&entry.sha256, &facts);
                 }
                 done.sha256 = Some(entry.sha256);
-                (previous != Some(entry)).then_some(News::Entry { entry, new_bytes })
+                (previous != Some(entry)).then_some(News::Entry {
+                    entry,
+                    previous,
+                    new_bytes,
+                })
             }
             Ok(Outcome::Failed(p)) => Some(News::Problem(p)),
             Err(e) => {
@@ -566,7 +601,7 @@ fn look_again(
     index: &store::Index,
     changed: &std::collections::BTreeSet<String>,
 ) -> Option<Looked> {
-    if index.files.is_empty() {
+    if index.is_empty() {
         return None;
     }
     // A path is covered when it or a folder above it changed. A path under another changed
@@ -587,27 +622,27 @@ fn look_again(
     listing
         .files
         .par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    // The recorded files the looks cover. A recorded file has nothing recorded under it, so
-    // when every changed path is a recorded file (edits, deletions), those are all; a new
-    // path may be a folder that replaced files: then the index is searched.
-    let recorded: Vec<(&String, &Entry)> = if roots.iter().all(|r| index.files.contains_key(*r)) {
-        roots
-            .iter()
-            .filter_map(|r| index.files.get_key_value(*r))
-            .collect()
-    } else {
-        index
-            .files
-            .par_iter()
-            .filter(|(path, _)| covers.contains(path.as_str()) || ancestor_in(&covers, path))
-            .collect()
-    };
+    // The recorded files the looks cover: each changed path, and what it held as a folder
+    // (in path order, what follows `path/` and starts with it).
+    let mut recorded: Vec<(String, Entry)> = Vec::new();
+    for root in &roots {
+        if let Some(entry) = index.get(root) {
+            recorded.push((root.to_string(), entry));
+        }
+        let folder = format!("{root}/");
+        index.visit_from(&folder, |path, entry| {
+            if !path.starts_with(&folder) {
+                return std::ops::ControlFlow::Break(());
+            }
+            recorded.push((path.to_string(), *entry));
+            std::ops::ControlFlow::Continue(())
+        });
+    }
     let listed: rustc_hash::FxHashSet<&str> =
         listing.files.iter().map(|f| f.path.as_str()).collect();
     let mut gone: Vec<(String, Entry)> = recorded
         .into_iter()
         .filter(|(path, _)| !listed.contains(path.as_str()))
-        .map(|(path, entry)| (path.clone(), *entry))
         .collect();
     gone.sort_by(|a, b| a.0.cmp(&b.0));
     Some(Looked { listing, gone })
@@ -859,7 +894,7 @@ mod tests {
         assert_eq!(events(&done), vec!["modified a.md"]);
         let kept_now = kept.take(&store).expect("kept after a scan");
         let on_disk = store.load_index().unwrap();
-        assert_eq!(kept_now.files, on_disk.files);
+        assert_eq!(kept_now.entries(), on_disk.entries());
         assert_eq!(kept_now.log_end, on_disk.log_end);
         kept.keep(kept_now);
         // Records appended by something else: the kept index is stale and read again.

@@ -6,6 +6,11 @@
 //! appending records and saving the index loses nothing. Without an index every file is
 //! re-hashed once.
 //!
+//! The index file holds its entries sorted by path, and stays on disk: a scan reads it
+//! alongside the walk, which lists the vault in the same order ([`Cursor`]), so memory does
+//! not grow with the vault (issue 14). What changed since the file was written is held in
+//! memory (the overlay) until the next save.
+//!
 //! A scan that changed a few entries appends them to `index.changes` instead of rewriting
 //! the whole index (10 MB at 84,000 files, which a daemon would otherwise write at every
 //! save of a note). The change log names the index it applies to, each block carries its
@@ -13,11 +18,16 @@
 //! the change log removed. A change log that is torn or belongs to another index is ignored
 //! from the damage on: the version log still brings the index up to date.
 
+use std::collections::{BTreeMap, btree_map};
 use std::fs;
 use std::io;
+use std::iter::Peekable;
+use std::ops::{Bound, ControlFlow};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::{Error, Event, Journal, VersionRecord};
 use crate::digest::Digest;
@@ -39,8 +49,15 @@ pub struct Index {
     /// or after this instant may have changed again within the same clock tick, so it is
     /// re-hashed next time ("racily clean" in git's words).
     pub scan_started_ns: i128,
-    /// Present files, by vault-relative path.
-    pub files: FxHashMap<String, Entry>,
+    /// The entries of the index file, read from disk as they are needed.
+    base: Base,
+    /// Entries changed since `base` was written, by path: `None` for a file no longer present.
+    overlay: BTreeMap<String, Option<Entry>>,
+    /// Present files.
+    len: usize,
+    /// Read from an index file of the first format, whose entries are in no order: the whole
+    /// index is in `overlay`, and the next save writes the current format.
+    legacy: bool,
 }
 
 /// The index files as last read or written.
@@ -84,24 +101,17 @@ impl Index {
     /// Reads the index at `path` and its change log at `changes`, then brings it up to `log`.
     pub(super) fn load(path: &Path, changes: &Path, log: &Journal) -> Result<Index, Error> {
         let mut index = match fs::File::open(path) {
-            Ok(file) => {
-                let mut stream = Stream::new(file);
-                match decode(&mut stream) {
-                    Some(mut index) => {
-                        index.disk.base = Some(index.header());
-                        index.disk.base_bytes = stream.read;
-                        index.read_changes(changes);
-                        index
-                    }
-                    None => {
-                        if let Some(e) = stream.failed {
-                            return Err(Error::io("read", path)(e));
-                        }
-                        tracing::warn!(path = %path.display(), "scan index unreadable; files will be re-hashed once");
-                        Index::default()
-                    }
+            Ok(file) => match read_file(file) {
+                Ok(Some(mut index)) => {
+                    index.read_changes(changes);
+                    index
                 }
-            }
+                Ok(None) => {
+                    tracing::warn!(path = %path.display(), "scan index unreadable; files will be re-hashed once");
+                    Index::default()
+                }
+                Err(e) => return Err(Error::io("read", path)(e)),
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Index::default(),
             Err(e) => return Err(Error::io("read", path)(e)),
         };
@@ -112,6 +122,7 @@ impl Index {
                 "version log is shorter than the scan index says; rebuilding the index from the log"
             );
             index = Index::default();
+            index.touched = Some(FxHashSet::default());
         }
         let newer = log
             .read_from::<VersionRecord>(index.log_end, index.log_lines)
@@ -127,7 +138,7 @@ impl Index {
     /// Saves the index: its changes appended to `changes` when they are few, else the whole
     /// index to `path` (atomically) and the change log removed.
     pub(super) fn save(&mut self, path: &Path, changes: &Path) -> Result<(), Error> {
-        if let (Some(touched), Some(base)) = (&self.touched, self.disk.base) {
+        if let (false, Some(touched), Some(base)) = (self.legacy, &self.touched, self.disk.base) {
             let block = encode_changes(self, touched);
             let grown = self
                 .disk
@@ -146,31 +157,153 @@ impl Index {
                 }
             }
         }
-        let mut written = 0;
+        let mut written = None;
         replace_streaming(path, &Replace::default(), |w| {
-            written = encode(self, w)?;
+            written = Some(encode(self, w)?);
             Ok(())
         })
         .map_err(Error::io("write", path))?;
+        let Some(Written {
+            bytes,
+            marks,
+            count,
+            end,
+        }) = written
+        else {
+            unreachable!("replace_streaming calls its writer or fails")
+        };
+        debug_assert_eq!(count, self.len, "the index miscounted its files");
+        // The file just written is the new base; the old one, which it was merged from, goes.
+        let file = fs::File::open(path).map_err(Error::io("read", path))?;
         match fs::remove_file(changes) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", changes)(e)),
         }
+        self.base = Base {
+            file: Some(Arc::new(file)),
+            marks,
+            start: HEADER_BYTES,
+            end,
+            count,
+        };
+        self.len = count;
+        self.overlay = BTreeMap::new();
+        self.legacy = false;
         self.disk = OnDisk {
             base: Some(self.header()),
-            base_bytes: written,
+            base_bytes: bytes,
             changes_bytes: 0,
         };
         self.touched = Some(FxHashSet::default());
         Ok(())
     }
 
-    /// Sets a present file's stat data and content address (what a scan saw).
+    /// Whether the index must be written whole even if nothing changed (it was read from a
+    /// file of the first format).
+    pub fn needs_rewrite(&self) -> bool {
+        self.legacy
+    }
+
+    /// How many entries changed since the index file was written (held in memory).
+    pub fn held(&self) -> usize {
+        self.overlay.len()
+    }
+
+    /// Present files.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entry of `path`. Reads the index file near it unless `path` changed since: for
+    /// many paths in order, a [`Cursor`] reads the file once.
+    pub fn get(&self, path: &str) -> Option<Entry> {
+        match self.overlay.get(path) {
+            Some(held) => *held,
+            None => self.base.get(path),
+        }
+    }
+
+    /// A cursor that finds the entries of paths asked for in ascending order, starting at
+    /// `from`: one pass over the index alongside them.
+    pub fn cursor(&self, from: &str) -> Cursor<'_> {
+        Cursor {
+            overlay: self
+                .overlay
+                .range::<str, _>((Bound::Included(from), Bound::Unbounded))
+                .peekable(),
+            base: self.base.records(from, CURSOR_BUFFER),
+        }
+    }
+
+    /// Visits the present files from `from` on, in path order, until `visit` breaks.
+    pub fn visit_from(&self, from: &str, mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>) {
+        let mut overlay = self
+            .overlay
+            .range::<str, _>((Bound::Included(from), Bound::Unbounded))
+            .peekable();
+        let mut base = self.base.records(from, CURSOR_BUFFER);
+        base.skip_before(from);
+        loop {
+            // Which side comes next: the base, the overlay, or both (the overlay's wins).
+            let on_disk = base
+                .ready()
+                .then(|| std::str::from_utf8(base.path()).unwrap_or_default());
+            let (flow, step_base, step_overlay) = match (on_disk, overlay.peek()) {
+                (None, None) => return,
+                (Some(path), None) => (visit(path, &base.entry()), true, false),
+                (Some(path), Some((held, _))) if path < held.as_str() => {
+                    (visit(path, &base.entry()), true, false)
+                }
+                (on_disk, Some((path, held))) => {
+                    let flow = match held {
+                        Some(entry) => visit(path, entry),
+                        None => ControlFlow::Continue(()),
+                    };
+                    (flow, on_disk == Some(path.as_str()), true)
+                }
+            };
+            if flow.is_break() {
+                return;
+            }
+            if step_base {
+                base.advance();
+            }
+            if step_overlay {
+                overlay.next();
+            }
+        }
+    }
+
+    /// Sets the entry of a file the index holds (what a scan saw of it).
     pub fn set(&mut self, path: &str, entry: Entry) {
-        if let Some(slot) = self.files.get_mut(path) {
-            *slot = entry;
-            self.touch(path);
+        debug_assert!(self.get(path).is_some(), "{path} is not in the index");
+        self.put(path.to_string(), Some(entry), true);
+        self.touch(path);
+    }
+
+    /// Holds `value` for `path`, which the index held before if `was_present` (what the
+    /// caller knows; checked only where that costs nothing).
+    fn put(&mut self, path: String, value: Option<Entry>, was_present: bool) {
+        let was = match self.overlay.get(&path) {
+            Some(held) => held.is_some(),
+            None if self.base.count == 0 => false,
+            None => was_present,
+        };
+        match (was, value.is_some()) {
+            (false, true) => self.len += 1,
+            (true, false) => self.len -= 1,
+            _ => {}
+        }
+        if value.is_none() && self.base.count == 0 {
+            // Nothing on disk to hide.
+            self.overlay.remove(&path);
+        } else {
+            self.overlay.insert(path, value);
         }
     }
 
@@ -180,7 +313,7 @@ impl Index {
 
     /// Notes a changed entry, until so many changed that the whole index is cheaper to write.
     fn touch(&mut self, path: &str) {
-        let most = self.files.len() / 8 + 64;
+        let most = self.len / 8 + 64;
         if let Some(touched) = &mut self.touched {
             if touched.len() >= most {
                 self.touched = None;
@@ -195,7 +328,12 @@ impl Index {
         let Ok(bytes) = fs::read(changes) else {
             return;
         };
-        let Some(rest) = bytes.strip_prefix(CHANGES_MAGIC) else {
+        let magic = if self.legacy {
+            CHANGES_MAGIC_1
+        } else {
+            CHANGES_MAGIC
+        };
+        let Some(rest) = bytes.strip_prefix(magic) else {
             return;
         };
         let mut r = Reader(rest);
@@ -213,83 +351,425 @@ impl Index {
         self.disk.changes_bytes = good as u64;
     }
 
-    /// Updates the recorded state with one record of the log.
+    /// Updates the recorded state with one record of the log, made against this state: a
+    /// created file was not in the index, a modified, deleted or renamed one was.
     pub fn apply(&mut self, record: &VersionRecord) {
         self.touch(&record.path);
         if let Some(from) = &record.from {
             self.touch(from);
         }
         match record.event {
-            Event::Created | Event::Modified => {
-                self.files
-                    .insert(record.path.clone(), Entry::from_record(record));
+            Event::Created => {
+                self.put(record.path.clone(), Some(Entry::from_record(record)), false)
+            }
+            Event::Modified => {
+                self.put(record.path.clone(), Some(Entry::from_record(record)), true)
             }
             Event::Renamed => {
-                let moved = record
-                    .from
-                    .as_ref()
-                    .and_then(|from| self.files.remove(from));
+                let moved = record.from.as_ref().and_then(|from| {
+                    let entry = self.get(from);
+                    self.put(from.clone(), None, true);
+                    entry
+                });
                 let entry = match moved {
                     Some(e) if e.sha256 == record.sha256 => e,
                     _ => Entry::from_record(record),
                 };
-                self.files.insert(record.path.clone(), entry);
+                self.put(record.path.clone(), Some(entry), false);
             }
-            Event::Deleted => {
-                self.files.remove(&record.path);
-            }
+            Event::Deleted => self.put(record.path.clone(), None, true),
         }
     }
 }
 
-/// The file starts with this line, so `head -1` tells what it is.
-const MAGIC: &[u8] = b"vaultkeep scan index 1\n";
-
-/// The index on disk: compact and quick to read, since every scan reads it whole. After the
-/// magic line: log_end, log_lines (u64), scan_started_ns (i128), the entry count (u64), then
-/// per entry the path length (u32), the path, sha256 (32 bytes), size (u64), mtime_ns (i128)
-/// and inode (u64); all little-endian.
-fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<u64> {
-    // Through a small buffer, entry by entry: saving never holds the whole index twice.
-    let mut entry = Vec::with_capacity(256);
-    let mut written = 0;
-    let mut put = |bytes: &[u8]| -> io::Result<()> {
-        written += bytes.len() as u64;
-        out.write_all(bytes)
-    };
-    put(MAGIC)?;
-    put_header(&mut entry, index.header());
-    entry.extend_from_slice(&(index.files.len() as u64).to_le_bytes());
-    put(&entry)?;
-    for (path, e) in &index.files {
-        entry.clear();
-        put_path(&mut entry, path);
-        put_entry(&mut entry, e);
-        put(&entry)?;
+#[cfg(test)]
+impl Index {
+    /// An index holding `files` (in memory), as tests set one up.
+    pub(crate) fn holding<'a>(files: impl IntoIterator<Item = (&'a str, Entry)>) -> Index {
+        let mut index = Index::default();
+        for (path, entry) in files {
+            index.put(path.to_string(), Some(entry), false);
+        }
+        index
     }
-    Ok(written)
+
+    /// Every present file, in path order (checking the count against them).
+    pub(crate) fn entries(&self) -> Vec<(String, Entry)> {
+        let mut out = Vec::new();
+        self.visit_from("", |p, e| {
+            out.push((p.to_string(), *e));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(out.len(), self.len(), "the count matches the entries");
+        out
+    }
 }
 
-/// Decodes what [`encode`] wrote as it is read, a buffer at a time: loading a large index
-/// never holds its file's bytes and the entries they decode into at once.
-fn decode(r: &mut impl Source) -> Option<Index> {
-    if r.take::<{ MAGIC.len() }>()? != *MAGIC {
+/// Bytes of the buffer a cursor reads the index file through: a few hundred entries.
+const CURSOR_BUFFER: usize = 32 * 1024;
+
+/// Bytes read to find one path: the entries between two marks.
+const LOOKUP_BUFFER: usize = 4 * 1024;
+
+/// Every how many entries the index remembers where one starts in the file.
+const MARK_EVERY: usize = 32;
+
+/// The longest path an index file may hold (Linux allows 4096 bytes).
+const MAX_PATH: usize = 16 * 1024;
+
+/// Bytes of an entry after its path: sha256, size, mtime_ns (i128) and inode.
+const ENTRY_BYTES: usize = 32 + 8 + 16 + 8;
+
+/// The index file as last read or written: its entries, sorted by path, stay on disk.
+#[derive(Debug, Clone, Default)]
+struct Base {
+    /// The file, open; `None` when there is none.
+    file: Option<Arc<fs::File>>,
+    /// Every [`MARK_EVERY`]th entry's path and where it starts, to begin reading near a path.
+    marks: Vec<(String, u64)>,
+    /// Where the first entry starts.
+    start: u64,
+    /// Where the last entry ends.
+    end: u64,
+    /// Entries in the file.
+    count: usize,
+}
+
+impl Base {
+    /// The entries from the last mark at or before `from` on.
+    fn records(&self, from: &str, buffer: usize) -> Records<'_> {
+        let at = match self.marks.partition_point(|(p, _)| p.as_str() <= from) {
+            0 => self.start,
+            i => self.marks[i - 1].1,
+        };
+        Records {
+            file: self.file.as_deref(),
+            at,
+            end: self.end,
+            buffer,
+            buf: Vec::new(),
+            pos: 0,
+            filled: 0,
+            len: 0,
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<Entry> {
+        if self.count == 0 {
+            return None;
+        }
+        self.records(path, LOOKUP_BUFFER).find(path)
+    }
+}
+
+/// The index file's entries read forward through a buffer of their own.
+struct Records<'a> {
+    file: Option<&'a fs::File>,
+    /// Where in the file the next bytes to read are.
+    at: u64,
+    end: u64,
+    /// Bytes to read at a time.
+    buffer: usize,
+    buf: Vec<u8>,
+    /// Where the next entry starts in `buf`, and where the bytes read end.
+    pos: usize,
+    filled: usize,
+    /// The length of the entry at `pos`, once peeked.
+    len: usize,
+}
+
+impl Records<'_> {
+    /// The next entry's path, not passed; `None` at the end, or where the file cannot be
+    /// read (the scan then reads the files it cannot find: slower, and nothing is lost).
+    /// Paths stay bytes here: they were checked when the file was opened, and compare as
+    /// strings do.
+    fn peek(&mut self) -> Option<&[u8]> {
+        self.ready().then(|| self.path())
+    }
+
+    /// Whether the next entry is buffered (see [`Records::peek`]).
+    fn ready(&mut self) -> bool {
+        if self.len == 0 {
+            if !self.fill(4) {
+                return false;
+            }
+            let mut len = [0; 4];
+            len.copy_from_slice(&self.buf[self.pos..self.pos + 4]);
+            let len = u32::from_le_bytes(len) as usize;
+            if len > MAX_PATH || !self.fill(4 + len + ENTRY_BYTES) {
+                return false;
+            }
+            self.len = 4 + len + ENTRY_BYTES;
+        }
+        true
+    }
+
+    /// The path of the entry last peeked.
+    fn path(&self) -> &[u8] {
+        &self.buf[self.pos + 4..self.pos + self.len - ENTRY_BYTES]
+    }
+
+    /// The entry last peeked.
+    fn entry(&self) -> Entry {
+        entry_from(&self.buf[self.pos + self.len - ENTRY_BYTES..self.pos + self.len])
+    }
+
+    /// Passes the entry last peeked.
+    fn advance(&mut self) {
+        self.pos += std::mem::take(&mut self.len);
+    }
+
+    /// Passes the entries before `path`.
+    fn skip_before(&mut self, path: &str) {
+        while self.peek().is_some_and(|p| p < path.as_bytes()) {
+            self.advance();
+        }
+    }
+
+    /// The entry of `path`, passing those before it (which must not include one asked for
+    /// next).
+    fn find(&mut self, path: &str) -> Option<Entry> {
+        self.skip_before(path);
+        (self.peek()? == path.as_bytes()).then(|| self.entry())
+    }
+
+    /// Whether `n` bytes are buffered from `pos` on, reading more as needed.
+    fn fill(&mut self, n: usize) -> bool {
+        if self.filled - self.pos >= n {
+            return true;
+        }
+        let Some(file) = self.file else {
+            return false;
+        };
+        self.buf.copy_within(self.pos..self.filled, 0);
+        self.filled -= self.pos;
+        self.pos = 0;
+        let size = self.buffer.max(n);
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+        while self.filled < n {
+            let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
+            let room = (self.buf.len() - self.filled).min(left);
+            if room == 0 {
+                return false;
+            }
+            match file.read_at(&mut self.buf[self.filled..self.filled + room], self.at) {
+                Ok(0) => return false,
+                Ok(read) => {
+                    self.filled += read;
+                    self.at += read as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot read the scan index ({e}); files it would have vouched for are read again"
+                    );
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Finds entries for paths asked for in ascending order (as a walk lists them), reading the
+/// index file once alongside them.
+pub struct Cursor<'a> {
+    overlay: Peekable<btree_map::Range<'a, String, Option<Entry>>>,
+    base: Records<'a>,
+}
+
+impl Cursor<'_> {
+    /// The entry of `path`, which sorts after every path asked for before.
+    pub fn get(&mut self, path: &str) -> Option<Entry> {
+        while self.overlay.next_if(|(p, _)| p.as_str() < path).is_some() {}
+        match self.overlay.peek() {
+            Some((p, held)) if p.as_str() == path => **held,
+            _ => self.base.find(path),
+        }
+    }
+}
+
+fn entry_from(bytes: &[u8]) -> Entry {
+    let take = |at: usize, n: usize| &bytes[at..at + n];
+    Entry {
+        sha256: Digest::from_bytes(take(0, 32).try_into().unwrap_or([0; 32])),
+        size: u64::from_le_bytes(take(32, 8).try_into().unwrap_or_default()),
+        mtime_ns: i64::try_from(i128::from_le_bytes(
+            take(40, 16).try_into().unwrap_or_default(),
+        ))
+        .unwrap_or(0),
+        ino: u64::from_le_bytes(take(56, 8).try_into().unwrap_or_default()),
+    }
+}
+
+/// The file starts with this line, so `head -1` tells what it is.
+const MAGIC: &[u8] = b"vaultkeep scan index 2\n";
+
+/// The first format's line: entries in no order, their count before them.
+const MAGIC_1: &[u8] = b"vaultkeep scan index 1\n";
+
+/// Bytes before the first entry: the magic line and the header.
+const HEADER_BYTES: u64 = (MAGIC.len() + 8 + 8 + 16) as u64;
+
+/// Where a path length would be, this marks the end of the entries.
+const END: u32 = u32::MAX;
+
+/// What [`encode`] wrote.
+struct Written {
+    bytes: u64,
+    marks: Vec<(String, u64)>,
+    count: usize,
+    /// Where the entries end.
+    end: u64,
+}
+
+/// The index on disk. After the magic line: log_end, log_lines (u64) and scan_started_ns
+/// (i128); then per entry, in path order (by byte), the path length (u32), the path, sha256
+/// (32 bytes), size (u64), mtime_ns (i128) and inode (u64); then [`END`] and the number of
+/// entries (u64). All little-endian.
+fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
+    // Entry by entry through a small buffer: saving never holds the whole index.
+    let mut bytes = 0;
+    let mut put = |data: &[u8]| -> io::Result<u64> {
+        out.write_all(data)?;
+        bytes += data.len() as u64;
+        Ok(bytes)
+    };
+    put(MAGIC)?;
+    let mut buf = Vec::with_capacity(256);
+    put_header(&mut buf, index.header());
+    let mut at = put(&buf)?;
+    let (mut marks, mut count, mut failed) = (Vec::new(), 0, None);
+    index.visit_from("", |path, e| {
+        if count % MARK_EVERY == 0 {
+            marks.push((path.to_string(), at));
+        }
+        count += 1;
+        buf.clear();
+        put_path(&mut buf, path);
+        put_entry(&mut buf, e);
+        match put(&buf) {
+            Ok(now) => {
+                at = now;
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    buf.clear();
+    buf.extend_from_slice(&END.to_le_bytes());
+    buf.extend_from_slice(&(count as u64).to_le_bytes());
+    let bytes = put(&buf)?;
+    Ok(Written {
+        bytes,
+        marks,
+        count,
+        end: at,
+    })
+}
+
+/// Reads an index file: checks every entry of the current format (whole, in order, UTF-8)
+/// and notes where some start, leaving them on disk; a file of the first format is read
+/// whole. `None` when it is damaged or not an index.
+fn read_file(file: fs::File) -> io::Result<Option<Index>> {
+    let mut stream = Stream::new(file);
+    let read = match stream.take::<{ MAGIC.len() }>() {
+        Some(magic) if magic == *MAGIC => check(&mut stream),
+        Some(magic) if magic == *MAGIC_1 => decode_1(&mut stream),
+        _ => None,
+    };
+    match (read, stream.failed.take()) {
+        (Some(index), _) => Ok(Some(index)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The current format, after its magic line.
+fn check(r: &mut Stream) -> Option<Index> {
+    let header = r.header()?;
+    let (mut marks, mut count) = (Vec::new(), 0);
+    let (mut path, mut last) = (Vec::new(), Vec::new());
+    let end = loop {
+        let at = r.read;
+        let len = u32::from_le_bytes(r.take()?);
+        if len == END {
+            break at;
+        }
+        let len = len as usize;
+        if len > MAX_PATH {
+            return None;
+        }
+        path.resize(len, 0);
+        r.fill(&mut path)?;
+        std::str::from_utf8(&path).ok()?;
+        if count > 0 && path <= last {
+            return None;
+        }
+        r.take::<ENTRY_BYTES>()?;
+        if count % MARK_EVERY == 0 {
+            marks.push((String::from_utf8(path.clone()).ok()?, at));
+        }
+        count += 1;
+        std::mem::swap(&mut path, &mut last);
+    };
+    if u64::from_le_bytes(r.take()?) != count as u64 || !r.at_end() {
         return None;
     }
-    let (log_end, log_lines, scan_started_ns) = r.header()?;
+    let file = r.inner.get_ref().try_clone().ok()?;
+    Some(Index {
+        log_end: header.0,
+        log_lines: header.1 as usize,
+        scan_started_ns: header.2,
+        base: Base {
+            file: Some(Arc::new(file)),
+            marks,
+            start: HEADER_BYTES,
+            end,
+            count,
+        },
+        len: count,
+        disk: OnDisk {
+            base: Some(header),
+            base_bytes: r.read,
+            changes_bytes: 0,
+        },
+        ..Index::default()
+    })
+}
+
+/// The first format, after its magic line: the entry count, then the entries in any order.
+fn decode_1(r: &mut Stream) -> Option<Index> {
+    let header = r.header()?;
     let count = u64::from_le_bytes(r.take()?) as usize;
-    // Room for as many entries as the bytes left can hold, whatever a damaged count says.
-    let mut files =
-        FxHashMap::with_capacity_and_hasher(count.min(r.left() / 64), Default::default());
+    let mut overlay = BTreeMap::new();
     for _ in 0..count {
         let path = r.path()?;
-        files.insert(path, r.entry()?);
+        overlay.insert(path, Some(r.entry()?));
     }
-    r.at_end().then_some(Index {
-        log_end,
-        log_lines: log_lines as usize,
-        scan_started_ns,
-        files,
+    if !r.at_end() {
+        return None;
+    }
+    Some(Index {
+        log_end: header.0,
+        log_lines: header.1 as usize,
+        scan_started_ns: header.2,
+        len: overlay.len(),
+        overlay,
+        legacy: true,
+        disk: OnDisk {
+            base: Some(header),
+            base_bytes: r.read,
+            changes_bytes: 0,
+        },
         ..Index::default()
     })
 }
@@ -315,21 +795,25 @@ fn put_entry(out: &mut Vec<u8>, e: &Entry) {
 
 /// The change log starts with this line, then the header of the index it applies to
 /// (log_end, log_lines as u64, scan_started_ns as i128), then blocks: the block's length (u32),
-/// the block, its sha256. A block holds the index's new header, the number of changed entries
-/// (u64) and per entry the path length (u32), the path, then 1 and the entry as in the index,
-/// or 0 for a file no longer present.
-const CHANGES_MAGIC: &[u8] = b"vaultkeep scan index changes 1\n";
+/// the block, its sha256. A block holds the index's new header, how many files the index then
+/// holds (u64), the number of changed entries (u64) and per entry the path length (u32), the
+/// path, then 1 and the entry as in the index, or 0 for a file no longer present.
+const CHANGES_MAGIC: &[u8] = b"vaultkeep scan index changes 2\n";
+
+/// The first format's change log, whose blocks do not say how many files the index holds.
+const CHANGES_MAGIC_1: &[u8] = b"vaultkeep scan index changes 1\n";
 
 fn encode_changes(index: &Index, touched: &FxHashSet<String>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + touched.len() * 100);
+    let mut out = Vec::with_capacity(56 + touched.len() * 100);
     put_header(&mut out, index.header());
+    out.extend_from_slice(&(index.len as u64).to_le_bytes());
     out.extend_from_slice(&(touched.len() as u64).to_le_bytes());
     for path in touched {
         put_path(&mut out, path);
-        match index.files.get(path) {
+        match index.get(path) {
             Some(e) => {
                 out.push(1);
-                put_entry(&mut out, e);
+                put_entry(&mut out, &e);
             }
             None => out.push(0),
         }
@@ -377,6 +861,13 @@ fn next_block<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
 fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
     let mut r = Reader(block);
     let (log_end, log_lines, scan_started_ns) = r.header()?;
+    // A first-format block does not say how many files the index holds: its index is all in
+    // memory, which counts them.
+    let present = if index.legacy {
+        None
+    } else {
+        Some(u64::from_le_bytes(r.take()?) as usize)
+    };
     let count = u64::from_le_bytes(r.take()?) as usize;
     let mut changes = Vec::with_capacity(count.min(block.len() / 8));
     for _ in 0..count {
@@ -392,10 +883,10 @@ fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
         return None;
     }
     for (path, entry) in changes {
-        match entry {
-            Some(e) => index.files.insert(path, e),
-            None => index.files.remove(&path),
-        };
+        index.put(path, entry, entry.is_none());
+    }
+    if let Some(present) = present {
+        index.len = present;
     }
     index.log_end = log_end;
     index.log_lines = log_lines as usize;
@@ -403,8 +894,6 @@ fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
     Some(())
 }
 
-/// Where the index's encoding is read from: bytes in memory (a change-log block) or the
-/// index file.
 trait Source {
     /// The next `N` bytes.
     fn take<const N: usize>(&mut self) -> Option<[u8; N]>;
@@ -550,12 +1039,39 @@ mod tests {
         }
     }
 
+    fn entry(n: u8) -> Entry {
+        Entry {
+            sha256: Digest::of(&[n]),
+            size: u64::from(n),
+            mtime_ns: 1_000 + i64::from(n),
+            ino: u64::from(n),
+        }
+    }
+
+    fn entries(index: &Index) -> Vec<(String, Entry)> {
+        index.entries()
+    }
+
+    impl Index {
+        /// Adds a file as a scan's record would.
+        fn create(&mut self, path: &str, e: Entry) {
+            self.put(path.to_string(), Some(e), false);
+            self.touch(path);
+        }
+    }
+
+    fn files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Journal) {
+        (
+            dir.join("index"),
+            dir.join("index.changes"),
+            Journal::new(dir.join("versions.jsonl")),
+        )
+    }
+
     #[test]
     fn the_index_catches_up_with_records_it_has_not_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Journal::new(dir.path().join("versions.jsonl"));
-        let path = dir.path().join("index.json");
-        let changes = dir.path().join("index.changes");
+        let (path, changes, log) = files(dir.path());
         log.append(&[record(Event::Created, "a.md", None, b"a")])
             .unwrap();
         let mut index = Index::load(&path, &changes, &log).unwrap();
@@ -568,79 +1084,150 @@ mod tests {
         ])
         .unwrap();
         let index = Index::load(&path, &changes, &log).unwrap();
-        let mut paths: Vec<_> = index.files.keys().cloned().collect();
-        paths.sort();
+        let paths: Vec<_> = entries(&index).into_iter().map(|(p, _)| p).collect();
         assert_eq!(paths, vec!["b.md"]);
         assert_eq!(index.log_lines, 4);
     }
 
     #[test]
-    fn the_index_round_trips_and_a_truncated_one_is_refused() {
+    fn the_index_round_trips_sorted_and_a_damaged_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, changes, log) = files(dir.path());
         let mut index = Index {
-            log_end: 7,
+            log_end: 0,
             scan_started_ns: -3,
             ..Index::default()
         };
-        index.files.insert(
-            "a/b é.md".into(),
-            Entry {
-                sha256: Digest::of(b"x"),
-                size: 1,
-                mtime_ns: 123,
-                ino: 9,
-            },
-        );
-        let mut bytes = Vec::new();
-        encode(&index, &mut bytes).unwrap();
-        let back = decode(&mut Reader(&bytes)).unwrap();
-        assert_eq!((back.log_end, back.scan_started_ns), (7, -3));
-        assert_eq!(back.files, index.files);
-        assert!(decode(&mut Reader(&bytes[..bytes.len() - 1])).is_none());
-        // The same bytes read from a file, a buffer at a time: whole, short, or too long.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index");
-        let stream = |bytes: &[u8]| {
+        // More entries than a mark covers, added out of order.
+        for n in (0..=255u8).rev() {
+            index.create(&format!("d{}/n{n} é.md", n % 7), entry(n));
+        }
+        index.save(&path, &changes).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.starts_with(MAGIC));
+        let back = Index::load(&path, &changes, &log).unwrap();
+        assert_eq!(back.scan_started_ns, -3);
+        assert_eq!(back.base.count, 256, "the entries stay on disk");
+        assert!(back.overlay.is_empty());
+        let mut expected = entries(&index);
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(entries(&back), expected);
+        for (p, e) in &expected {
+            assert_eq!(back.get(p), Some(*e), "{p}");
+        }
+        assert_eq!(back.get("d0/missing.md"), None);
+
+        // Short, longer, or out of order: unreadable, and the index is rebuilt from the log.
+        let read = |bytes: &[u8]| {
             fs::write(&path, bytes).unwrap();
-            Stream::new(fs::File::open(&path).unwrap())
+            read_file(fs::File::open(&path).unwrap()).unwrap()
         };
-        let mut whole = stream(&bytes);
-        assert_eq!(decode(&mut whole).unwrap().files, index.files);
-        assert_eq!(whole.read, bytes.len() as u64);
-        let mut short = stream(&bytes[..bytes.len() - 1]);
-        assert!(decode(&mut short).is_none() && short.failed.is_none());
-        let longer = [&bytes[..], b"x"].concat();
-        assert!(decode(&mut stream(&longer)).is_none());
+        assert!(read(&bytes).is_some());
+        assert!(read(&bytes[..bytes.len() - 1]).is_none());
+        assert!(read(&[&bytes[..], b"x"].concat()).is_none());
+        let first = HEADER_BYTES as usize;
+        let one = 4
+            + u32::from_le_bytes(bytes[first..first + 4].try_into().unwrap()) as usize
+            + ENTRY_BYTES;
+        let two = one
+            + 4
+            + u32::from_le_bytes(bytes[first + one..first + one + 4].try_into().unwrap()) as usize
+            + ENTRY_BYTES;
+        let swapped = [
+            &bytes[..first],
+            &bytes[first + one..first + two],
+            &bytes[first..first + one],
+            &bytes[first + two..],
+        ]
+        .concat();
+        assert_eq!(swapped.len(), bytes.len());
+        assert!(read(&swapped).is_none(), "entries out of order are refused");
+    }
+
+    #[test]
+    fn a_cursor_finds_what_lookups_find_with_changes_held_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, changes, log) = files(dir.path());
+        let mut index = Index::default();
+        for n in 0..200u8 {
+            index.create(&format!("n{n:03}.md"), entry(n));
+        }
+        index.save(&path, &changes).unwrap();
+        let mut index = Index::load(&path, &changes, &log).unwrap();
+        index.set("n010.md", entry(210));
+        index.apply(&record(Event::Deleted, "n020.md", None, b"x"));
+        index.apply(&record(Event::Created, "n020a.md", None, b"new"));
+        index.apply(&record(Event::Renamed, "zz.md", Some("n030.md"), &[30]));
+        assert_eq!(index.len(), 200);
+        let mut asked: Vec<String> = (0..200).map(|n| format!("n{n:03}.md")).collect();
+        asked.extend(["n020a.md".into(), "zz.md".into(), "a.md".into()]);
+        asked.sort();
+        for from in [0, 5, 150] {
+            let mut cursor = index.cursor(&asked[from]);
+            for p in &asked[from..] {
+                assert_eq!(cursor.get(p), index.get(p), "{p}");
+            }
+        }
+        assert_eq!(index.get("n010.md"), Some(entry(210)));
+        assert_eq!(index.get("n020.md"), None);
+        assert_eq!(
+            index.get("zz.md"),
+            Some(entry(30)),
+            "a rename keeps the stat data"
+        );
+        let walked = entries(&index);
+        assert!(walked.is_sorted_by(|a, b| a.0 < b.0));
+        let mut from_n150 = Vec::new();
+        index.visit_from("n150.md", |p, _| {
+            from_n150.push(p.to_string());
+            ControlFlow::Continue(())
+        });
+        assert_eq!(from_n150.len(), 50 + 1, "n150..n199 and zz.md");
+    }
+
+    #[test]
+    fn an_index_of_the_first_format_is_read_and_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, changes, log) = files(dir.path());
+        let mut old = MAGIC_1.to_vec();
+        put_header(&mut old, (0, 0, 5));
+        old.extend_from_slice(&2u64.to_le_bytes());
+        for (p, n) in [("b.md", 2), ("a.md", 1)] {
+            put_path(&mut old, p);
+            put_entry(&mut old, &entry(n));
+        }
+        fs::write(&path, &old).unwrap();
+        let mut index = Index::load(&path, &changes, &log).unwrap();
+        assert!(index.needs_rewrite());
+        assert_eq!(
+            entries(&index),
+            vec![("a.md".into(), entry(1)), ("b.md".into(), entry(2))]
+        );
+        index.save(&path, &changes).unwrap();
+        assert!(fs::read(&path).unwrap().starts_with(MAGIC));
+        let back = Index::load(&path, &changes, &log).unwrap();
+        assert!(!back.needs_rewrite());
+        assert_eq!(entries(&back), entries(&index));
     }
 
     #[test]
     fn a_corrupt_index_is_rebuilt_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Journal::new(dir.path().join("versions.jsonl"));
-        let path = dir.path().join("index.json");
+        let (path, changes, log) = files(dir.path());
         log.append(&[record(Event::Created, "a.md", None, b"a")])
             .unwrap();
         fs::write(&path, b"{ not json").unwrap();
-        let index = Index::load(&path, &dir.path().join("index.changes"), &log).unwrap();
-        assert_eq!(index.files["a.md"].mtime_ns, 0);
-    }
-
-    fn entry(n: u8) -> Entry {
-        Entry {
-            sha256: Digest::of(&[n]),
-            size: u64::from(n),
-            mtime_ns: 1_000 + i64::from(n),
-            ino: u64::from(n),
-        }
+        let index = Index::load(&path, &changes, &log).unwrap();
+        assert_eq!(index.get("a.md").unwrap().mtime_ns, 0);
     }
 
     #[test]
     fn few_changes_are_appended_and_read_back_and_many_rewrite_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Journal::new(dir.path().join("versions.jsonl"));
-        let (path, changes) = (dir.path().join("index"), dir.path().join("index.changes"));
+        let (path, changes, log) = files(dir.path());
         let mut index = Index::load(&path, &changes, &log).unwrap();
         for n in 0..200u8 {
-            index.files.insert(format!("n{n}.md"), entry(n));
+            index.create(&format!("n{n}.md"), entry(n));
         }
         index.save(&path, &changes).unwrap();
         let whole = fs::read(&path).unwrap();
@@ -658,9 +1245,10 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), whole);
         assert!(changes.exists());
         let back = Index::load(&path, &changes, &log).unwrap();
-        assert_eq!(back.files, index.files);
+        assert_eq!(entries(&back), entries(&index));
+        assert_eq!(back.len(), 199);
         assert_eq!(back.scan_started_ns, 77);
-        assert!(!back.files.contains_key("n2.md") && back.files.contains_key("moved.md"));
+        assert!(back.get("n2.md").is_none() && back.get("moved.md").is_some());
 
         // A torn last block is ignored, and the next block overwrites it.
         let len = fs::metadata(&changes).unwrap().len();
@@ -669,26 +1257,28 @@ mod tests {
         drop(file);
         let mut torn = Index::load(&path, &changes, &log).unwrap();
         assert_eq!(
-            torn.files["n4.md"],
-            entry(4),
+            torn.get("n4.md"),
+            Some(entry(4)),
             "the torn block is not applied"
         );
         assert_eq!(
-            torn.files["n1.md"],
-            entry(201),
+            torn.get("n1.md"),
+            Some(entry(201)),
             "the whole one before it is"
         );
         torn.set("n5.md", entry(205));
         torn.save(&path, &changes).unwrap();
         let again = Index::load(&path, &changes, &log).unwrap();
-        assert_eq!(again.files, torn.files);
+        assert_eq!(entries(&again), entries(&torn));
 
         // Many changes: the index is written whole and the change log removed; a change log
         // left over from another index is never applied to this one.
         let stale = fs::read(&changes).unwrap();
         let mut many = Index::load(&path, &changes, &log).unwrap();
         for n in 0..100u8 {
-            many.set(&format!("n{n}.md"), entry(n.wrapping_add(100)));
+            if many.get(&format!("n{n}.md")).is_some() {
+                many.set(&format!("n{n}.md"), entry(n.wrapping_add(100)));
+            }
         }
         many.scan_started_ns = 99;
         many.save(&path, &changes).unwrap();
@@ -696,6 +1286,88 @@ mod tests {
         assert_ne!(fs::read(&path).unwrap(), whole);
         fs::write(&changes, stale).unwrap();
         let fresh = Index::load(&path, &changes, &log).unwrap();
-        assert_eq!(fresh.files, many.files);
+        assert_eq!(entries(&fresh), entries(&many));
+    }
+
+    /// A long run of records, sets, saves and loads keeps the index equal to a plain map of
+    /// what it should hold, its count included.
+    #[test]
+    fn the_index_agrees_with_a_model_through_changes_saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, changes, log) = files(dir.path());
+        let mut model: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut index = Index::load(&path, &changes, &log).unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for step in 0..3000u32 {
+            let name = format!("f/{:03}.md", next(400));
+            let n = (step % 250) as u8;
+            let present = model.contains_key(&name);
+            let mut records = Vec::new();
+            match (next(5), present) {
+                (0 | 1, false) => records.push(record(Event::Created, &name, None, &[n])),
+                (0, true) => records.push(record(Event::Modified, &name, None, &[n])),
+                (1, true) => records.push(record(Event::Deleted, &name, None, &[n])),
+                (2, true) => {
+                    let to = format!("g/{:03}.md", next(400));
+                    if !model.contains_key(&to) {
+                        let sha = model[&name].sha256;
+                        let mut r = record(Event::Renamed, &to, Some(&name), &[]);
+                        r.sha256 = sha;
+                        records.push(r);
+                    }
+                }
+                (3, true) => {
+                    index.set(&name, entry(n));
+                    model.insert(name.clone(), entry(n));
+                }
+                (4, _) => {
+                    index.save(&path, &changes).unwrap();
+                    if next(3) == 0 {
+                        index = Index::load(&path, &changes, &log).unwrap();
+                    }
+                }
+                _ => {}
+            }
+            if !records.is_empty() {
+                index.log_end = log.append(&records).unwrap();
+                index.log_lines += records.len();
+            }
+            for r in &records {
+                index.apply(r);
+                match r.event {
+                    Event::Created | Event::Modified => {
+                        model.insert(r.path.clone(), Entry::from_record(r));
+                    }
+                    Event::Deleted => {
+                        model.remove(&r.path);
+                    }
+                    Event::Renamed => {
+                        let old = model.remove(r.from.as_deref().unwrap()).unwrap();
+                        model.insert(r.path.clone(), old);
+                    }
+                }
+            }
+            if step % 97 == 0 {
+                let walked = entries(&index);
+                assert_eq!(
+                    walked,
+                    model.clone().into_iter().collect::<Vec<_>>(),
+                    "step {step}"
+                );
+                let mut cursor = index.cursor("");
+                for (p, e) in &model {
+                    assert_eq!(cursor.get(p), Some(*e), "step {step}: {p}");
+                }
+            }
+        }
+        index.save(&path, &changes).unwrap();
+        let back = Index::load(&path, &changes, &log).unwrap();
+        assert_eq!(entries(&back), model.into_iter().collect::<Vec<_>>());
     }
 }

@@ -85,7 +85,7 @@ pub fn status(store: &Store) -> Result<Status, store::Error> {
         last_events: state.last_events.into_iter().collect(),
         last_errors: state.last_errors.into_iter().collect(),
         archive: ArchiveTotals {
-            files: index.files.len(),
+            files: index.len(),
             versions: index.log_lines,
             objects: totals.map(|t| t.objects),
             bytes: totals.map(|t| t.bytes),
