@@ -291,21 +291,22 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
 
     // One look at the index per file before the batches: whether it is known (what vanished
     // follows), and whether its stat data say it is unchanged (a batch's way of storing follows).
-    // The listing is in path order, as is the index: each chunk of files reads the index
-    // alongside them.
+    // The listing is in path order, as is the index: each task reads the index alongside
+    // its files.
     let looks: Vec<Look> = listing
         .files
-        .par_chunks(LOOKUP_CHUNK)
-        .flat_map_iter(|chunk| {
-            let mut recorded = index.cursor(&chunk[0].path);
-            chunk.iter().map(move |f| match recorded.get(&f.path) {
+        .par_iter()
+        .with_min_len(LOOKUP_CHUNK)
+        .map_init(
+            || index.alongside(),
+            |recorded, f| match recorded.get(&f.path) {
                 None => Look::New,
                 Some(prev) if examine::unchanged(&prev, &f.stat, index.scan_started_ns) => {
                     Look::Unchanged
                 }
                 Some(_) => Look::Changed,
-            })
-        })
+            },
+        )
         .collect();
     let known = looks.iter().filter(|l| **l != Look::New).count();
     let mut gone = match looked_gone {
@@ -464,9 +465,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     })
 }
 
-/// Files per parallel task where the listing meets the index: enough that finding a task's
-/// first entry costs little, few enough that the files a first scan's task reads spread
-/// over the threads.
+/// Fewest files per parallel task where the listing meets the index: enough that finding a
+/// task's first entry costs little, few enough that the files a first scan's task reads
+/// spread over the threads.
 const LOOKUP_CHUNK: usize = 256;
 
 /// Files to read per batch (up to four times as many files in all, those whose stat data match
@@ -508,17 +509,18 @@ fn examine_batch(
     let failed = std::sync::atomic::AtomicBool::new(false);
     // Few files bring news: collected aside, so the files go straight into `files`.
     let news = std::sync::Mutex::new(Vec::new());
-    // In path order, each chunk of the batch reads the index alongside its files.
+    // In path order, each task reads the index alongside its files.
     let files_with_entries = batch
-        .par_chunks_mut(LOOKUP_CHUNK)
+        .par_iter_mut()
         .enumerate()
-        .flat_map_iter(|(c, chunk)| {
-            let mut recorded = index.cursor(&chunk[0].path);
-            chunk.iter_mut().enumerate().map(move |(j, file)| {
+        .with_min_len(LOOKUP_CHUNK)
+        .map_init(
+            || index.alongside(),
+            |recorded, (i, file)| {
                 let previous = recorded.get(&file.path);
-                (c * LOOKUP_CHUNK + j, file, previous)
-            })
-        });
+                (i, file, previous)
+            },
+        );
     files.par_extend(files_with_entries.map(|(i, file, previous)| {
         let mut done = ScannedFile {
             sha256: previous.map(|e| e.sha256),

@@ -240,6 +240,15 @@ impl Index {
         }
     }
 
+    /// Entries for files as a parallel task meets them (see [`Alongside`]).
+    pub fn alongside(&self) -> Alongside<'_> {
+        Alongside {
+            index: self,
+            cursor: None,
+            last: String::new(),
+        }
+    }
+
     /// Visits the present files from `from` on, in path order, until `visit` breaks.
     pub fn visit_from(&self, from: &str, mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>) {
         let mut overlay = self
@@ -442,16 +451,7 @@ impl Base {
             0 => self.start,
             i => self.marks[i - 1].1,
         };
-        Records {
-            file: self.file.as_deref(),
-            at,
-            end: self.end,
-            buffer,
-            buf: Vec::new(),
-            pos: 0,
-            filled: 0,
-            len: 0,
-        }
+        Records::new(self.file.as_deref(), at, self.end, buffer)
     }
 
     fn get(&self, path: &str) -> Option<Entry> {
@@ -476,9 +476,38 @@ struct Records<'a> {
     filled: usize,
     /// The length of the entry at `pos`, once peeked.
     len: usize,
+    /// Why the file could not be read, if it could not.
+    error: Option<io::Error>,
 }
 
-impl Records<'_> {
+impl<'a> Records<'a> {
+    /// Entries of `file` from `at`, which ends at `end`, read `buffer` bytes at a time.
+    fn new(file: Option<&'a fs::File>, at: u64, end: u64, buffer: usize) -> Self {
+        Records {
+            file,
+            at,
+            end,
+            buffer,
+            buf: Vec::new(),
+            pos: 0,
+            filled: 0,
+            len: 0,
+            error: None,
+        }
+    }
+
+    /// Where in the file the next entry starts.
+    fn offset(&self) -> u64 {
+        self.at - (self.filled - self.pos) as u64
+    }
+
+    /// The path length at `pos` (4 bytes buffered).
+    fn next_len(&self) -> u32 {
+        let mut len = [0; 4];
+        len.copy_from_slice(&self.buf[self.pos..self.pos + 4]);
+        u32::from_le_bytes(len)
+    }
+
     /// The next entry's path, not passed; `None` at the end, or where the file cannot be
     /// read (the scan then reads the files it cannot find: slower, and nothing is lost).
     /// Paths stay bytes here: they were checked when the file was opened, and compare as
@@ -493,9 +522,7 @@ impl Records<'_> {
             if !self.fill(4) {
                 return false;
             }
-            let mut len = [0; 4];
-            len.copy_from_slice(&self.buf[self.pos..self.pos + 4]);
-            let len = u32::from_le_bytes(len) as usize;
+            let len = self.next_len() as usize;
             if len > MAX_PATH || !self.fill(4 + len + ENTRY_BYTES) {
                 return false;
             }
@@ -530,7 +557,15 @@ impl Records<'_> {
     /// next).
     fn find(&mut self, path: &str) -> Option<Entry> {
         self.skip_before(path);
-        (self.peek()? == path.as_bytes()).then(|| self.entry())
+        if !self.ready() {
+            if let Some(e) = self.error.take() {
+                tracing::warn!(
+                    "cannot read the scan index ({e}); the files it would have vouched for are read again"
+                );
+            }
+            return None;
+        }
+        (self.path() == path.as_bytes()).then(|| self.entry())
     }
 
     /// Whether `n` bytes are buffered from `pos` on, reading more as needed.
@@ -562,9 +597,7 @@ impl Records<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    tracing::warn!(
-                        "cannot read the scan index ({e}); files it would have vouched for are read again"
-                    );
+                    self.error = Some(e);
                     return false;
                 }
             }
@@ -588,6 +621,28 @@ impl Cursor<'_> {
             Some((p, held)) if p.as_str() == path => **held,
             _ => self.base.find(path),
         }
+    }
+}
+
+/// Finds entries for files as a parallel task over a listing in path order meets them: a
+/// task's files come in order, so one cursor per task reads the index once. A path that sorts
+/// before the last one asked for starts a new cursor.
+pub struct Alongside<'a> {
+    index: &'a Index,
+    cursor: Option<Cursor<'a>>,
+    last: String,
+}
+
+impl Alongside<'_> {
+    pub fn get(&mut self, path: &str) -> Option<Entry> {
+        if path < self.last.as_str() {
+            self.cursor = None;
+        }
+        self.last.clear();
+        self.last.push_str(path);
+        self.cursor
+            .get_or_insert_with(|| self.index.cursor(path))
+            .get(path)
     }
 }
 
@@ -680,12 +735,22 @@ fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
 /// and notes where some start, leaving them on disk; a file of the first format is read
 /// whole. `None` when it is damaged or not an index.
 fn read_file(file: fs::File) -> io::Result<Option<Index>> {
+    let mut magic = [0; MAGIC.len()];
+    match file.read_exact_at(&mut magic, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if magic == *MAGIC {
+        return check(file);
+    }
+    if magic != *MAGIC_1 {
+        return Ok(None);
+    }
     let mut stream = Stream::new(file);
-    let read = match stream.take::<{ MAGIC.len() }>() {
-        Some(magic) if magic == *MAGIC => check(&mut stream),
-        Some(magic) if magic == *MAGIC_1 => decode_1(&mut stream),
-        _ => None,
-    };
+    let read = stream
+        .take::<{ MAGIC_1.len() }>()
+        .and_then(|_| decode_1(&mut stream));
     match (read, stream.failed.take()) {
         (Some(index), _) => Ok(Some(index)),
         (None, Some(e)) => Err(e),
@@ -693,44 +758,67 @@ fn read_file(file: fs::File) -> io::Result<Option<Index>> {
     }
 }
 
-/// The current format, after its magic line.
-fn check(r: &mut Stream) -> Option<Index> {
-    let header = r.header()?;
-    let (mut marks, mut count) = (Vec::new(), 0);
-    let (mut path, mut last) = (Vec::new(), Vec::new());
+/// Bytes read at a time when an index file is checked.
+const CHECK_BUFFER: usize = 256 * 1024;
+
+/// The current format: every entry checked, every [`MARK_EVERY`]th noted.
+fn check(file: fs::File) -> io::Result<Option<Index>> {
+    let size = file.metadata()?.len();
+    let mut head = [0; 32];
+    match file.read_exact_at(&mut head, MAGIC.len() as u64) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let Some(header) = Reader(&head).header() else {
+        return Ok(None);
+    };
+    let file = Arc::new(file);
+    let mut r = Records::new(Some(&file), HEADER_BYTES, size, CHECK_BUFFER);
+    let damaged = |r: &mut Records| r.error.take().map_or(Ok(None), Err);
+    let (mut marks, mut count, mut last) = (Vec::new(), 0, Vec::new());
     let end = loop {
-        let at = r.read;
-        let len = u32::from_le_bytes(r.take()?);
-        if len == END {
+        let at = r.offset();
+        if !r.fill(4) {
+            return damaged(&mut r);
+        }
+        if r.next_len() == END {
             break at;
         }
-        let len = len as usize;
-        if len > MAX_PATH {
-            return None;
+        if !r.ready() {
+            return damaged(&mut r);
         }
-        path.resize(len, 0);
-        r.fill(&mut path)?;
-        std::str::from_utf8(&path).ok()?;
-        if count > 0 && path <= last {
-            return None;
+        let path = r.path();
+        let Ok(text) = std::str::from_utf8(path) else {
+            return Ok(None);
+        };
+        if count > 0 && path <= last.as_slice() {
+            return Ok(None);
         }
-        r.take::<ENTRY_BYTES>()?;
         if count % MARK_EVERY == 0 {
-            marks.push((String::from_utf8(path.clone()).ok()?, at));
+            marks.push((text.to_string(), at));
         }
+        last.clear();
+        last.extend_from_slice(path);
         count += 1;
-        std::mem::swap(&mut path, &mut last);
+        r.advance();
     };
-    if u64::from_le_bytes(r.take()?) != count as u64 || !r.at_end() {
-        return None;
+    // The end marker, the count, and nothing after them.
+    if !r.fill(12) {
+        return damaged(&mut r);
     }
-    let file = r.inner.get_ref().try_clone().ok()?;
-    Some(Index {
+    let mut stated = [0; 8];
+    stated.copy_from_slice(&r.buf[r.pos + 4..r.pos + 12]);
+    if u64::from_le_bytes(stated) != count as u64 || end + 12 != size {
+        return Ok(None);
+    }
+    drop(r);
+    Ok(Some(Index {
         log_end: header.0,
         log_lines: header.1 as usize,
         scan_started_ns: header.2,
         base: Base {
-            file: Some(Arc::new(file)),
+            file: Some(file),
             marks,
             start: HEADER_BYTES,
             end,
@@ -739,11 +827,11 @@ fn check(r: &mut Stream) -> Option<Index> {
         len: count,
         disk: OnDisk {
             base: Some(header),
-            base_bytes: r.read,
+            base_bytes: size,
             changes_bytes: 0,
         },
         ..Index::default()
-    })
+    }))
 }
 
 /// The first format, after its magic line: the entry count, then the entries in any order.

@@ -116,7 +116,7 @@ pub fn table() -> Vec<Entry> {
         ),
         e(
             INDEX.into(),
-            "the scan index: path → size, mtime, inode, sha256 (binary, like git's index). Derived: delete it and the next scan re-hashes every file, recording nothing new.",
+            "the scan index: path → size, mtime, inode, sha256, sorted by path (binary, like git's index; a scan reads it alongside the vault and does not load it). Derived: delete it and the next scan re-hashes every file, recording nothing new.",
         ),
         e(
             INDEX_CHANGES.into(),
