@@ -14,8 +14,8 @@
 //! A scan that changed a few entries appends them to `index.changes` instead of rewriting
 //! the whole index (10 MB at 84,000 files, which a daemon would otherwise write at every
 //! save of a note). The change log names the index it applies to, each block carries its
-//! checksum, and once it grows past a quarter of the index the index is rewritten whole and
-//! the change log removed. A change log that is torn or belongs to another index is ignored
+//! checksum, and once it would hold more than 2,048 entries or a quarter of the index's size,
+//! the index is rewritten whole and the change log removed. A change log that is torn or belongs to another index is ignored
 //! from the damage on: the version log still brings the index up to date.
 
 use std::collections::{BTreeMap, btree_map};
@@ -136,9 +136,14 @@ impl Index {
     }
 
     /// Saves the index: its changes appended to `changes` when they are few, else the whole
-    /// index to `path` (atomically) and the change log removed.
+    /// index to `path` (atomically) and the change log removed. Few means at most
+    /// [`MOST_APPENDED`] entries changed since the index was written whole (every load reads
+    /// them into memory) and a change log under a quarter of the index's size.
     pub(super) fn save(&mut self, path: &Path, changes: &Path) -> Result<(), Error> {
-        if let (false, Some(touched), Some(base)) = (self.legacy, &self.touched, self.disk.base) {
+        let few = self.overlay.len() <= MOST_APPENDED;
+        if let (true, false, Some(touched), Some(base)) =
+            (few, self.legacy, &self.touched, self.disk.base)
+        {
             let block = encode_changes(self, touched);
             let grown = self
                 .disk
@@ -413,6 +418,11 @@ impl Index {
         out
     }
 }
+
+/// Most entries changed since the index was written whole that its change log holds: a
+/// daemon's edits append a few at a time, while a scan that changed thousands (the end of a
+/// first scan) writes the index whole, so the next load reads no long change log.
+const MOST_APPENDED: usize = 2048;
 
 /// Bytes of the buffer a cursor reads the index file through: a few hundred entries.
 const CURSOR_BUFFER: usize = 32 * 1024;

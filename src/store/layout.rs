@@ -120,7 +120,7 @@ pub fn table() -> Vec<Entry> {
         ),
         e(
             INDEX_CHANGES.into(),
-            "changes to the scan index since it was written whole (a scan that changed few entries appends them here; past a quarter of the index's size the index is rewritten). Derived.",
+            "changes to the scan index since it was written whole (a scan that changed few entries appends them here; past 2,048 entries or a quarter of the index's size the index is rewritten). Derived.",
         ),
         e(
             Doc::NoteCache.file().into(),
