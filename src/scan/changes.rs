@@ -68,10 +68,7 @@ pub(super) fn finish(
 /// of a large vault then holds a few thousand entries, not one per file.
 const MOST_HELD: usize = 16 * 1024;
 
-/// Writes the index when it holds many changes in memory, between two batches. Files not yet
-/// looked at keep the last scan's start as the instant after which they count as changed:
-/// this scan's start, later, could vouch for a file the last scan saw change within a clock
-/// tick (a first scan has no last scan).
+/// Writes the index when it holds many changes in memory, between two batches.
 pub(super) fn save_if_large(
     store: &Store,
     index: &mut Index,
@@ -80,6 +77,19 @@ pub(super) fn save_if_large(
     if index.held() < MOST_HELD {
         return Ok(());
     }
+    save_partial(store, index, started)
+}
+
+/// Writes the index before the scan has looked at every file. Those not yet looked at keep
+/// the last scan's start as the instant after which they count as changed: this scan's start,
+/// later, would vouch for a file the last scan saw change within a clock tick (a first scan
+/// has no last scan; the files this scan recorded count as changed a little earlier, which
+/// costs a read at most).
+pub(super) fn save_partial(
+    store: &Store,
+    index: &mut Index,
+    started: Timestamp,
+) -> Result<(), store::Error> {
     if index.scan_started_ns == 0 {
         index.scan_started_ns = started.as_nanosecond();
     }

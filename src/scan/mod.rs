@@ -25,7 +25,7 @@ use crate::vault::{self, FileKind};
 pub use summary::ScanReport;
 pub use view::VaultView;
 
-use changes::{Changed, changes, finish, record, save_if_large, vanished};
+use changes::{Changed, changes, finish, record, save_if_large, save_partial, vanished};
 
 use examine::{Outcome, examine};
 
@@ -367,9 +367,11 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         let news = match news {
             Ok(n) => n,
             Err(e) => {
-                // What earlier batches recorded stays: the index is saved with it.
+                // What earlier batches recorded stays: the index is saved with it (as between
+                // batches: files not yet looked at were not vouched for by this scan).
                 if recorded_any {
-                    finish(store, &mut index, true, true, started)?;
+                    save_partial(store, &mut index, started)?;
+                    store.update_totals()?;
                 }
                 return Err(e);
             }
