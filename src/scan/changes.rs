@@ -64,17 +64,15 @@ pub(super) fn finish(
     Ok(())
 }
 
-/// Changed entries a scan holds in memory before it writes the index mid-scan: a first scan
+/// Writes the index between two batches once it holds `most` changes in memory: a first scan
 /// of a large vault then holds a few thousand entries, not one per file.
-const MOST_HELD: usize = 16 * 1024;
-
-/// Writes the index when it holds many changes in memory, between two batches.
 pub(super) fn save_if_large(
     store: &Store,
     index: &mut Index,
+    most: usize,
     started: Timestamp,
 ) -> Result<(), store::Error> {
-    if index.held() < MOST_HELD {
+    if index.held() < most {
         return Ok(());
     }
     save_partial(store, index, started)
