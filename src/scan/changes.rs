@@ -105,8 +105,8 @@ pub(super) struct Changed {
 }
 
 /// Recorded files that are no longer listed, sorted by path; `listed_known` of the listed
-/// files (in path order) are in the index. A listed file that could not be read is not among them: it is
-/// still there.
+/// files (in path order) are in the index. A listed file that could not be read is not among
+/// them: it is still there.
 pub(super) fn vanished(
     index: &Index,
     listed: &[VaultFile],

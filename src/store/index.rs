@@ -260,7 +260,7 @@ impl Index {
             .overlay
             .range::<str, _>((Bound::Included(from), Bound::Unbounded))
             .peekable();
-        let mut base = self.base.records(from, CURSOR_BUFFER);
+        let mut base = self.base.records(from, PASS_BUFFER);
         base.skip_before(from);
         loop {
             // Which side comes next: the base, the overlay, or both (the overlay's wins).
@@ -424,11 +424,17 @@ impl Index {
 /// first scan) writes the index whole, so the next load reads no long change log.
 const MOST_APPENDED: usize = 2048;
 
-/// Bytes of the buffer a cursor reads the index file through: a few hundred entries.
+/// Most bytes a cursor reads from the index file at a time: a few hundred entries.
 const CURSOR_BUFFER: usize = 32 * 1024;
 
-/// Bytes read to find one path: the entries between two marks.
+/// Bytes read to find one path (the entries between two marks), and the first read of any
+/// reader: each read after it doubles, up to the reader's most, so a short look reads little
+/// and a long pass makes few calls.
 const LOOKUP_BUFFER: usize = 4 * 1024;
+
+/// Most bytes read at a time by a pass that may cover the whole index (checking it, finding
+/// what vanished, writing it whole).
+const PASS_BUFFER: usize = 256 * 1024;
 
 /// Every how many entries the index remembers where one starts in the file.
 const MARK_EVERY: usize = 32;
@@ -478,8 +484,9 @@ struct Records<'a> {
     /// Where in the file the next bytes to read are.
     at: u64,
     end: u64,
-    /// Bytes to read at a time.
+    /// Most bytes to read at a time, and how many the next read asks for.
     buffer: usize,
+    next: usize,
     buf: Vec<u8>,
     /// Where the next entry starts in `buf`, and where the bytes read end.
     pos: usize,
@@ -491,13 +498,14 @@ struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    /// Entries of `file` from `at`, which ends at `end`, read `buffer` bytes at a time.
+    /// Entries of `file` from `at`, which ends at `end`, read up to `buffer` bytes at a time.
     fn new(file: Option<&'a fs::File>, at: u64, end: u64, buffer: usize) -> Self {
         Records {
             file,
             at,
             end,
             buffer,
+            next: LOOKUP_BUFFER.min(buffer),
             buf: Vec::new(),
             pos: 0,
             filled: 0,
@@ -589,7 +597,8 @@ impl<'a> Records<'a> {
         self.buf.copy_within(self.pos..self.filled, 0);
         self.filled -= self.pos;
         self.pos = 0;
-        let size = self.buffer.max(n);
+        let size = self.next.max(n);
+        self.next = (self.next * 2).min(self.buffer);
         if self.buf.len() < size {
             self.buf.resize(size, 0);
         }
@@ -768,9 +777,6 @@ fn read_file(file: fs::File) -> io::Result<Option<Index>> {
     }
 }
 
-/// Bytes read at a time when an index file is checked.
-const CHECK_BUFFER: usize = 256 * 1024;
-
 /// The current format: every entry checked, every [`MARK_EVERY`]th noted.
 fn check(file: fs::File) -> io::Result<Option<Index>> {
     let size = file.metadata()?.len();
@@ -784,7 +790,7 @@ fn check(file: fs::File) -> io::Result<Option<Index>> {
         return Ok(None);
     };
     let file = Arc::new(file);
-    let mut r = Records::new(Some(&file), HEADER_BYTES, size, CHECK_BUFFER);
+    let mut r = Records::new(Some(&file), HEADER_BYTES, size, PASS_BUFFER);
     let damaged = |r: &mut Records| r.error.take().map_or(Ok(None), Err);
     let (mut marks, mut count, mut last) = (Vec::new(), 0, Vec::new());
     let end = loop {
