@@ -168,15 +168,12 @@ impl Index {
             Ok(())
         })
         .map_err(Error::io("write", path))?;
-        let Some(Written {
+        let Written {
             bytes,
             marks,
             count,
             end,
-        }) = written
-        else {
-            unreachable!("replace_streaming calls its writer or fails")
-        };
+        } = written.ok_or_else(|| Error::io("write", path)(io::Error::other("not written")))?;
         debug_assert_eq!(count, self.len, "the index miscounted its files");
         // The file just written is the new base; the old one, which it was merged from, goes.
         let file = fs::File::open(path).map_err(Error::io("read", path))?;
