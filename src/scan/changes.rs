@@ -65,17 +65,15 @@ pub(super) fn finish(
 }
 
 /// Writes the index between two batches once it holds `most` changes in memory: a first scan
-/// of a large vault then holds a few thousand entries, not one per file.
-pub(super) fn save_if_large(
-    store: &Store,
-    index: &mut Index,
-    most: usize,
-    started: Timestamp,
-) -> Result<(), store::Error> {
+/// of a large vault then holds a few thousand entries, not one per file. The index is derived:
+/// if it cannot be written now, the scan goes on holding them, and its last save says why.
+pub(super) fn save_if_large(store: &Store, index: &mut Index, most: usize, started: Timestamp) {
     if index.held() < most {
-        return Ok(());
+        return;
     }
-    save_partial(store, index, started)
+    if let Err(e) = save_partial(store, index, started) {
+        tracing::warn!("{e}; the scan goes on and writes the index at its end");
+    }
 }
 
 /// Writes the index before the scan has looked at every file. Those not yet looked at keep
@@ -113,6 +111,20 @@ pub(super) fn vanished(
     listed_known: usize,
 ) -> Vec<(String, Entry)> {
     if listed_known == index.len() {
+        // Every recorded file is listed; the count must be exact for this to hold.
+        debug_assert!(
+            {
+                let listed: rustc_hash::FxHashSet<&str> =
+                    listed.iter().map(|f| f.path.as_str()).collect();
+                let mut all = true;
+                index.visit_from("", |p, _| {
+                    all &= listed.contains(p);
+                    std::ops::ControlFlow::Continue(())
+                });
+                all
+            },
+            "the index's count says nothing vanished, its entries disagree"
+        );
         return Vec::new();
     }
     debug_assert!(listed.is_sorted_by(|a, b| a.path < b.path));

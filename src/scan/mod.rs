@@ -407,7 +407,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             record(store, &mut index, &batch_records, &changed, &files)?;
             if !last {
                 // Two batches' worth of new entries: 16,384 by default.
-                save_if_large(store, &mut index, batch.saturating_mul(2), started)?;
+                save_if_large(store, &mut index, batch.saturating_mul(2), started);
             }
             recorded_any |= !batch_records.is_empty() || !changed.is_empty();
             tracing::debug!(elapsed = ?clock.elapsed(), files = files.len() - first, records = batch_records.len(), "recorded a batch");
