@@ -122,7 +122,6 @@ impl Index {
                 "version log is shorter than the scan index says; rebuilding the index from the log"
             );
             index = Index::default();
-            index.touched = Some(FxHashSet::default());
         }
         let newer = log
             .read_from::<VersionRecord>(index.log_end, index.log_lines)
@@ -168,12 +167,8 @@ impl Index {
             Ok(())
         })
         .map_err(Error::io("write", path))?;
-        let Written {
-            bytes,
-            marks,
-            count,
-            end,
-        } = written.ok_or_else(|| Error::io("write", path)(io::Error::other("not written")))?;
+        let Written { marks, count, end } =
+            written.ok_or_else(|| Error::io("write", path)(io::Error::other("not written")))?;
         debug_assert_eq!(count, self.len, "the index miscounted its files");
         // The file just written is the new base; the old one, which it was merged from, goes.
         let file = fs::File::open(path).map_err(Error::io("read", path))?;
@@ -185,7 +180,6 @@ impl Index {
         self.base = Base {
             file: Some(Arc::new(file)),
             marks,
-            start: HEADER_BYTES,
             end,
             count,
         };
@@ -194,7 +188,7 @@ impl Index {
         self.legacy = false;
         self.disk = OnDisk {
             base: Some(self.header()),
-            base_bytes: bytes,
+            base_bytes: end + END_BYTES,
             changes_bytes: 0,
         };
         self.touched = Some(FxHashSet::default());
@@ -449,8 +443,6 @@ struct Base {
     file: Option<Arc<fs::File>>,
     /// Every [`MARK_EVERY`]th entry's path and where it starts, to begin reading near a path.
     marks: Vec<(String, u64)>,
-    /// Where the first entry starts.
-    start: u64,
     /// Where the last entry ends.
     end: u64,
     /// Entries in the file.
@@ -461,7 +453,7 @@ impl Base {
     /// The entries from the last mark at or before `from` on.
     fn records(&self, from: &str, buffer: usize) -> Records<'_> {
         let at = match self.marks.partition_point(|(p, _)| p.as_str() <= from) {
-            0 => self.start,
+            0 => HEADER_BYTES,
             i => self.marks[i - 1].1,
         };
         Records::new(self.file.as_deref(), at, self.end, buffer)
@@ -553,7 +545,10 @@ impl<'a> Records<'a> {
 
     /// The entry last peeked.
     fn entry(&self) -> Entry {
-        entry_from(&self.buf[self.pos + self.len - ENTRY_BYTES..self.pos + self.len])
+        let bytes = &self.buf[self.pos + self.len - ENTRY_BYTES..self.pos + self.len];
+        Reader(bytes)
+            .entry()
+            .expect("an entry's bytes are buffered whole")
     }
 
     /// Passes the entry last peeked.
@@ -662,19 +657,6 @@ impl Alongside<'_> {
     }
 }
 
-fn entry_from(bytes: &[u8]) -> Entry {
-    let take = |at: usize, n: usize| &bytes[at..at + n];
-    Entry {
-        sha256: Digest::from_bytes(take(0, 32).try_into().unwrap_or([0; 32])),
-        size: u64::from_le_bytes(take(32, 8).try_into().unwrap_or_default()),
-        mtime_ns: i64::try_from(i128::from_le_bytes(
-            take(40, 16).try_into().unwrap_or_default(),
-        ))
-        .unwrap_or(0),
-        ino: u64::from_le_bytes(take(56, 8).try_into().unwrap_or_default()),
-    }
-}
-
 /// The file starts with this line, so `head -1` tells what it is.
 const MAGIC: &[u8] = b"vaultkeep scan index 2\n";
 
@@ -687,9 +669,11 @@ const HEADER_BYTES: u64 = (MAGIC.len() + 8 + 8 + 16) as u64;
 /// Where a path length would be, this marks the end of the entries.
 const END: u32 = u32::MAX;
 
+/// Bytes after the entries: [`END`] and their count.
+const END_BYTES: u64 = 4 + 8;
+
 /// What [`encode`] wrote.
 struct Written {
-    bytes: u64,
     marks: Vec<(String, u64)>,
     count: usize,
     /// Where the entries end.
@@ -738,9 +722,8 @@ fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
     buf.clear();
     buf.extend_from_slice(&END.to_le_bytes());
     buf.extend_from_slice(&(count as u64).to_le_bytes());
-    let bytes = put(&buf)?;
+    put(&buf)?;
     Ok(Written {
-        bytes,
         marks,
         count,
         end: at,
@@ -817,12 +800,12 @@ fn check(file: fs::File) -> io::Result<Option<Index>> {
         r.advance();
     };
     // The end marker, the count, and nothing after them.
-    if !r.fill(12) {
+    if !r.fill(END_BYTES as usize) {
         return damaged(&mut r);
     }
     let mut stated = [0; 8];
-    stated.copy_from_slice(&r.buf[r.pos + 4..r.pos + 12]);
-    if u64::from_le_bytes(stated) != count as u64 || end + 12 != size {
+    stated.copy_from_slice(&r.buf[r.pos + 4..r.pos + END_BYTES as usize]);
+    if u64::from_le_bytes(stated) != count as u64 || end + END_BYTES != size {
         return Ok(None);
     }
     drop(r);
@@ -833,7 +816,6 @@ fn check(file: fs::File) -> io::Result<Option<Index>> {
         base: Base {
             file: Some(file),
             marks,
-            start: HEADER_BYTES,
             end,
             count,
         },
@@ -1269,6 +1251,7 @@ mod tests {
                 assert_eq!(cursor.get(p), index.get(p), "{p}");
             }
         }
+        assert_eq!(index.get("n100.md"), Some(entry(100)), "read from the file");
         assert_eq!(index.get("n010.md"), Some(entry(210)));
         assert_eq!(index.get("n020.md"), None);
         assert_eq!(

@@ -14,7 +14,7 @@
 //! kept its length and not its bytes. `vaultkeep archive cat <sha256>` prints any object,
 //! packed or loose; `vaultkeep archive objects` lists them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -161,8 +161,6 @@ pub(crate) struct Packs {
 
 #[derive(Debug, Default)]
 struct Known {
-    /// Pack files loaded, with their size when loaded and whether they were indexed.
-    loaded: HashMap<PathBuf, (u64, bool)>,
     /// Each loaded pack's objects, in the order the packs were loaded.
     tables: Vec<Table>,
 }
@@ -172,6 +170,8 @@ struct Known {
 #[derive(Debug)]
 struct Table {
     pack: Arc<Path>,
+    /// The pack's size when loaded (a pack still being written grows).
+    size: u64,
     /// Whether a valid index vouches for the pack.
     trusted: bool,
     /// Digest, offset and length.
@@ -180,13 +180,12 @@ struct Table {
 
 impl Known {
     fn add(&mut self, contents: PackContents, size: u64) {
-        self.loaded
-            .insert(contents.pack.to_path_buf(), (size, contents.indexed));
         let mut objects = contents.objects;
         objects.sort_unstable_by_key(|o| o.0);
         objects.shrink_to_fit();
         let table = Table {
             pack: contents.pack,
+            size,
             trusted: contents.indexed,
             objects,
         };
@@ -225,7 +224,8 @@ impl Known {
         for path in pack_files(dir) {
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let indexed = index_path(&path).is_file();
-            if self.loaded.get(&path) == Some(&(size, indexed)) {
+            let loaded = self.tables.iter().find(|t| *t.pack == *path);
+            if loaded.is_some_and(|t| (t.size, t.trusted) == (size, indexed)) {
                 continue;
             }
             match PackContents::read(&path) {
@@ -323,7 +323,6 @@ impl Objects {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             if let Some(known) = guard.as_mut() {
-                known.loaded.remove(pack);
                 known.tables.retain(|t| &*t.pack != pack);
             }
         }
