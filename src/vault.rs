@@ -6,8 +6,11 @@
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, openat, statat};
 
 use crate::report::Problem;
@@ -149,42 +152,12 @@ pub fn is_content_path(path: &str) -> bool {
     !path.split('/').any(|part| part.starts_with('.'))
 }
 
-/// Lists and stats the content files of `vault`, skipping `exclude` (the archive, when it is
-/// inside). Folders are read in parallel, and each file is stat'ed relative to its folder's
-/// descriptor, which is what makes an unchanged rescan cheap.
-pub fn list(vault: &Path, exclude: &[PathBuf]) -> Listing {
-    let (root, excluded) = resolved(vault, exclude);
-    let walk = Walk {
-        vault,
-        root: &root,
-        excluded: &excluded,
-    };
-    let mut out = match open_dir(CWD, vault) {
-        Ok(fd) => walk.dir(&fd, ""),
-        Err(e) => Listing {
-            files: Vec::new(),
-            problems: vec![Problem::new(
-                "",
-                format!("cannot read the vault folder: {e}"),
-            )],
-        },
-    };
-    debug_assert!(out.files.is_sorted_by(|a, b| a.path < b.path));
-    out.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
 /// Looks again at some vault-relative paths only, as a file watcher reported them, with the
 /// walk's rules: a file is stat'ed, a folder walked, and a path that is missing, is not content
 /// or goes through a symlinked folder yields nothing. Files come in no particular order (the
 /// caller merges them with others and sorts once); the caller drops paths under others.
 pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
-    let (root, excluded) = resolved(vault, exclude);
-    let walk = Walk {
-        vault,
-        root: &root,
-        excluded: &excluded,
-    };
+    let walk = Walk::new(vault, exclude);
     let looked: Vec<Listing> = paths.par_iter().map(|rel| walk.look(rel)).collect();
     let mut out = Listing::default();
     for l in looked {
@@ -257,16 +230,275 @@ impl PartialOrd for SortKey<'_> {
     }
 }
 
-struct Walk<'a> {
-    vault: &'a Path,
-    root: &'a Path,
-    excluded: &'a [String],
+/// The content files of a vault, one at a time in path order, as a scan takes them. Folders
+/// are read ahead of the walk on the thread pool, so that every core stats files while the
+/// walk goes on, and what is held is what was read ahead, not the vault (issue 14). Each file
+/// is stat'ed relative to its folder's descriptor, which is what makes an unchanged rescan
+/// cheap.
+pub struct Walker {
+    walk: Arc<Walk>,
+    /// The folders being listed, innermost last, with what each has left to give.
+    open: Vec<Folder>,
+    /// Folders handed to the pool, by path, until the walk reaches them.
+    ahead: FxHashMap<String, Arc<Slot>>,
+    /// Files in the folders read ahead and not reached yet.
+    ahead_files: Arc<AtomicUsize>,
+    problems: Vec<Problem>,
 }
 
-impl Walk<'_> {
-    /// Lists the folder open as `fd`, at vault-relative `rel` (empty for the root).
-    fn dir(&self, fd: &OwnedFd, rel: &str) -> Listing {
-        let mut out = Listing::default();
+/// A folder read, with what it has left to give in path order.
+struct Folder {
+    /// Open while subfolders are left to open in it (`None`: none, or it could not be read).
+    fd: Option<Arc<OwnedFd>>,
+    items: std::vec::IntoIter<Listed>,
+    /// Its subfolders (path, where the name starts), and how many the walk has reached.
+    folders: Vec<(String, usize)>,
+    reached: usize,
+    /// Files it lists.
+    files: usize,
+}
+
+/// Where a folder read on the pool is left for the walk.
+#[derive(Default)]
+struct Slot {
+    read: Mutex<Option<(Folder, Vec<Problem>)>>,
+    done: Condvar,
+}
+
+/// Folders read ahead at most: enough to keep every core busy on folders of a few files.
+const READ_AHEAD: usize = 64;
+
+/// Files read ahead at most: what a walk holds beyond the folders it is in.
+const READ_AHEAD_FILES: usize = 16 * 1024;
+
+impl Walker {
+    /// Starts a walk of `vault`, skipping `exclude` (the archive, when it is inside): its
+    /// first folders are read on the pool from now on.
+    pub fn new(vault: &Path, exclude: &[PathBuf]) -> Walker {
+        Walk::new(vault, exclude).walker(CWD, vault, "")
+    }
+
+    /// Every file at once, and what could not be listed.
+    pub fn into_listing(mut self) -> Listing {
+        let files: Vec<VaultFile> = self.by_ref().collect();
+        debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
+        Listing {
+            files,
+            problems: self.problems(),
+        }
+    }
+
+    /// What could not be listed so far (folders that could not be read, symlinks not
+    /// followed, odd names), sorted by path.
+    pub fn problems(&mut self) -> Vec<Problem> {
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        problems
+    }
+
+    /// The folder at `path` in the innermost open folder, which the walk has reached: as
+    /// read ahead (waiting for it if it is being read), or read now.
+    fn reach(&mut self, path: &str, name_at: usize) -> Folder {
+        let (folder, problems) = match self.ahead.remove(path) {
+            Some(slot) => {
+                let read = slot.wait();
+                self.ahead_files.fetch_sub(read.0.files, Ordering::Relaxed);
+                read
+            }
+            None => match self.open.last().and_then(|f| f.fd.clone()) {
+                Some(parent) => self.walk.open(&parent, path, name_at),
+                None => (Folder::unread(), Vec::new()),
+            },
+        };
+        self.problems.extend(problems);
+        folder
+    }
+
+    /// Hands the pool the folders not read yet among the next [`READ_AHEAD`] in path order
+    /// (the nearest first: the walk reaches them first).
+    fn read_ahead(&mut self) {
+        let mut wanted = Vec::new();
+        let mut window = READ_AHEAD;
+        for folder in self.open.iter().rev() {
+            if self.look_ahead(folder, &mut window, &mut wanted) {
+                break;
+            }
+        }
+        for (parent, path, name_at) in wanted {
+            let slot = Arc::new(Slot::default());
+            self.ahead.insert(path.clone(), slot.clone());
+            let (walk, files) = (self.walk.clone(), self.ahead_files.clone());
+            rayon::spawn(move || {
+                let read = walk.open(&parent, &path, name_at);
+                files.fetch_add(read.0.files, Ordering::Relaxed);
+                slot.put(read);
+            });
+        }
+    }
+
+    /// Goes through the subfolders `folder` has left in path order (and into those read
+    /// ahead), adding those not read yet to `wanted`, until `window` folders were seen or
+    /// enough files are read ahead; whether it stopped.
+    fn look_ahead(
+        &self,
+        folder: &Folder,
+        window: &mut usize,
+        wanted: &mut Vec<(Arc<OwnedFd>, String, usize)>,
+    ) -> bool {
+        let Some(fd) = &folder.fd else {
+            return false;
+        };
+        for (path, at) in &folder.folders[folder.reached..] {
+            if *window == 0 {
+                return true;
+            }
+            *window -= 1;
+            match self.ahead.get(path) {
+                Some(slot) => {
+                    let read = slot.read.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((sub, _)) = read.as_ref()
+                        && self.look_ahead(sub, window, wanted)
+                    {
+                        return true;
+                    }
+                }
+                None => {
+                    if self.ahead_files.load(Ordering::Relaxed) >= READ_AHEAD_FILES {
+                        return true;
+                    }
+                    wanted.push((fd.clone(), path.clone(), *at));
+                }
+            }
+        }
+        false
+    }
+}
+
+impl Iterator for Walker {
+    type Item = VaultFile;
+
+    fn next(&mut self) -> Option<VaultFile> {
+        loop {
+            let innermost = self.open.last_mut()?;
+            match innermost.items.next() {
+                None => {
+                    self.open.pop();
+                }
+                Some(Listed::File(file, _)) => return Some(file),
+                Some(Listed::Dir(path, name_at)) => {
+                    innermost.reached += 1;
+                    let folder = self.reach(&path, name_at);
+                    self.open.push(folder);
+                    self.read_ahead();
+                }
+            }
+        }
+    }
+}
+
+impl Folder {
+    fn unread() -> Folder {
+        Folder {
+            fd: None,
+            items: Vec::new().into_iter(),
+            folders: Vec::new(),
+            reached: 0,
+            files: 0,
+        }
+    }
+}
+
+impl Slot {
+    fn put(&self, read: (Folder, Vec<Problem>)) {
+        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some(read);
+        self.done.notify_all();
+    }
+
+    /// The folder once read. A thread of the pool runs other work meanwhile (the read may be
+    /// queued behind it); any other thread sleeps until it is done.
+    fn wait(&self) -> (Folder, Vec<Problem>) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(done) = read.take() {
+                return done;
+            }
+            if rayon::current_thread_index().is_some() {
+                drop(read);
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::yield_now();
+                }
+                read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            } else {
+                read = self.done.wait(read).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
+
+/// The rules of a walk: which vault, and what to skip.
+#[derive(Clone)]
+struct Walk {
+    vault: PathBuf,
+    /// The vault's real path.
+    root: PathBuf,
+    /// Excluded folders, vault-relative.
+    excluded: Vec<String>,
+}
+
+impl Walk {
+    fn new(vault: &Path, exclude: &[PathBuf]) -> Walk {
+        let (root, excluded) = resolved(vault, exclude);
+        Walk {
+            vault: vault.to_path_buf(),
+            root,
+            excluded,
+        }
+    }
+
+    /// A walk of the folder at `path` (seen from `at`), at vault-relative `rel`.
+    fn walker<Fd: AsFd>(self, at: Fd, path: &Path, rel: &str) -> Walker {
+        let mut walker = Walker {
+            walk: Arc::new(self),
+            open: Vec::new(),
+            ahead: FxHashMap::default(),
+            ahead_files: Arc::default(),
+            problems: Vec::new(),
+        };
+        match open_dir(at, path) {
+            Ok(fd) => {
+                let (folder, problems) = walker.walk.read(fd, rel);
+                walker.problems = problems;
+                walker.open.push(folder);
+                walker.read_ahead();
+            }
+            Err(e) => walker.problems.push(Problem::new(
+                rel,
+                if rel.is_empty() {
+                    format!("cannot read the vault folder: {e}")
+                } else {
+                    format!("cannot read the folder: {e}")
+                },
+            )),
+        }
+        walker
+    }
+
+    /// Opens and reads the folder at vault-relative `path` in `parent` (its name starts at
+    /// `name_at`).
+    fn open(&self, parent: &OwnedFd, path: &str, name_at: usize) -> (Folder, Vec<Problem>) {
+        match open_dir(parent, Path::new(&path[name_at..])) {
+            Ok(fd) => self.read(fd, path),
+            Err(e) => (
+                Folder::unread(),
+                vec![Problem::new(path, format!("cannot read the folder: {e}"))],
+            ),
+        }
+    }
+
+    /// Reads the folder open as `fd`, at vault-relative `rel` (empty for the root): its files
+    /// stat'ed and its folders, in the order their paths sort.
+    fn read(&self, fd: OwnedFd, rel: &str) -> (Folder, Vec<Problem>) {
+        let mut problems = Vec::new();
         let join = |name: &str| {
             let mut path = String::with_capacity(rel.len() + 1 + name.len());
             if !rel.is_empty() {
@@ -279,17 +511,16 @@ impl Walk<'_> {
         // Read straight from the folder's descriptor into a buffer of our own: no second
         // descriptor per folder (as `Dir::read_from` opens), and few `getdents` calls.
         let mut buf = Vec::with_capacity(DIRENT_BUFFER);
-        let mut entries = RawDir::new(fd, buf.spare_capacity_mut());
+        let mut entries = RawDir::new(&fd, buf.spare_capacity_mut());
         // Files and folders in the order their paths sort (a folder's name counts with its
         // `/`), so that walking in this order lists the whole vault sorted, with no sort of
-        // every path at the end.
+        // every path.
         let mut order: Vec<Listed> = Vec::new();
         while let Some(entry) = entries.next() {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    out.problems
-                        .push(Problem::new(rel, format!("cannot read the folder: {e}")));
+                    problems.push(Problem::new(rel, format!("cannot read the folder: {e}")));
                     break;
                 }
             };
@@ -299,7 +530,7 @@ impl Walk<'_> {
                 continue;
             }
             let Ok(name) = std::str::from_utf8(bytes) else {
-                out.problems.push(Problem::new(
+                problems.push(Problem::new(
                     join(&String::from_utf8_lossy(bytes)),
                     "the file name is not valid UTF-8; skipped",
                 ));
@@ -310,19 +541,17 @@ impl Walk<'_> {
             let mut file_type = entry.file_type();
             let mut stat = None;
             if file_type == FileType::Unknown || file_type == FileType::RegularFile {
-                match statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
+                match statat(&fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => {
                         file_type = FileType::from_raw_mode(st.st_mode);
                         stat = Some(Stat::of_raw(&st));
                     }
                     Err(rustix::io::Errno::NOENT) => {
-                        out.problems
-                            .push(Problem::new(path, "vanished during the scan"));
+                        problems.push(Problem::new(path, "vanished during the scan"));
                         continue;
                     }
                     Err(e) => {
-                        out.problems
-                            .push(Problem::new(path, format!("cannot read: {e}")));
+                        problems.push(Problem::new(path, format!("cannot read: {e}")));
                         continue;
                     }
                 }
@@ -340,54 +569,28 @@ impl Walk<'_> {
                 FileType::Symlink => match self.symlink(&path) {
                     Ok(Some(stat)) => order.push(Listed::File(self.file(path, stat), name_at)),
                     Ok(None) => {}
-                    Err(message) => out.problems.push(Problem::new(path, message)),
+                    Err(message) => problems.push(Problem::new(path, message)),
                 },
-                _ => out.problems.push(Problem::new(path, NOT_REGULAR)),
+                _ => problems.push(Problem::new(path, NOT_REGULAR)),
             }
         }
-        // Not held while the subfolders are walked.
-        drop(buf);
         order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        let subdirs: Vec<&String> = order
+        // The descriptor is kept only while subfolders are left to open with it.
+        let folders: Vec<(String, usize)> = order
             .iter()
             .filter_map(|l| match l {
-                Listed::Dir(p, _) => Some(p),
+                Listed::Dir(path, at) => Some((path.clone(), *at)),
                 Listed::File(..) => None,
             })
             .collect();
-        let nested: Vec<Listing> = subdirs
-            .par_iter()
-            .map(|sub| {
-                let name = sub.rsplit('/').next().unwrap_or(sub);
-                match open_dir(fd, Path::new(name)) {
-                    Ok(child) => self.dir(&child, sub),
-                    Err(e) => Listing {
-                        files: Vec::new(),
-                        problems: vec![Problem::new(
-                            (*sub).clone(),
-                            format!("cannot read the folder: {e}"),
-                        )],
-                    },
-                }
-            })
-            .collect();
-        // Exactly as many as this folder lists: a vector grown by doubling would leave up to
-        // half its room unused, and the root's holds every file of the vault.
-        let own = order.len() - subdirs.len();
-        out.files = Vec::with_capacity(own + nested.iter().map(|n| n.files.len()).sum::<usize>());
-        let mut nested = nested.into_iter();
-        for listed in order {
-            match listed {
-                Listed::File(f, _) => out.files.push(f),
-                Listed::Dir(..) => {
-                    if let Some(n) = nested.next() {
-                        out.files.extend(n.files);
-                        out.problems.extend(n.problems);
-                    }
-                }
-            }
-        }
-        out
+        let folder = Folder {
+            fd: (!folders.is_empty()).then(|| Arc::new(fd)),
+            files: order.len() - folders.len(),
+            items: order.into_iter(),
+            folders,
+            reached: 0,
+        };
+        (folder, problems)
     }
 
     /// One path as [`look_at`] sees it.
@@ -415,12 +618,7 @@ impl Walk<'_> {
             Err(e) => out
                 .problems
                 .push(Problem::new(rel, format!("cannot read: {e}"))),
-            Ok(m) if m.is_dir() => match open_dir(CWD, &full) {
-                Ok(fd) => return self.dir(&fd, rel),
-                Err(e) => out
-                    .problems
-                    .push(Problem::new(rel, format!("cannot read the folder: {e}"))),
-            },
+            Ok(m) if m.is_dir() => return self.clone().walker(CWD, &full, rel).into_listing(),
             Ok(m) if m.is_file() => out.files.push(self.file(rel.to_string(), Stat::of(&m))),
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
                 Ok(Some(stat)) => out.files.push(self.file(rel.to_string(), stat)),
@@ -447,7 +645,7 @@ impl Walk<'_> {
         let link = self.vault.join(path);
         let target = fs::canonicalize(&link)
             .map_err(|e| format!("symlink is broken or loops ({e}); not followed"))?;
-        if !target.starts_with(self.root) {
+        if !target.starts_with(&self.root) {
             return Err(format!(
                 "symlink points outside the vault ({}); not followed",
                 target.display()
@@ -521,7 +719,8 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, p).unwrap();
         }
-        let listed: Vec<String> = list(dir.path(), &[])
+        let listed: Vec<String> = Walker::new(dir.path(), &[])
+            .into_listing()
             .files
             .into_iter()
             .map(|f| f.path)
@@ -561,7 +760,7 @@ mod tests {
         symlink(dir.path().join("secret.md"), vault.join("out.md")).unwrap();
         symlink(&vault, vault.join("sub/loop")).unwrap();
         symlink(vault.join("nowhere"), vault.join("broken.md")).unwrap();
-        let listing = list(&vault, &[]);
+        let listing = Walker::new(&vault, &[]).into_listing();
         let files: Vec<_> = listing.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(files, vec!["a.md", "sub/alias.md"]);
         let mut problems: Vec<_> = listing.problems.iter().map(|p| p.path.as_str()).collect();

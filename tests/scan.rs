@@ -1,5 +1,7 @@
 //! `vaultkeep scan` on the test vaults, with facts established independently of vaultkeep.
 
+use serde_json::Value;
+
 use crate::common::{Sandbox, count_content, data, strings};
 
 #[test]
@@ -401,4 +403,65 @@ fn a_lost_or_torn_note_cache_only_costs_time() {
             "{damage}: {lines} lines"
         );
     }
+}
+
+/// A scan in rounds of a few files (`VAULTKEEP_SCAN_BATCH`), as a large vault is scanned.
+fn scan_in_rounds(s: &Sandbox, args: &[&str]) -> (Value, i32) {
+    let args = [&["scan", "--json"], args].concat();
+    let out = s
+        .cmd(&args)
+        .env("VAULTKEEP_SCAN_BATCH", "2")
+        .output()
+        .unwrap();
+    let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (value, out.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn a_scan_in_rounds_finds_a_rename_from_a_path_it_lists_later() {
+    let s = Sandbox::empty();
+    for i in 0..30 {
+        s.write(&format!("m/{i:02}.md"), format!("note {i}"));
+    }
+    s.write("z/moved.md", "moved far back");
+    s.scan();
+    // Listed in the first round; where it came from is met only in the last.
+    std::fs::rename(s.vault.join("z/moved.md"), s.vault.join("a.md")).unwrap();
+    s.write("m/05.md", "edited");
+    let (r, code) = scan_in_rounds(&s, &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["recorded"], 2, "{r}");
+    assert_eq!(r["events"]["renamed"], 1, "{r}");
+    assert_eq!(r["events"]["modified"], 1, "{r}");
+    let (again, _) = s.scan();
+    assert_eq!(again["recorded"], 0, "{again}");
+}
+
+#[test]
+fn a_mass_deletion_found_in_the_last_round_records_nothing_of_the_earlier_ones() {
+    let s = Sandbox::empty();
+    for i in 0..10 {
+        s.write(&format!("a/{i}.md"), format!("kept {i}"));
+    }
+    for i in 0..20 {
+        s.write(&format!("z/{i:02}.md"), format!("to go {i}"));
+    }
+    s.scan();
+    let log = || std::fs::read(s.archive.join("versions.jsonl")).unwrap();
+    let before = log();
+    // Edits and new files in the first rounds, most known files gone from the last.
+    s.write("a/0.md", "edited");
+    s.write("a/new.md", "new");
+    std::fs::remove_dir_all(s.vault.join("z")).unwrap();
+    let (_, code) = scan_in_rounds(&s, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(log(), before, "nothing recorded");
+    let (r, code) = scan_in_rounds(&s, &["--accept-deletions"]);
+    assert_eq!(code, 0, "{r}");
+    let events = &r["events"];
+    assert_eq!(
+        (&events["deleted"], &events["modified"], &events["created"]),
+        (&Value::from(20), &Value::from(1), &Value::from(1)),
+        "{r}"
+    );
 }

@@ -3,9 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::ScannedFile;
 use crate::store::{self, Entry, Event, Index, Store, VersionRecord};
-use crate::vault::VaultFile;
 
 /// Makes the objects durable, appends the records, and brings the index up to them and to
 /// the `changed` files' stat data (design.md, "The archive"). The objects the records name
@@ -16,7 +14,6 @@ pub(super) fn record(
     index: &mut Index,
     records: &[VersionRecord],
     changed: &[Changed],
-    files: &[ScannedFile],
 ) -> Result<(), store::Error> {
     crate::failpoint::pause_at("scan:objects-written");
     if !records.is_empty() {
@@ -40,7 +37,7 @@ pub(super) fn record(
         crate::failpoint::pause_at("scan:records-appended");
     }
     for c in changed {
-        index.set(&files[c.at].path, c.entry);
+        index.set(&c.path, c.entry);
     }
     Ok(())
 }
@@ -94,60 +91,20 @@ pub(super) fn save_partial(
 
 /// A scanned file whose entry differs from the index's.
 pub(super) struct Changed {
-    /// Its position in the scan's files.
-    pub at: usize,
+    /// Its path.
+    pub path: String,
     /// What the index held for it.
     pub previous: Option<Entry>,
     /// What the scan saw.
     pub entry: Entry,
 }
 
-/// Recorded files that are no longer listed, sorted by path; `listed_known` of the listed
-/// files (in path order) are in the index. A listed file that could not be read is not among
-/// them: it is still there.
-pub(super) fn vanished(
-    index: &Index,
-    listed: &[VaultFile],
-    listed_known: usize,
-) -> Vec<(String, Entry)> {
-    if listed_known == index.len() {
-        // Every recorded file is listed; the count must be exact for this to hold.
-        debug_assert!(
-            {
-                let listed: rustc_hash::FxHashSet<&str> =
-                    listed.iter().map(|f| f.path.as_str()).collect();
-                let mut all = true;
-                index.visit_from("", |p, _| {
-                    all &= listed.contains(p);
-                    std::ops::ControlFlow::Continue(())
-                });
-                all
-            },
-            "the index's count says nothing vanished, its entries disagree"
-        );
-        return Vec::new();
-    }
-    debug_assert!(listed.is_sorted_by(|a, b| a.path < b.path));
-    // Both in path order: one pass over each.
-    let mut listed = listed.iter().map(|f| f.path.as_str()).peekable();
-    let mut gone = Vec::new();
-    index.visit_from("", |path, entry| {
-        while listed.next_if(|l| *l < path).is_some() {}
-        if listed.peek() != Some(&path) {
-            gone.push((path.to_string(), *entry));
-        }
-        std::ops::ControlFlow::Continue(())
-    });
-    gone
-}
-
 /// The version records that bring the recorded state (`index`) to what is on disk now, for
-/// one batch: `changed` are the files (by position in `files`) whose entry differs from the
-/// index, `gone` the recorded files no longer listed and not yet claimed. A file that
-/// appeared with the content of one that vanished was renamed (the vanished one is claimed);
-/// after the `last` batch, the unclaimed are deleted.
+/// one batch: `changed` are the files whose entry differs from the index, `gone` the recorded
+/// files no longer listed and not yet claimed. A file that appeared with the content of one
+/// that vanished was renamed (the vanished one is claimed); after the `last` batch, the
+/// unclaimed are deleted.
 pub(super) fn changes(
-    files: &[ScannedFile],
     changed: &[Changed],
     gone: &mut Vec<(String, Entry)>,
     last: bool,
@@ -165,7 +122,7 @@ pub(super) fn changes(
     let mut out = Vec::new();
     let mut created = Vec::new();
     for c in changed {
-        let path = files[c.at].path.as_str();
+        let path = c.path.as_str();
         match c.previous {
             Some(old) if old.sha256 == c.entry.sha256 => {}
             Some(_) => out.push(record(Event::Modified, path, None, &c.entry)),
@@ -198,7 +155,6 @@ pub(super) fn changes(
 mod tests {
     use super::*;
     use crate::digest::Digest;
-    use crate::vault::FileKind;
 
     fn entry(content: &[u8], ino: u64) -> Entry {
         Entry {
@@ -209,56 +165,34 @@ mod tests {
         }
     }
 
-    fn scanned(present: &[(&str, Entry)]) -> Vec<ScannedFile> {
-        present
-            .iter()
-            .map(|(p, e)| ScannedFile {
-                path: p.to_string(),
-                kind: FileKind::of(p),
-                sha256: Some(e.sha256),
-            })
-            .collect()
+    /// The recorded files not among `present` (in path order), found as a scan finds them.
+    fn vanished(index: &Index, present: &[(&str, Entry)]) -> Vec<(String, Entry)> {
+        let mut gone = Vec::new();
+        index.meet(
+            None,
+            present.iter().map(|(p, _)| *p),
+            true,
+            |_| {},
+            |p, e| gone.push((p.to_string(), *e)),
+        );
+        gone
     }
 
     fn events(index: &Index, present: &[(&str, Entry)]) -> Vec<(Event, String, Option<String>)> {
-        let files = scanned(present);
         let changed: Vec<Changed> = present
             .iter()
-            .enumerate()
-            .filter(|(_, (p, e))| index.get(p) != Some(*e))
-            .map(|(at, (p, e))| Changed {
-                at,
+            .filter(|(p, e)| index.get(p) != Some(*e))
+            .map(|(p, e)| Changed {
+                path: p.to_string(),
                 previous: index.get(p),
                 entry: *e,
             })
             .collect();
-        let mut gone = vanished(index, &listed(present), recorded(index, present));
-        changes(&files, &changed, &mut gone, true, Timestamp::UNIX_EPOCH)
+        let mut gone = vanished(index, present);
+        changes(&changed, &mut gone, true, Timestamp::UNIX_EPOCH)
             .into_iter()
             .map(|r| (r.event, r.path, r.from))
             .collect()
-    }
-
-    fn listed(present: &[(&str, Entry)]) -> Vec<VaultFile> {
-        present
-            .iter()
-            .map(|(p, e)| VaultFile {
-                path: p.to_string(),
-                kind: FileKind::of(p),
-                stat: crate::vault::Stat {
-                    size: e.size,
-                    mtime_ns: e.mtime_ns,
-                    ino: e.ino,
-                },
-            })
-            .collect()
-    }
-
-    fn recorded(index: &Index, present: &[(&str, Entry)]) -> usize {
-        present
-            .iter()
-            .filter(|(p, _)| index.get(p).is_some())
-            .count()
     }
 
     fn index(files: &[(&str, Entry)]) -> Index {
@@ -293,7 +227,7 @@ mod tests {
         let old = index(&[("a.md", entry(b"a", 1)), ("b.md", entry(b"b", 2))]);
         // `a.md` was listed but could not be read: it keeps its recorded content.
         let present = [("a.md", entry(b"a", 1))];
-        let gone: Vec<_> = vanished(&old, &listed(&present), recorded(&old, &present))
+        let gone: Vec<_> = vanished(&old, &present)
             .into_iter()
             .map(|(p, _)| p)
             .collect();
@@ -320,20 +254,19 @@ mod tests {
     fn batches_claim_renames_as_they_come_and_delete_only_at_the_end() {
         let old = index(&[("old/a.md", entry(b"a", 1)), ("old/b.md", entry(b"b", 2))]);
         let present = [("new/a.md", entry(b"a", 1)), ("z.md", entry(b"z", 9))];
-        let mut gone = vanished(&old, &listed(&present), recorded(&old, &present));
-        let files = scanned(&present);
+        let mut gone = vanished(&old, &present);
         let new = |at: usize| Changed {
-            at,
+            path: present[at].0.to_string(),
             previous: None,
             entry: present[at].1,
         };
-        let first = changes(&files, &[new(0)], &mut gone, false, Timestamp::UNIX_EPOCH);
+        let first = changes(&[new(0)], &mut gone, false, Timestamp::UNIX_EPOCH);
         assert_eq!(first.len(), 1);
         assert_eq!(
             (first[0].event, first[0].from.as_deref()),
             (Event::Renamed, Some("old/a.md"))
         );
-        let last = changes(&files, &[new(1)], &mut gone, true, Timestamp::UNIX_EPOCH);
+        let last = changes(&[new(1)], &mut gone, true, Timestamp::UNIX_EPOCH);
         let events: Vec<_> = last.iter().map(|r| (r.event, r.path.as_str())).collect();
         assert_eq!(
             events,

@@ -25,7 +25,7 @@ use crate::vault::{self, FileKind};
 pub use summary::ScanReport;
 pub use view::VaultView;
 
-use changes::{Changed, changes, finish, record, save_if_large, save_partial, vanished};
+use changes::{Changed, changes, finish, record, save_if_large, save_partial};
 
 use examine::{Outcome, examine};
 
@@ -188,10 +188,11 @@ pub struct ScannedFile {
 /// One finished pass over the vault: what it recorded, and the means to read what the notes
 /// say ([`Scan::view`]) and to report ([`Scan::report`]).
 pub struct Scan {
-    /// Every content file, sorted by path; for a scan of changed paths, only the files it
-    /// looked at (see [`Scan::is_whole`]).
-    pub files: Vec<ScannedFile>,
-    /// Whether `files` is the whole vault (not a scan of changed paths).
+    /// The files listed, sorted by path, when held (see [`Scan::files`]).
+    files: Option<Vec<ScannedFile>>,
+    /// Files listed that the index does not hold (new, and could not be read), sorted by path.
+    unindexed: Vec<ScannedFile>,
+    /// Whether this pass listed the whole vault (not a scan of changed paths).
     whole: bool,
     /// How many version records this pass wrote.
     pub recorded: usize,
@@ -225,6 +226,32 @@ impl Scan {
     /// which knows only those: what the whole vault says needs a whole scan).
     pub fn is_whole(&self) -> bool {
         self.whole
+    }
+
+    /// Every content file this pass listed, sorted by path; for a scan of changed paths, only
+    /// those it looked at (see [`Scan::is_whole`]). A recording pass over the whole vault
+    /// does not hold them (issue 14): they are what the index holds now, with the new files
+    /// that could not be read, and are read from it when asked for.
+    pub fn files(&self) -> Result<std::borrow::Cow<'_, [ScannedFile]>, store::Error> {
+        if let Some(files) = &self.files {
+            return Ok(files.into());
+        }
+        let index = self.store.load_index()?;
+        let mut files = Vec::with_capacity(index.len() + self.unindexed.len());
+        let mut unindexed = self.unindexed.iter().peekable();
+        index.visit_from("", |path, entry| {
+            while let Some(file) = unindexed.next_if(|f| f.path.as_str() < path) {
+                files.push(file.clone());
+            }
+            files.push(ScannedFile {
+                path: path.to_string(),
+                kind: FileKind::of(path),
+                sha256: Some(entry.sha256),
+            });
+            std::ops::ControlFlow::Continue(())
+        });
+        files.extend(unindexed.cloned());
+        Ok(files.into())
     }
 
     /// The version records this pass wrote, in order.
@@ -263,108 +290,122 @@ enum News {
 }
 
 /// Scans `vault_dir` into `store` (whose lock the caller holds): records every new version.
+///
+/// Files come from the walk a round at a time (up to four batches), and the index is met
+/// alongside them, so that memory follows the round, not the vault (issue 14). Two things are
+/// known only once every file is listed: which recorded files are gone (so which new files
+/// were renamed from them), and whether the scan is a mass deletion. Until then a scan holds
+/// back the records of new files, and every record while fewer than half of the known files
+/// have been seen present.
 pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Scan, Error> {
     check_vault(vault_dir)?;
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     let exclude = [store.root().to_path_buf()];
+    let batch = batch_size();
+    let round = batch.saturating_mul(4);
     let kept = options.keep_index.as_deref().and_then(|k| k.take(store));
-    let (mut listing, mut index, looked_gone) = match (&options.changed_paths, kept) {
+    let (mut source, mut index, looked_gone) = match (&options.changed_paths, kept) {
         (Some(changed), kept) => {
             let index = kept.map_or_else(|| store.load_index(), Ok)?;
             match look_again(vault_dir, &exclude, &index, changed) {
-                Some(looked) => (looked.listing, index, Some(looked.gone)),
-                None => (vault::list(vault_dir, &exclude), index, None),
+                Some(looked) => (Source::looked(looked.listing), index, Some(looked.gone)),
+                None => (Source::walk(vault_dir, &exclude), index, None),
             }
         }
-        (None, Some(index)) => (vault::list(vault_dir, &exclude), index, None),
+        (None, Some(index)) => (Source::walk(vault_dir, &exclude), index, None),
         (None, None) => {
-            // Walking the vault and reading the index are independent: do both at once.
-            let (listing, index) =
-                rayon::join(|| vault::list(vault_dir, &exclude), || store.load_index());
-            (listing, index?, None)
+            // The first folders are read on the pool while the index is read here.
+            let source = Source::walk(vault_dir, &exclude);
+            let index = store.load_index();
+            (source, index?, None)
         }
     };
     let whole = looked_gone.is_none();
-    tracing::debug!(files = listing.files.len(), whole, elapsed = ?clock.elapsed(), "listed the vault and read the index");
+    tracing::debug!(whole, elapsed = ?clock.elapsed(), "started the listing and read the index");
     crate::failpoint::pause_at("scan:listed");
 
-    // One look at the index per file before the batches: whether it is known (what vanished
-    // follows), and whether its stat data say it is unchanged (a batch's way of storing follows).
-    // The listing is in path order, as is the index: each task reads the index alongside
-    // its files.
-    let looks: Vec<Look> = listing
-        .files
-        .par_iter()
-        .with_min_len(LOOKUP_CHUNK)
-        .map_init(
-            || index.alongside(),
-            |recorded, f| match recorded.get(&f.path) {
-                None => Look::New,
-                Some(prev) if examine::unchanged(&prev, &f.stat, index.scan_started_ns) => {
-                    Look::Unchanged
-                }
-                Some(_) => Look::Changed,
-            },
-        )
-        .collect();
-    let known = looks.iter().filter(|l| **l != Look::New).count();
-    let mut gone = match looked_gone {
-        Some(gone) => gone,
-        None => vanished(&index, &listing.files, known),
-    };
-    // Versions are recorded a batch of files to read at a time: memory follows the batch, and
-    // an interrupted first scan of a large vault keeps what it recorded. A scan that may be a
-    // mass deletion is the exception: it records nothing before every file is hashed, since
-    // only then is it known which of the missing files were renamed.
-    let batch = if options.record
-        && (options.accept_deletions || check_deletions(vault_dir, index.len(), gone.len()).is_ok())
-    {
-        batch_size()
-    } else {
-        usize::MAX
-    };
-    let bar = progress_bar(options.progress, listing.files.len() as u64);
+    let known_before = index.len();
+    // The recorded files that are gone: known at once after a look (and for a first scan:
+    // none), else once the walk is met with the whole index. Until then, new files wait.
+    let mut gone = looked_gone.or_else(|| index.is_empty().then(Vec::new));
+    let mut found_gone = Vec::new();
+    let mut met_up_to: Option<String> = None;
+    let mut waiting: Vec<Changed> = Vec::new();
+    // Recording is safe once a mass deletion is ruled out: by the files gone (when known),
+    // or by the known files seen present so far (even if all others are gone, fewer than
+    // half are).
+    let mut safe = options.accept_deletions
+        || gone
+            .as_ref()
+            .is_some_and(|g| check_deletions(vault_dir, known_before, g.len()).is_ok());
+    let mut held = Held::default();
+    let mut known = 0;
+    // Files listed and not yet examined, in path order, and what the index says of each.
+    let mut listed: Vec<vault::VaultFile> = Vec::new();
+    let mut looks: Vec<Look> = Vec::new();
+    let bar = progress_bar(options.progress, known_before);
     let notes = note_appender(store, options);
     let flusher = options.record.then(|| EarlyFlush::start(store));
-    let total = listing.files.len();
-    let mut files: Vec<ScannedFile> = Vec::with_capacity(total);
-    let mut problems = std::mem::take(&mut listing.problems);
-    let (mut held, mut new_bytes, mut recorded_any) = (Vec::new(), 0, false);
+    // A recording scan of the whole vault holds none of its files: they are in the index.
+    let mut files = (!options.record || !whole).then(Vec::new);
+    let mut unindexed = Vec::new();
+    let mut hash = summary::FilesHash::default();
+    let mut problems = Vec::new();
+    let (mut new_bytes, mut recorded_any) = (0, false);
     let (mut recorded, mut events) = (0, std::collections::BTreeMap::new());
     let log_from = index.log_end;
-    let mut start: usize = 0;
     loop {
-        let end = batch_end(&looks, start, batch);
-        let first = files.len();
+        let dry = source.fill(&mut listed, round);
+        let new = &listed[looks.len()..];
+        if !whole {
+            looks.extend(look(&index, new));
+        } else if !new.is_empty() || (dry && gone.is_none()) {
+            let met = meet(&index, met_up_to.as_deref(), new, dry);
+            looks.extend(met.looks);
+            found_gone.extend(met.gone);
+            if let Some(f) = new.last() {
+                met_up_to = Some(f.path.clone());
+            }
+            if dry && gone.is_none() {
+                gone = Some(std::mem::take(&mut found_gone));
+            }
+        }
+        let end = batch_end(&looks, 0, batch);
+        let last = dry && end == listed.len();
+        known += looks[..end].iter().filter(|l| **l != Look::New).count();
         let sink =
             if options.record {
-                Some(sink_for(store, &looks[start..end]).map_err(|e| {
+                Some(sink_for(store, &looks[..end]).map_err(|e| {
                     Error::Store(store::Error::io("start a pack in", store.root())(e))
                 })?)
             } else {
                 None
             };
-        let news = examine_batch(
+        let examined = examine_batch(
             vault_dir,
             options,
             &index,
-            &mut listing.files[start..end],
-            &mut files,
+            &mut listed[..end],
             sink.as_ref(),
             notes.as_ref(),
             &bar,
         )
-        .and_then(|news| {
+        .and_then(|examined| {
             // A pack is complete and indexed before the batch's objects are synced.
             if let Some(sink) = sink {
                 sink.finish().map_err(|e| {
                     Error::Store(store::Error::io("finish a pack in", store.root())(e))
                 })?;
             }
-            Ok(news)
+            Ok(examined)
         });
-        let news = match news {
+        listed.drain(..end);
+        looks.drain(..end);
+        let Examined {
+            files: batch_files,
+            news,
+        } = match examined {
             Ok(n) => n,
             Err(e) => {
                 // What earlier batches recorded stays: the index is saved with it (as between
@@ -385,48 +426,68 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                     new_bytes: n,
                 } => {
                     new_bytes += n;
-                    changed.push(Changed {
-                        at: first + i,
+                    let change = Changed {
+                        path: batch_files[i].path.clone(),
                         previous,
                         entry,
-                    });
+                    };
+                    // A new file may have been renamed from one not met yet.
+                    if previous.is_none() && gone.is_none() {
+                        waiting.push(change);
+                    } else {
+                        changed.push(change);
+                    }
                 }
                 News::Problem(p) => problems.push(p),
             }
         }
-        let last = end == total;
-        let batch_records = changes(&files, &changed, &mut gone, last, started);
-        if !options.accept_deletions && !recorded_any {
-            let deleted = batch_records
-                .iter()
-                .filter(|r| r.event == Event::Deleted)
-                .count();
-            check_deletions(vault_dir, index.len(), deleted)?;
-        }
-        if options.record {
-            record(store, &mut index, &batch_records, &changed, &files)?;
-            if !last {
-                // Two batches' worth of new entries: 16,384 by default.
-                save_if_large(store, &mut index, batch.saturating_mul(2), started);
+        for file in batch_files {
+            hash.add(&file);
+            match &mut files {
+                Some(files) => files.push(file),
+                None if file.sha256.is_none() => unindexed.push(file),
+                None => {}
             }
-            recorded_any |= !batch_records.is_empty() || !changed.is_empty();
-            tracing::debug!(elapsed = ?clock.elapsed(), files = files.len() - first, records = batch_records.len(), "recorded a batch");
         }
+        if gone.is_some() {
+            changed.append(&mut waiting);
+        }
+        let batch_records = changes(
+            &changed,
+            gone.as_mut().unwrap_or(&mut Vec::new()),
+            last,
+            started,
+        );
         recorded += batch_records.len();
         for r in &batch_records {
             *events.entry(r.event.name().to_string()).or_default() += 1;
         }
-        if !options.record {
-            held.extend(batch_records);
+        held.records.extend(batch_records);
+        held.changed.extend(changed);
+        safe |= known * 2 >= known_before;
+        if last && !options.accept_deletions {
+            let deleted = held
+                .records
+                .iter()
+                .filter(|r| r.event == Event::Deleted)
+                .count();
+            check_deletions(vault_dir, known_before, deleted)?;
+        }
+        if options.record && (safe || last) {
+            let Held { records, changed } = std::mem::take(&mut held);
+            record(store, &mut index, &records, &changed)?;
+            if !last {
+                // Two batches' worth of new entries: 16,384 by default.
+                save_if_large(store, &mut index, batch.saturating_mul(2), started);
+            }
+            recorded_any |= !records.is_empty() || !changed.is_empty();
+            tracing::debug!(elapsed = ?clock.elapsed(), files = hash.count(), records = records.len(), "recorded a batch");
         }
         if last {
             break;
         }
-        start = end;
     }
-    // Every listed file's path is in `files` now: the rest of the listing goes before the
-    // index is saved, which is when a first scan holds the most.
-    drop((listing, looks));
+    drop((listed, looks));
     drop(flusher);
     bar.finish_and_clear();
     if options.record {
@@ -439,9 +500,10 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
         lines
     });
-    tracing::debug!(elapsed = ?clock.elapsed(), records = recorded, "examined and recorded every file");
+    tracing::debug!(elapsed = ?clock.elapsed(), files = hash.count(), records = recorded, "examined and recorded every file");
+    problems.extend(source.problems());
     problems.sort_by(|a, b| a.path.cmp(&b.path));
-    let key = summary::Key::new(index.log_end, &files, options.today, options.max_note_bytes);
+    let key = summary::Key::new(index.log_end, hash, options.today, options.max_note_bytes);
     let log_end = index.log_end;
     if let Some(kept) = &options.keep_index {
         kept.keep(index);
@@ -449,6 +511,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     Ok(Scan {
         key,
         files,
+        unindexed,
         whole,
         recorded,
         events,
@@ -458,7 +521,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 to: log_end,
             }
         } else {
-            Written::Held(held)
+            Written::Held(held.records)
         },
         new_bytes,
         problems,
@@ -466,6 +529,122 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         store: store.clone(),
         options: options.clone(),
     })
+}
+
+/// Where a scan's files come from, in path order.
+enum Source {
+    /// The walk of the whole vault.
+    Walk(vault::Walker),
+    /// The looks at changed paths, and what could not be looked at.
+    Looked(std::vec::IntoIter<vault::VaultFile>, Vec<Problem>),
+}
+
+impl Source {
+    fn walk(vault_dir: &Path, exclude: &[PathBuf]) -> Source {
+        Source::Walk(vault::Walker::new(vault_dir, exclude))
+    }
+
+    fn looked(listing: vault::Listing) -> Source {
+        Source::Looked(listing.files.into_iter(), listing.problems)
+    }
+
+    /// Lists files into `listed` until it holds `most`; whether the source ran dry.
+    fn fill(&mut self, listed: &mut Vec<vault::VaultFile>, most: usize) -> bool {
+        let wanted = most.saturating_sub(listed.len());
+        let before = listed.len();
+        match self {
+            Source::Walk(walker) => listed.extend(walker.by_ref().take(wanted)),
+            Source::Looked(files, _) => listed.extend(files.by_ref().take(wanted)),
+        }
+        listed.len() - before < wanted
+    }
+
+    /// What could not be listed.
+    fn problems(&mut self) -> Vec<Problem> {
+        match self {
+            Source::Walk(walker) => walker.problems(),
+            Source::Looked(_, problems) => std::mem::take(problems),
+        }
+    }
+}
+
+/// Records and changed entries a scan holds back while a mass deletion is not ruled out.
+#[derive(Default)]
+struct Held {
+    records: Vec<VersionRecord>,
+    changed: Vec<Changed>,
+}
+
+/// What the index says of each of `files` (a few files spread over the vault): each parallel
+/// task reads the index alongside its files (both in path order).
+fn look(index: &store::Index, files: &[vault::VaultFile]) -> Vec<Look> {
+    files
+        .par_iter()
+        .with_min_len(LOOKUP_CHUNK)
+        .map_init(
+            || index.alongside(),
+            |recorded, f| Look::of(recorded.get(&f.path), f, index.scan_started_ns),
+        )
+        .collect()
+}
+
+/// What meeting a part of the walk with the index found.
+struct Met {
+    /// What the index says of each file.
+    looks: Vec<Look>,
+    /// The recorded files between the part's first and last (and after `after`) that the
+    /// walk did not list, in path order.
+    gone: Vec<(String, Entry)>,
+}
+
+/// Meets the next part of the walk, `files` (which follow `after`, the last file met), with
+/// the index: one pass over each, a chunk of files per parallel task, each starting where the
+/// file before its chunk is. With `to_end` (the walk is over), what the index holds past the
+/// last file is gone too.
+fn meet(
+    index: &store::Index,
+    after: Option<&str>,
+    files: &[vault::VaultFile],
+    to_end: bool,
+) -> Met {
+    let racy_after = index.scan_started_ns;
+    let chunks = files.len().div_ceil(LOOKUP_CHUNK).max(usize::from(to_end));
+    let parts: Vec<Met> = (0..chunks)
+        .into_par_iter()
+        .map(|i| {
+            let from = i * LOOKUP_CHUNK;
+            let chunk = &files[from.min(files.len())..(from + LOOKUP_CHUNK).min(files.len())];
+            let after = match from {
+                0 => after,
+                _ => Some(files[from - 1].path.as_str()),
+            };
+            let mut met = Met {
+                looks: Vec::with_capacity(chunk.len()),
+                gone: Vec::new(),
+            };
+            let mut stats = chunk.iter();
+            index.meet(
+                after,
+                chunk.iter().map(|f| f.path.as_str()),
+                to_end && i + 1 == chunks,
+                |entry| {
+                    let file = stats.next().expect("one entry per file");
+                    met.looks.push(Look::of(entry, file, racy_after));
+                },
+                |path, entry| met.gone.push((path.to_string(), *entry)),
+            );
+            met
+        })
+        .collect();
+    let mut met = Met {
+        looks: Vec::with_capacity(files.len()),
+        gone: Vec::new(),
+    };
+    for part in parts {
+        met.looks.extend(part.looks);
+        met.gone.extend(part.gone);
+    }
+    met
 }
 
 /// Fewest files per parallel task where the listing meets the index: enough that finding a
@@ -485,22 +664,26 @@ fn batch_size() -> usize {
         .unwrap_or(8192)
 }
 
-/// Examines a batch of listed files in parallel (taking their paths) and appends them to
-/// `files`. The first archive error stops the others; each file leaves only what the rest of
-/// the scan needs (most files: their path and content address), and what is new about a file
-/// comes back with its position in the batch, in order. What a note says goes to the note
-/// cache at once.
-#[allow(clippy::too_many_arguments)]
+/// What a batch's files left: each file's path and content address, and what is new about
+/// some (by position in the batch), in order.
+struct Examined {
+    files: Vec<ScannedFile>,
+    news: Vec<(usize, News)>,
+}
+
+/// Examines a batch of listed files in parallel (taking their paths): each leaves only what
+/// the rest of the scan needs (its path and content address), in order. What is new about a
+/// file comes back with its position in the batch, in order. The first archive error stops
+/// the others. What a note says goes to the note cache at once.
 fn examine_batch(
     vault_dir: &Path,
     options: &ScanOptions,
     index: &store::Index,
     batch: &mut [vault::VaultFile],
-    files: &mut Vec<ScannedFile>,
     sink: Option<&store::Sink<'_>>,
     notes: Option<&cache::Appender>,
     bar: &ProgressBar,
-) -> Result<Vec<(usize, News)>, Error> {
+) -> Result<Examined, Error> {
     let racy_after = index.scan_started_ns;
     let cancelled = || {
         options
@@ -524,61 +707,63 @@ fn examine_batch(
                 (i, file, previous)
             },
         );
-    files.par_extend(files_with_entries.map(|(i, file, previous)| {
-        let mut done = ScannedFile {
-            sha256: previous.map(|e| e.sha256),
-            path: String::new(),
-            kind: file.kind,
-        };
-        if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
-            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-            return done;
-        }
-        let outcome = examine(
-            vault_dir,
-            file,
-            previous.as_ref(),
-            racy_after,
-            sink,
-            options.max_note_bytes,
-        );
-        let new = match outcome {
-            Ok(Outcome::Seen {
-                entry,
-                facts,
-                new_bytes,
-            }) => {
-                if let (Some(facts), Some(notes)) = (facts, notes) {
-                    notes.add(&entry.sha256, &facts);
-                }
-                done.sha256 = Some(entry.sha256);
-                (previous != Some(entry)).then_some(News::Entry {
-                    entry,
-                    previous,
-                    new_bytes,
-                })
-            }
-            Ok(Outcome::Failed(p)) => Some(News::Problem(p)),
-            Err(e) => {
+    let files: Vec<ScannedFile> = files_with_entries
+        .map(|(i, file, previous)| {
+            let mut done = ScannedFile {
+                sha256: previous.map(|e| e.sha256),
+                path: String::new(),
+                kind: file.kind,
+            };
+            if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(e);
-                None
+                return done;
             }
-        };
-        if let Some(new) = new {
-            news.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((i, new));
-        }
-        done.path = std::mem::take(&mut file.path);
-        if options.progress {
-            bar.inc(1);
-        }
-        done
-    }));
+            let outcome = examine(
+                vault_dir,
+                file,
+                previous.as_ref(),
+                racy_after,
+                sink,
+                options.max_note_bytes,
+            );
+            let new = match outcome {
+                Ok(Outcome::Seen {
+                    entry,
+                    facts,
+                    new_bytes,
+                }) => {
+                    if let (Some(facts), Some(notes)) = (facts, notes) {
+                        notes.add(&entry.sha256, &facts);
+                    }
+                    done.sha256 = Some(entry.sha256);
+                    (previous != Some(entry)).then_some(News::Entry {
+                        entry,
+                        previous,
+                        new_bytes,
+                    })
+                }
+                Ok(Outcome::Failed(p)) => Some(News::Problem(p)),
+                Err(e) => {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                    None
+                }
+            };
+            if let Some(new) = new {
+                news.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, new));
+            }
+            done.path = std::mem::take(&mut file.path);
+            if options.progress {
+                bar.inc(1);
+            }
+            done
+        })
+        .collect();
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(Error::Store(e));
     }
@@ -587,7 +772,7 @@ fn examine_batch(
     }
     let mut news = news.into_inner().unwrap_or_else(|e| e.into_inner());
     news.sort_unstable_by_key(|(i, _)| *i);
-    Ok(news)
+    Ok(Examined { files, news })
 }
 
 /// What a scan of changed paths looks at.
@@ -684,6 +869,16 @@ enum Look {
     Unchanged,
 }
 
+impl Look {
+    fn of(recorded: Option<Entry>, file: &vault::VaultFile, racy_after: i128) -> Look {
+        match recorded {
+            None => Look::New,
+            Some(prev) if examine::unchanged(&prev, &file.stat, racy_after) => Look::Unchanged,
+            Some(_) => Look::Changed,
+        }
+    }
+}
+
 /// Batches with at least this many files to read store their new small objects in one pack.
 const PACK_FROM: usize = 256;
 
@@ -763,13 +958,23 @@ fn note_appender(store: &Store, options: &ScanOptions) -> Option<cache::Appender
         .ok()
 }
 
-fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
-    if !enabled || len < 500 {
+/// A bar over the files the archive knows (what a rescan will likely list), or a count of
+/// files for a first scan; none for a vault of a few hundred files.
+fn progress_bar(enabled: bool, known: usize) -> ProgressBar {
+    if !enabled || (known > 0 && known < 500) {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let (len, template) = if known == 0 {
+        (None, "{spinner} scanning: {pos} files")
+    } else {
+        (
+            Some(known as u64),
+            "{spinner} scanning {pos}/{len} files [{bar:30}] {eta}",
+        )
+    };
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} scanning {pos}/{len} files [{bar:30}] {eta}")
+        ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
@@ -860,7 +1065,8 @@ mod tests {
             ]
         );
         // Only what was looked at is listed, in path order as a walk lists it.
-        let paths: Vec<&str> = done.files.iter().map(|f| f.path.as_str()).collect();
+        let files = done.files().unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, vec!["dir/b.md", "dir/new.md", "moved/d.md"]);
         assert!(!done.is_whole());
         // A full look finds what nobody reported.
@@ -872,7 +1078,7 @@ mod tests {
             ..options
         };
         let none = scan(&vault, &store, &quiet).unwrap();
-        assert_eq!((none.recorded, none.files.len()), (0, 0));
+        assert_eq!((none.recorded, none.files().unwrap().len()), (0, 0));
     }
 
     #[test]

@@ -105,6 +105,28 @@ impl Summary {
     }
 }
 
+/// The vault's files (paths and contents) as one number, added up a file at a time in path
+/// order as a scan meets them.
+#[derive(Default)]
+pub(super) struct FilesHash {
+    hash: rustc_hash::FxHasher,
+    count: usize,
+}
+
+impl FilesHash {
+    pub(super) fn add(&mut self, file: &super::ScannedFile) {
+        use std::hash::Hash;
+        file.path.hash(&mut self.hash);
+        file.sha256.map(|d| *d.as_bytes()).hash(&mut self.hash);
+        self.count += 1;
+    }
+
+    /// Files added.
+    pub(super) fn count(&self) -> usize {
+        self.count
+    }
+}
+
 /// What a cached summary was computed from: the version log's length (every content change
 /// appends to it), the files listed, the day, this program's version and its reading options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,22 +142,17 @@ pub(super) struct Key {
 impl Key {
     pub(super) fn new(
         log_end: u64,
-        files: &[super::ScannedFile],
+        files: FilesHash,
         today: jiff::civil::Date,
         max_note_bytes: u64,
     ) -> Key {
-        use std::hash::{Hash, Hasher};
-        let mut h = rustc_hash::FxHasher::default();
-        for f in files {
-            f.path.hash(&mut h);
-            f.sha256.map(|d| *d.as_bytes()).hash(&mut h);
-        }
+        use std::hash::Hasher;
         Key {
             program: env!("CARGO_PKG_VERSION").to_string(),
             max_note_bytes,
             log_end,
-            files: files.len(),
-            files_hash: h.finish(),
+            files: files.count,
+            files_hash: files.hash.finish(),
             today: today.to_string(),
         }
     }

@@ -90,8 +90,9 @@ impl<'a> Source<'a> {
         Ok(facts)
     }
 
-    /// Writes the notes read from the archive; rewrites the cache when it is mostly stale.
-    fn finish(self) {
+    /// Writes the notes read from the archive; rewrites the cache when it is mostly stale
+    /// (`files`: the scan's).
+    fn finish(self, files: &[ScannedFile]) {
         let appended = self.appender.map(|a| {
             let (lines, error) = a.finish();
             if let Some(e) = error {
@@ -100,7 +101,7 @@ impl<'a> Source<'a> {
             lines.len()
         });
         let Some(appended) = appended else { return };
-        let live: HashSet<Digest> = self.scan.notes().map(|(_, d)| d).collect();
+        let live: HashSet<Digest> = notes(files).map(|(_, d)| d).collect();
         // A cache never opened held no note this pass needed: left as it is until a pass
         // reads it.
         let Some(opened) = self.cache.get() else {
@@ -120,15 +121,15 @@ impl<'a> Source<'a> {
     }
 }
 
-impl Scan {
-    /// The notes, in path order, with their content addresses.
-    fn notes(&self) -> impl Iterator<Item = (&str, Digest)> {
-        self.files
-            .iter()
-            .filter(|f| f.kind == FileKind::Note)
-            .filter_map(|f| Some((f.path.as_str(), f.sha256?)))
-    }
+/// The notes among `files`, in their order, with their content addresses.
+fn notes(files: &[ScannedFile]) -> impl Iterator<Item = (&str, Digest)> {
+    files
+        .iter()
+        .filter(|f| f.kind == FileKind::Note)
+        .filter_map(|f| Some((f.path.as_str(), f.sha256?)))
+}
 
+impl Scan {
     /// What the notes read during this pass (the new and changed ones) say.
     pub fn take_fresh(&self) -> HashMap<Digest, NoteFacts> {
         let Some(fresh) = &self.fresh else {
@@ -149,15 +150,16 @@ impl Scan {
     pub fn view(&self) -> Result<VaultView, store::Error> {
         self.must_be_whole();
         let source = Source::open(self);
-        let digests: HashSet<Digest> = self.notes().map(|(_, d)| d).collect();
+        let files = self.files()?;
+        let digests: HashSet<Digest> = notes(&files).map(|(_, d)| d).collect();
         let facts = digests
             .into_par_iter()
             .map(|d| Ok((d, source.facts(&d)?)))
             .collect::<Result<HashMap<_, _>, store::Error>>()?;
-        source.finish();
+        source.finish(&files);
         Ok(VaultView {
-            index: FileIndex::new(self.files.iter().map(|f| f.path.clone())),
-            files: self.files.clone(),
+            index: FileIndex::new(files.iter().map(|f| f.path.clone())),
+            files: files.into_owned(),
             facts,
         })
     }
@@ -167,7 +169,8 @@ impl Scan {
     /// vault.
     pub fn each_note(&self, mut each: impl FnMut(&str, &NoteFacts)) -> Result<(), store::Error> {
         let source = Source::open(self);
-        let notes: Vec<(&str, Digest)> = self.notes().collect();
+        let files = self.files()?;
+        let notes: Vec<(&str, Digest)> = notes(&files).collect();
         for block in notes.chunks(2048) {
             let facts = block
                 .par_iter()
@@ -177,7 +180,7 @@ impl Scan {
                 each(path, facts);
             }
         }
-        source.finish();
+        source.finish(&files);
         Ok(())
     }
 
@@ -221,17 +224,18 @@ impl Scan {
     fn summarize(&self, limit: Option<usize>) -> Result<(Summary, Totals), store::Error> {
         let clock = std::time::Instant::now();
         let source = Source::open(self);
-        let index = FileIndex::new(self.files.iter().map(|f| f.path.clone()));
+        let files = self.files()?;
+        let index = FileIndex::new(files.iter().map(|f| f.path.clone()));
         tracing::debug!(elapsed = ?clock.elapsed(), "indexed the names and the note cache");
         let counted = summary::summarize(
-            &self.files,
+            &files,
             &index,
             |d| source.facts(d),
             self.options.today,
             limit,
         );
         tracing::debug!(elapsed = ?clock.elapsed(), "summarized");
-        source.finish();
+        source.finish(&files);
         tracing::debug!(elapsed = ?clock.elapsed(), "note cache written");
         counted
     }

@@ -246,12 +246,61 @@ impl Index {
     }
 
     /// Visits the present files from `from` on, in path order, until `visit` breaks.
-    pub fn visit_from(&self, from: &str, mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>) {
+    pub fn visit_from(&self, from: &str, visit: impl FnMut(&str, &Entry) -> ControlFlow<()>) {
+        self.visit_with(from, PASS_BUFFER, visit);
+    }
+
+    /// Meets `paths` (in ascending order, each after `after`) with the index in one pass: the
+    /// entry of each goes to `found`, in order, and every recorded file not among them goes to
+    /// `gone`, from `after` (excluded; `None`: the first) up to the last of `paths`, or to the
+    /// end with `to_end`. A walk of the vault in path order, met a part at a time, finds which
+    /// recorded files vanished without holding the listing.
+    pub fn meet<'p>(
+        &self,
+        after: Option<&str>,
+        paths: impl IntoIterator<Item = &'p str>,
+        to_end: bool,
+        mut found: impl FnMut(Option<Entry>),
+        mut gone: impl FnMut(&str, &Entry),
+    ) {
+        let mut paths = paths.into_iter().peekable();
+        if paths.peek().is_none() && !to_end {
+            return;
+        }
+        self.visit_with(after.unwrap_or(""), CURSOR_BUFFER, |path, entry| {
+            if after == Some(path) {
+                return ControlFlow::Continue(());
+            }
+            while paths.next_if(|p| *p < path).is_some() {
+                found(None);
+            }
+            match paths.peek() {
+                Some(listed) if *listed == path => {
+                    paths.next();
+                    found(Some(*entry));
+                }
+                Some(_) => gone(path, entry),
+                None if to_end => gone(path, entry),
+                None => return ControlFlow::Break(()),
+            }
+            ControlFlow::Continue(())
+        });
+        for _ in paths {
+            found(None);
+        }
+    }
+
+    fn visit_with(
+        &self,
+        from: &str,
+        buffer: usize,
+        mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>,
+    ) {
         let mut overlay = self
             .overlay
             .range::<str, _>((Bound::Included(from), Bound::Unbounded))
             .peekable();
-        let mut base = self.base.records(from, PASS_BUFFER);
+        let mut base = self.base.records(from, buffer);
         base.skip_before(from);
         loop {
             // Which side comes next: the base, the overlay, or both (the overlay's wins).
@@ -1267,6 +1316,59 @@ mod tests {
             ControlFlow::Continue(())
         });
         assert_eq!(from_n150.len(), 50 + 1, "n150..n199 and zz.md");
+    }
+
+    #[test]
+    fn meeting_a_listing_in_parts_finds_each_entry_and_every_file_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, changes, log) = files(dir.path());
+        let mut index = Index::default();
+        for n in 0..200u8 {
+            index.create(&format!("n{n:03}.md"), entry(n));
+        }
+        index.save(&path, &changes).unwrap();
+        let mut index = Index::load(&path, &changes, &log).unwrap();
+        // Changes held in memory count as the file does.
+        index.apply(&record(Event::Deleted, "n020.md", None, b"x"));
+        index.apply(&record(Event::Created, "n020a.md", None, b"new"));
+        // Listed: every third file, one the index lacks, one past its end.
+        let mut listed: Vec<String> = (0..200).step_by(3).map(|n| format!("n{n:03}.md")).collect();
+        listed.extend(["n020a.md".into(), "n050x.md".into(), "zz.md".into()]);
+        listed.sort();
+        let mut expected_gone: Vec<String> = entries(&index)
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| !listed.contains(p))
+            .collect();
+        expected_gone.sort();
+        for parts in [1, 2, 7, listed.len()] {
+            let (mut found, mut gone) = (Vec::new(), Vec::new());
+            let mut after: Option<&str> = None;
+            let chunks: Vec<&[String]> = listed.chunks(listed.len().div_ceil(parts)).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                index.meet(
+                    after,
+                    chunk.iter().map(String::as_str),
+                    i + 1 == chunks.len(),
+                    |e| found.push(e),
+                    |p, _| gone.push(p.to_string()),
+                );
+                after = chunk.last().map(String::as_str);
+            }
+            let looked_up: Vec<Option<Entry>> = listed.iter().map(|p| index.get(p)).collect();
+            assert_eq!(found, looked_up, "{parts} parts");
+            assert_eq!(gone, expected_gone, "{parts} parts");
+        }
+        // Nothing listed past a point: the rest is gone.
+        let mut gone = Vec::new();
+        index.meet(
+            Some("n198.md"),
+            [],
+            true,
+            |_| {},
+            |p, _| gone.push(p.to_string()),
+        );
+        assert_eq!(gone, vec!["n199.md"]);
     }
 
     #[test]
