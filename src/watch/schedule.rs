@@ -223,7 +223,11 @@ impl Schedule {
             urls: urls.into(),
             plans,
         };
-        if self.notes.get(path) != Some(&asks) {
+        // Only notes that ask for something are kept: most notes of a large vault link to no
+        // site, and a daemon's memory should not grow with them (issue 14).
+        if asks.urls.is_empty() && asks.plans.is_empty() {
+            self.note_gone(path);
+        } else if self.notes.get(path) != Some(&asks) {
             self.forget_wanted();
             self.notes.insert(path.to_string(), asks);
         }
