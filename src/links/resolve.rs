@@ -51,6 +51,11 @@ pub enum Resolution {
 }
 
 impl FileIndex {
+    /// The path at `position` (in the order given to [`FileIndex::new`]).
+    pub fn path(&self, position: usize) -> &str {
+        &self.paths[position]
+    }
+
     /// Indexes vault-relative paths written with `/`.
     pub fn new<I: IntoIterator<Item = String>>(paths: I) -> FileIndex {
         let paths: Vec<Box<str>> = paths.into_iter().map(String::into_boxed_str).collect();

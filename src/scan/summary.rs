@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use rayon::prelude::*;
 
-use super::ScannedFile;
 use crate::digest::Digest;
 use crate::links::{Destination, FileIndex, LinkKind, Resolution};
 use crate::note::NoteFacts;
@@ -245,29 +244,28 @@ pub struct Composted {
     pub reason: String,
 }
 
-/// Reads what the notes say, across the vault: `facts` gives each note's facts by content.
+/// How many notes and assets a vault holds.
+pub(super) struct Counts {
+    pub notes: usize,
+    pub assets: usize,
+}
+
+/// Reads what the notes say, across the vault: `notes` are the notes' positions in `index`
+/// with their content addresses, and `facts` gives each note's facts by content.
 /// Notes are read in parallel blocks; the lists keep the notes' order, and at most `limit`
 /// items each (the totals count them all), so a brief summary holds little however large
 /// the vault.
 pub(super) fn summarize(
-    files: &[ScannedFile],
+    counts: Counts,
+    notes: &[(u32, Digest)],
     index: &FileIndex,
     facts: impl Fn(&Digest) -> Result<NoteFacts, store::Error> + Sync,
     today: jiff::civil::Date,
     limit: Option<usize>,
 ) -> Result<(Summary, Totals), store::Error> {
     let mut all = Tally::new(limit);
-    for file in files {
-        match file.kind {
-            crate::vault::FileKind::Note => all.summary.notes += 1,
-            crate::vault::FileKind::Asset => all.summary.assets += 1,
-        }
-    }
-    let notes: Vec<(&str, Digest)> = files
-        .iter()
-        .filter(|f| f.kind == crate::vault::FileKind::Note)
-        .filter_map(|f| Some((f.path.as_str(), f.sha256?)))
-        .collect();
+    all.summary.notes = counts.notes;
+    all.summary.assets = counts.assets;
     // A few blocks per thread at a time, added up as they come: the parts held stay few.
     let group = 512 * 4 * rayon::current_num_threads();
     for notes in notes.chunks(group) {
@@ -277,6 +275,7 @@ pub(super) fn summarize(
                 let mut part = Tally::new(limit);
                 let mut memo = HashMap::new();
                 for (note, digest) in block {
+                    let note = index.path(*note as usize);
                     part.note(index, note, &facts(digest)?, today, &mut memo);
                 }
                 Ok(part)

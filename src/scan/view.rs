@@ -91,8 +91,8 @@ impl<'a> Source<'a> {
     }
 
     /// Writes the notes read from the archive; rewrites the cache when it is mostly stale
-    /// (`files`: the scan's).
-    fn finish(self, files: &[ScannedFile]) {
+    /// (`live`: the notes' content addresses, asked for then).
+    fn finish(self, live: impl FnOnce() -> HashSet<Digest>) {
         let appended = self.appender.map(|a| {
             let (lines, error) = a.finish();
             if let Some(e) = error {
@@ -101,12 +101,12 @@ impl<'a> Source<'a> {
             lines.len()
         });
         let Some(appended) = appended else { return };
-        let live: HashSet<Digest> = notes(files).map(|(_, d)| d).collect();
         // A cache never opened held no note this pass needed: left as it is until a pass
         // reads it.
         let Some(opened) = self.cache.get() else {
             return;
         };
+        let live = live();
         let lines = opened.as_ref().map_or(0, cache::Lines::line_count) + appended;
         if lines <= cache::Lines::keep_up_to(live.len()) {
             return;
@@ -153,10 +153,10 @@ impl Scan {
         let files = self.files()?;
         let digests: HashSet<Digest> = notes(&files).map(|(_, d)| d).collect();
         let facts = digests
-            .into_par_iter()
-            .map(|d| Ok((d, source.facts(&d)?)))
+            .par_iter()
+            .map(|d| Ok((*d, source.facts(d)?)))
             .collect::<Result<HashMap<_, _>, store::Error>>()?;
-        source.finish(&files);
+        source.finish(|| digests);
         Ok(VaultView {
             index: FileIndex::new(files.iter().map(|f| f.path.clone())),
             files: files.into_owned(),
@@ -180,7 +180,7 @@ impl Scan {
                 each(path, facts);
             }
         }
-        source.finish(&files);
+        source.finish(|| notes.iter().map(|(_, d)| *d).collect());
         Ok(())
     }
 
@@ -225,17 +225,28 @@ impl Scan {
         let clock = std::time::Instant::now();
         let source = Source::open(self);
         let files = self.files()?;
-        let index = FileIndex::new(files.iter().map(|f| f.path.clone()));
+        let notes: Vec<(u32, Digest)> = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == FileKind::Note)
+            .filter_map(|(i, f)| Some((i as u32, f.sha256?)))
+            .collect();
+        let counts = summary::Counts {
+            notes: files.iter().filter(|f| f.kind == FileKind::Note).count(),
+            assets: files.iter().filter(|f| f.kind == FileKind::Asset).count(),
+        };
+        let index = FileIndex::new(files.into_owned().into_iter().map(|f| f.path));
         tracing::debug!(elapsed = ?clock.elapsed(), "indexed the names and the note cache");
         let counted = summary::summarize(
-            &files,
+            counts,
+            &notes,
             &index,
             |d| source.facts(d),
             self.options.today,
             limit,
         );
         tracing::debug!(elapsed = ?clock.elapsed(), "summarized");
-        source.finish(&files);
+        source.finish(|| notes.iter().map(|(_, d)| *d).collect());
         tracing::debug!(elapsed = ?clock.elapsed(), "note cache written");
         counted
     }
