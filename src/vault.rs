@@ -731,6 +731,43 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_reading_many_folders_ahead_lists_every_file_once_in_order() {
+        // More folders than are read ahead at once, nested and side by side, some empty and
+        // some holding only folders: what the walk gives is every file, sorted, whichever
+        // folders the pool read first.
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for a in 0..12 {
+            for b in 0..(a % 5) {
+                for c in 0..(READ_AHEAD / 8) {
+                    let folder = format!("f{a}/g{b}/h{c:02}");
+                    std::fs::create_dir_all(dir.path().join(&folder)).unwrap();
+                    for n in 0..(c % 4) {
+                        paths.push(format!("{folder}/n{n}.md"));
+                    }
+                }
+                paths.push(format!("f{a}/g{b}.md"));
+            }
+            std::fs::create_dir_all(dir.path().join(format!("f{a}/empty"))).unwrap();
+            paths.push(format!("f{a}.png"));
+        }
+        for p in &paths {
+            std::fs::write(dir.path().join(p), p).unwrap();
+        }
+        paths.sort();
+        for _ in 0..3 {
+            let listed: Vec<String> = Walker::new(dir.path(), &[]).map(|f| f.path).collect();
+            assert_eq!(listed, paths);
+        }
+        // Taken a few at a time from inside the pool (as a daemon's look at a folder is).
+        let from_pool: Vec<Vec<String>> = (0..4)
+            .into_par_iter()
+            .map(|_| Walker::new(dir.path(), &[]).map(|f| f.path).collect())
+            .collect();
+        assert!(from_pool.iter().all(|l| *l == paths));
+    }
+
+    #[test]
     fn notes_are_md_files_in_any_letter_case() {
         assert_eq!(FileKind::of("a/b.md"), FileKind::Note);
         assert_eq!(FileKind::of("B.MD"), FileKind::Note);
