@@ -322,29 +322,14 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
     };
     let whole = looked_gone.is_none();
+    // Files listed and not yet examined, in path order, and what the index says of each.
+    let mut listed: Vec<vault::VaultFile> = Vec::new();
     tracing::debug!(whole, elapsed = ?clock.elapsed(), "started the listing and read the index");
     crate::failpoint::pause_at("scan:listed");
 
-    let known_before = index.len();
-    // The recorded files that are gone: known at once after a look (and for a first scan:
-    // none), else once the walk is met with the whole index. Until then, new files wait.
-    let mut gone = looked_gone.or_else(|| index.is_empty().then(Vec::new));
-    let mut found_gone = Vec::new();
-    let mut met_up_to: Option<String> = None;
-    let mut waiting: Vec<Changed> = Vec::new();
-    // Recording is safe once a mass deletion is ruled out: by the files gone (when known),
-    // or by the known files seen present so far (even if all others are gone, fewer than
-    // half are).
-    let mut safe = options.accept_deletions
-        || gone
-            .as_ref()
-            .is_some_and(|g| check_deletions(vault_dir, known_before, g.len()).is_ok());
-    let mut held = Held::default();
-    let mut known = 0;
-    // Files listed and not yet examined, in path order, and what the index says of each.
-    let mut listed: Vec<vault::VaultFile> = Vec::new();
+    let mut holding = Holding::new(vault_dir, &index, looked_gone, options.accept_deletions);
     let mut looks: Vec<Look> = Vec::new();
-    let bar = progress_bar(options.progress, known_before);
+    let bar = progress_bar(options.progress, holding.known_before);
     let notes = note_appender(store, options);
     let flusher = options.record.then(|| EarlyFlush::start(store));
     // A recording scan of the whole vault holds none of its files: they are in the index.
@@ -358,22 +343,10 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     loop {
         let dry = source.fill(&mut listed, round);
         let new = &listed[looks.len()..];
-        if !whole {
-            looks.extend(look(&index, new));
-        } else if !new.is_empty() || (dry && gone.is_none()) {
-            let met = meet(&index, met_up_to.as_deref(), new, dry);
-            looks.extend(met.looks);
-            found_gone.extend(met.gone);
-            if let Some(f) = new.last() {
-                met_up_to = Some(f.path.clone());
-            }
-            if dry && gone.is_none() {
-                gone = Some(std::mem::take(&mut found_gone));
-            }
-        }
-        let end = batch_end(&looks, 0, batch);
+        looks.extend(holding.look(&index, new, whole, dry));
+        let end = batch_end(&looks, batch);
         let last = dry && end == listed.len();
-        known += looks[..end].iter().filter(|l| **l != Look::New).count();
+        holding.known += looks[..end].iter().filter(|l| **l != Look::New).count();
         let sink =
             if options.record {
                 Some(sink_for(store, &looks[..end]).map_err(|e| {
@@ -426,17 +399,11 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                     new_bytes: n,
                 } => {
                     new_bytes += n;
-                    let change = Changed {
+                    changed.push(Changed {
                         path: batch_files[i].path.clone(),
                         previous,
                         entry,
-                    };
-                    // A new file may have been renamed from one not met yet.
-                    if previous.is_none() && gone.is_none() {
-                        waiting.push(change);
-                    } else {
-                        changed.push(change);
-                    }
+                    });
                 }
                 News::Problem(p) => problems.push(p),
             }
@@ -449,32 +416,16 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 None => {}
             }
         }
-        if gone.is_some() {
-            changed.append(&mut waiting);
+        for event in holding.add(changed, last, started) {
+            recorded += 1;
+            *events.entry(event.name().to_string()).or_default() += 1;
         }
-        let batch_records = changes(
-            &changed,
-            gone.as_mut().unwrap_or(&mut Vec::new()),
-            last,
-            started,
-        );
-        recorded += batch_records.len();
-        for r in &batch_records {
-            *events.entry(r.event.name().to_string()).or_default() += 1;
-        }
-        held.records.extend(batch_records);
-        held.changed.extend(changed);
-        safe |= known * 2 >= known_before;
         if last && !options.accept_deletions {
-            let deleted = held
-                .records
-                .iter()
-                .filter(|r| r.event == Event::Deleted)
-                .count();
-            check_deletions(vault_dir, known_before, deleted)?;
+            check_deletions(vault_dir, holding.known_before, holding.deleted())?;
         }
-        if options.record && (safe || last) {
-            let Held { records, changed } = std::mem::take(&mut held);
+        if options.record
+            && let Some(Held { records, changed }) = holding.release(last)
+        {
             record(store, &mut index, &records, &changed)?;
             if !last {
                 // Two batches' worth of new entries: 16,384 by default.
@@ -521,7 +472,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 to: log_end,
             }
         } else {
-            Written::Held(held.records)
+            Written::Held(holding.held.records)
         },
         new_bytes,
         problems,
@@ -573,6 +524,118 @@ impl Source {
 struct Held {
     records: Vec<VersionRecord>,
     changed: Vec<Changed>,
+}
+
+/// What a scan needs the whole walk for, and what it holds back until then (see [`scan`]):
+/// which recorded files vanished, the new files that may have been renamed from one of them,
+/// and every record while a mass deletion is not ruled out.
+struct Holding {
+    /// Files the index held when the scan began.
+    known_before: usize,
+    /// Of those, the files seen present so far.
+    known: usize,
+    /// The recorded files gone, not yet claimed by a rename: known at once after a look (and
+    /// for a first scan: none), else once the walk has met the whole index.
+    gone: Option<Vec<(String, Entry)>>,
+    /// The recorded files found gone so far, and the last listed file met with the index.
+    found_gone: Vec<(String, Entry)>,
+    met_up_to: Option<String>,
+    /// New files, until it is known what is gone.
+    waiting: Vec<Changed>,
+    held: Held,
+    /// Whether a mass deletion is ruled out: by the files gone (when known), or by the known
+    /// files seen present (even if all others are gone, fewer than half are).
+    safe: bool,
+}
+
+impl Holding {
+    fn new(
+        vault_dir: &Path,
+        index: &store::Index,
+        looked_gone: Option<Vec<(String, Entry)>>,
+        accept_deletions: bool,
+    ) -> Holding {
+        let known_before = index.len();
+        let gone = looked_gone.or_else(|| index.is_empty().then(Vec::new));
+        let safe = accept_deletions
+            || gone
+                .as_ref()
+                .is_some_and(|g| check_deletions(vault_dir, known_before, g.len()).is_ok());
+        Holding {
+            known_before,
+            known: 0,
+            gone,
+            found_gone: Vec::new(),
+            met_up_to: None,
+            waiting: Vec::new(),
+            held: Held::default(),
+            safe,
+        }
+    }
+
+    /// What the index says of `new`, the files listed since the last call: met with the index
+    /// in one pass when the walk lists the `whole` vault (the recorded files between them that
+    /// it did not list are gone; with `dry`, the walk is over), else looked up.
+    fn look(
+        &mut self,
+        index: &store::Index,
+        new: &[vault::VaultFile],
+        whole: bool,
+        dry: bool,
+    ) -> Vec<Look> {
+        if !whole {
+            return look(index, new);
+        }
+        if new.is_empty() && !(dry && self.gone.is_none()) {
+            return Vec::new();
+        }
+        let met = meet(index, self.met_up_to.as_deref(), new, dry);
+        self.found_gone.extend(met.gone);
+        if let Some(f) = new.last() {
+            self.met_up_to = Some(f.path.clone());
+        }
+        if dry && self.gone.is_none() {
+            self.gone = Some(std::mem::take(&mut self.found_gone));
+        }
+        met.looks
+    }
+
+    /// Adds a batch's changed files and turns what it can into records (new files wait until
+    /// it is known what is gone; after the `last` batch, the unclaimed gone are deleted); the
+    /// records' events.
+    fn add(&mut self, changed: Vec<Changed>, last: bool, time: Timestamp) -> Vec<Event> {
+        let (mut ready, new): (Vec<Changed>, Vec<Changed>) = changed
+            .into_iter()
+            .partition(|c| c.previous.is_some() || self.gone.is_some());
+        self.waiting.extend(new);
+        let records = match &mut self.gone {
+            Some(gone) => {
+                ready.append(&mut self.waiting);
+                changes(&ready, gone, last, time)
+            }
+            None => changes(&ready, &mut Vec::new(), last, time),
+        };
+        let events = records.iter().map(|r| r.event).collect();
+        self.held.records.extend(records);
+        self.held.changed.extend(ready);
+        events
+    }
+
+    /// Files the records held would record as deleted.
+    fn deleted(&self) -> usize {
+        self.held
+            .records
+            .iter()
+            .filter(|r| r.event == Event::Deleted)
+            .count()
+    }
+
+    /// What may be recorded now: everything held once a mass deletion is ruled out, or after
+    /// the `last` batch (whose deletions the caller checked).
+    fn release(&mut self, last: bool) -> Option<Held> {
+        self.safe |= self.known * 2 >= self.known_before;
+        (self.safe || last).then(|| std::mem::take(&mut self.held))
+    }
 }
 
 /// What the index says of each of `files` (a few files spread over the vault): each parallel
@@ -838,16 +901,14 @@ fn look_again(
     Some(Looked { listing, gone })
 }
 
-/// Where the batch that begins at `start` ends: after `batch` files to read, so that the few
+/// Where the batch that begins the listed files ends: after `batch` files to read, so that the few
 /// changes of a daemon's scan, spread over the vault, are one batch and one sync; and after
 /// four times as many files in all, so that a rescan's unchanged files (which cost no sync)
 /// are not all examined at once.
-fn batch_end(looks: &[Look], start: usize, batch: usize) -> usize {
-    let most = start
-        .saturating_add(batch.saturating_mul(4))
-        .min(looks.len());
+fn batch_end(looks: &[Look], batch: usize) -> usize {
+    let most = batch.saturating_mul(4).min(looks.len());
     let mut to_read = 0;
-    for (i, look) in looks.iter().enumerate().take(most).skip(start) {
+    for (i, look) in looks.iter().enumerate().take(most) {
         if *look != Look::Unchanged {
             if to_read == batch {
                 return i;
@@ -1006,12 +1067,12 @@ mod tests {
     fn a_batch_holds_a_number_of_files_to_read_and_any_unchanged_between() {
         use Look::{Changed as C, New as N, Unchanged as U};
         let looks = [U, N, U, U, C, N, U];
-        assert_eq!(batch_end(&looks, 0, 2), 5);
-        assert_eq!(batch_end(&looks, 5, 2), 7);
-        assert_eq!(batch_end(&looks, 0, usize::MAX), 7);
+        assert_eq!(batch_end(&looks, 2), 5);
+        assert_eq!(batch_end(&looks[5..], 2), 2);
+        assert_eq!(batch_end(&looks, usize::MAX), 7);
         // At most four times the batch in all, unchanged files included.
-        assert_eq!(batch_end(&[U; 10], 0, 2), 8);
-        assert_eq!(batch_end(&[U; 10], 8, 2), 10);
+        assert_eq!(batch_end(&[U; 10], 2), 8);
+        assert_eq!(batch_end(&[U; 2], 2), 2);
     }
 
     #[test]
