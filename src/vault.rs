@@ -424,10 +424,17 @@ impl Slot {
             }
             if rayon::current_thread_index().is_some() {
                 drop(read);
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                    std::thread::yield_now();
-                }
+                let ran_other_work = rayon::yield_now() == Some(rayon::Yield::Executed);
                 read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+                if !ran_other_work && read.is_none() {
+                    // Nothing else to run: the read is under way on another thread. Sleep a
+                    // little rather than spin, and look for other work again.
+                    read = self
+                        .done
+                        .wait_timeout(read, std::time::Duration::from_millis(1))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
             } else {
                 read = self.done.wait(read).unwrap_or_else(|e| e.into_inner());
             }
