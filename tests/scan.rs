@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Sandbox, count_content, data, strings};
+use crate::common::{Sandbox, count_content, data, stderr, strings};
 
 #[test]
 fn every_test_vault_is_counted_as_obsidian_sees_it() {
@@ -405,14 +405,18 @@ fn a_lost_or_torn_note_cache_only_costs_time() {
     }
 }
 
-/// A scan in rounds of a few files (`VAULTKEEP_SCAN_BATCH`), as a large vault is scanned.
+/// A scan in rounds of a few files (`VAULTKEEP_SCAN_BATCH`), as a large vault is scanned; its
+/// report and exit code, having checked from its log that it took several batches.
 fn scan_in_rounds(s: &Sandbox, args: &[&str]) -> (Value, i32) {
     let args = [&["scan", "--json"], args].concat();
     let out = s
         .cmd(&args)
         .env("VAULTKEEP_SCAN_BATCH", "2")
+        .env("RUST_LOG", "vaultkeep=debug")
         .output()
         .unwrap();
+    let batches = stderr(&out).matches("examined a batch").count();
+    assert!(batches >= 2, "{batches} batches: {}", stderr(&out));
     let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (value, out.status.code().unwrap_or(-1))
 }

@@ -188,10 +188,8 @@ pub struct ScannedFile {
 /// One finished pass over the vault: what it recorded, and the means to read what the notes
 /// say ([`Scan::view`]) and to report ([`Scan::report`]).
 pub struct Scan {
-    /// The files listed, sorted by path, when held (see [`Scan::files`]).
-    files: Option<Vec<ScannedFile>>,
-    /// Files listed that the index does not hold (new, and could not be read), sorted by path.
-    unindexed: Vec<ScannedFile>,
+    /// The files listed (see [`Scan::files`]).
+    files: Files,
     /// Whether this pass listed the whole vault (not a scan of changed paths).
     whole: bool,
     /// How many version records this pass wrote.
@@ -211,6 +209,18 @@ pub struct Scan {
     key: summary::Key,
     store: Store,
     options: ScanOptions,
+}
+
+/// The files a scan listed, sorted by path.
+enum Files {
+    /// Held (a preview, a scan of changed paths).
+    Held(Vec<ScannedFile>),
+    /// What the index holds once a recording scan of the whole vault is done, and the files
+    /// it does not hold (new, and could not be read).
+    Indexed {
+        index: Box<store::Index>,
+        unindexed: Vec<ScannedFile>,
+    },
 }
 
 /// Where a scan's version records are.
@@ -233,12 +243,12 @@ impl Scan {
     /// does not hold them (issue 14): they are what the index holds now, with the new files
     /// that could not be read, and are read from it when asked for.
     pub fn files(&self) -> Result<std::borrow::Cow<'_, [ScannedFile]>, store::Error> {
-        if let Some(files) = &self.files {
-            return Ok(files.into());
-        }
-        let index = self.store.load_index()?;
-        let mut files = Vec::with_capacity(index.len() + self.unindexed.len());
-        let mut unindexed = self.unindexed.iter().peekable();
+        let (index, unindexed) = match &self.files {
+            Files::Held(files) => return Ok(files.into()),
+            Files::Indexed { index, unindexed } => (index, unindexed),
+        };
+        let mut files = Vec::with_capacity(index.len() + unindexed.len());
+        let mut unindexed = unindexed.iter().peekable();
         index.visit_from("", |path, entry| {
             while let Some(file) = unindexed.next_if(|f| f.path.as_str() < path) {
                 files.push(file.clone());
@@ -333,7 +343,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let notes = note_appender(store, options);
     let flusher = options.record.then(|| EarlyFlush::start(store));
     // A recording scan of the whole vault holds none of its files: they are in the index.
-    let mut files = (!options.record || !whole).then(Vec::new);
+    let mut held_files = (!options.record || !whole).then(Vec::new);
     let mut unindexed = Vec::new();
     let mut hash = summary::FilesHash::default();
     let mut problems = Vec::new();
@@ -373,6 +383,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             }
             Ok(examined)
         });
+        tracing::debug!(files = end, last, "examined a batch");
         listed.drain(..end);
         looks.drain(..end);
         let Examined {
@@ -410,7 +421,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
         for file in batch_files {
             hash.add(&file);
-            match &mut files {
+            match &mut held_files {
                 Some(files) => files.push(file),
                 None if file.sha256.is_none() => unindexed.push(file),
                 None => {}
@@ -456,13 +467,24 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     let key = summary::Key::new(index.log_end, hash, options.today, options.max_note_bytes);
     let log_end = index.log_end;
+    let files = match held_files {
+        Some(files) => Files::Held(files),
+        // The index as this scan left it (a daemon keeps its own for the next scan).
+        None if options.keep_index.is_some() => Files::Indexed {
+            index: Box::new(index.clone()),
+            unindexed,
+        },
+        None => Files::Indexed {
+            index: Box::new(std::mem::take(&mut index)),
+            unindexed,
+        },
+    };
     if let Some(kept) = &options.keep_index {
         kept.keep(index);
     }
     Ok(Scan {
         key,
         files,
-        unindexed,
         whole,
         recorded,
         events,
@@ -584,7 +606,7 @@ impl Holding {
         dry: bool,
     ) -> Vec<Look> {
         if !whole {
-            return look(index, new);
+            return look_up(index, new);
         }
         if new.is_empty() && !(dry && self.gone.is_none()) {
             return Vec::new();
@@ -640,7 +662,7 @@ impl Holding {
 
 /// What the index says of each of `files` (a few files spread over the vault): each parallel
 /// task reads the index alongside its files (both in path order).
-fn look(index: &store::Index, files: &[vault::VaultFile]) -> Vec<Look> {
+fn look_up(index: &store::Index, files: &[vault::VaultFile]) -> Vec<Look> {
     files
         .par_iter()
         .with_min_len(LOOKUP_CHUNK)

@@ -225,16 +225,20 @@ impl Scan {
         let clock = std::time::Instant::now();
         let source = Source::open(self);
         let files = self.files()?;
-        let notes: Vec<(u32, Digest)> = files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.kind == FileKind::Note)
-            .filter_map(|(i, f)| Some((i as u32, f.sha256?)))
-            .collect();
-        let counts = summary::Counts {
-            notes: files.iter().filter(|f| f.kind == FileKind::Note).count(),
-            assets: files.iter().filter(|f| f.kind == FileKind::Asset).count(),
+        let mut counts = summary::Counts {
+            notes: 0,
+            assets: 0,
         };
+        let mut notes: Vec<(u32, Digest)> = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            match f.kind {
+                FileKind::Note => {
+                    counts.notes += 1;
+                    notes.extend(f.sha256.map(|d| (i as u32, d)));
+                }
+                FileKind::Asset => counts.assets += 1,
+            }
+        }
         let index = FileIndex::new(files.into_owned().into_iter().map(|f| f.path));
         tracing::debug!(elapsed = ?clock.elapsed(), "indexed the names and the note cache");
         let counted = summary::summarize(

@@ -308,7 +308,10 @@ impl Index {
                 .ready()
                 .then(|| std::str::from_utf8(base.path()).unwrap_or_default());
             let (flow, step_base, step_overlay) = match (on_disk, overlay.peek()) {
-                (None, None) => return,
+                (None, None) => {
+                    base.warn_if_failed();
+                    return;
+                }
                 (Some(path), None) => (visit(path, &base.entry()), true, false),
                 (Some(path), Some((held, _))) if path < held.as_str() => {
                     (visit(path, &base.entry()), true, false)
@@ -617,14 +620,20 @@ impl<'a> Records<'a> {
     fn find(&mut self, path: &str) -> Option<Entry> {
         self.skip_before(path);
         if !self.ready() {
-            if let Some(e) = self.error.take() {
-                tracing::warn!(
-                    "cannot read the scan index ({e}); the files it would have vouched for are read again"
-                );
-            }
+            self.warn_if_failed();
             return None;
         }
         (self.path() == path.as_bytes()).then(|| self.entry())
+    }
+
+    /// Says why reading stopped short, where the reader's user goes on without the entries
+    /// (the scan then reads the files it cannot find: slower, and nothing is lost).
+    fn warn_if_failed(&mut self) {
+        if let Some(e) = self.error.take() {
+            tracing::warn!(
+                "cannot read the scan index ({e}); the files it would have vouched for are read again"
+            );
+        }
     }
 
     /// Whether `n` bytes are buffered from `pos` on, reading more as needed.
@@ -684,9 +693,10 @@ impl Cursor<'_> {
     }
 }
 
-/// Finds entries for files as a parallel task over a listing in path order meets them: a
-/// task's files come in order, so one cursor per task reads the index once. A path that sorts
-/// before the last one asked for starts a new cursor.
+/// Finds entries for files as a parallel task over a few listed files meets them (a daemon's
+/// look at the paths its watcher reported; a whole walk meets the index with [`Index::meet`]):
+/// a task's files come in order, so one cursor per task reads the index once. A path that
+/// sorts before the last one asked for starts a new cursor.
 pub struct Alongside<'a> {
     index: &'a Index,
     cursor: Option<Cursor<'a>>,
@@ -1276,16 +1286,21 @@ mod tests {
         assert!(read(&swapped).is_none(), "entries out of order are refused");
     }
 
-    #[test]
-    fn a_cursor_finds_what_lookups_find_with_changes_held_in_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
+    /// An index of 200 files, `n000.md` to `n199.md`, written whole and read back from `dir`.
+    fn two_hundred_on_disk(dir: &Path) -> Index {
+        let (path, changes, log) = files(dir);
         let mut index = Index::default();
         for n in 0..200u8 {
             index.create(&format!("n{n:03}.md"), entry(n));
         }
         index.save(&path, &changes).unwrap();
-        let mut index = Index::load(&path, &changes, &log).unwrap();
+        Index::load(&path, &changes, &log).unwrap()
+    }
+
+    #[test]
+    fn a_cursor_finds_what_lookups_find_with_changes_held_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = two_hundred_on_disk(dir.path());
         index.set("n010.md", entry(210));
         index.apply(&record(Event::Deleted, "n020.md", None, b"x"));
         index.apply(&record(Event::Created, "n020a.md", None, b"new"));
@@ -1321,13 +1336,7 @@ mod tests {
     #[test]
     fn meeting_a_listing_in_parts_finds_each_entry_and_every_file_not_listed() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
-        let mut index = Index::default();
-        for n in 0..200u8 {
-            index.create(&format!("n{n:03}.md"), entry(n));
-        }
-        index.save(&path, &changes).unwrap();
-        let mut index = Index::load(&path, &changes, &log).unwrap();
+        let mut index = two_hundred_on_disk(dir.path());
         // Changes held in memory count as the file does.
         index.apply(&record(Event::Deleted, "n020.md", None, b"x"));
         index.apply(&record(Event::Created, "n020a.md", None, b"new"));
