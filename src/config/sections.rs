@@ -104,7 +104,7 @@ pub struct SnapshotConfig {
 }
 
 /// When a snapshot renders its pages in a browser (`[snapshot] browser`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BrowserUse {
     /// Pages that look built by scripts (little text, scripts that build the body), when

@@ -10,7 +10,7 @@ use crate::links::Destination;
 use crate::note::NoteFacts;
 
 /// What to capture for one root URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Plan {
     /// The root URL.
     pub root: Url,
@@ -42,7 +42,7 @@ impl Plan {
 
 /// Bounds on one snapshot, whatever the site holds (issue 8). Beyond them, URLs are recorded
 /// as failures with reason `limit` and the snapshot is marked incomplete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 pub struct Limits {
     /// URLs fetched (pages and resources together).
     pub max_resources: usize,

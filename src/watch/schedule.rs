@@ -5,7 +5,9 @@
 //! The URLs come from the notes, kept per note: when a note drops a URL, or is deleted, the
 //! URL leaves the set unless another note still has it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,41 +74,97 @@ impl Why {
     }
 }
 
-/// What one note asks of the daemon.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one note asks of the daemon, by number in the schedule's pools: its external URLs
+/// (for link checks), then its snapshot plans. A large vault has tens of thousands of notes
+/// that link out and a few thousand distinct URLs, so a note's entry is a short list of
+/// numbers, not of strings or pointers (issue 14).
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Asks {
-    /// Its external URLs, for link checks (shared with the other notes that have them).
-    urls: Box<[Arc<str>]>,
-    /// Its snapshot plans (shared likewise).
-    plans: Box<[Arc<Plan>]>,
+    ids: Box<[u32]>,
+    /// How many of `ids` are URLs.
+    urls: usize,
 }
 
-/// One copy of each URL and plan the notes ask for: in a large vault many notes share a few
-/// thousand URLs, and a note's entry is then two short lists of pointers.
-#[derive(Debug, Default)]
-struct Shared {
-    urls: HashSet<Arc<str>>,
-    plans: HashMap<String, Vec<Arc<Plan>>>,
-}
-
-impl Shared {
-    fn url(&mut self, url: String) -> Arc<str> {
-        if let Some(u) = self.urls.get(url.as_str()) {
-            return u.clone();
-        }
-        let u: Arc<str> = url.into();
-        self.urls.insert(u.clone());
-        u
+impl Asks {
+    fn urls(&self) -> &[u32] {
+        &self.ids[..self.urls]
     }
 
-    fn plan(&mut self, plan: Plan) -> Arc<Plan> {
-        let same = self.plans.entry(key(plan.root.as_str())).or_default();
-        if let Some(p) = same.iter().find(|p| ***p == plan) {
-            return p.clone();
+    fn plans(&self) -> &[u32] {
+        &self.ids[self.urls..]
+    }
+}
+
+/// Values that notes share, each kept once with the number of notes that ask for it, and
+/// named by a number that stays the same while any note asks for it. A value leaves with the
+/// last note that asks for it.
+#[derive(Debug)]
+struct Pool<T> {
+    ids: HashMap<T, u32>,
+    /// Each value and how many notes ask for it, at its number (`None`: free).
+    slots: Vec<Option<(T, u32)>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool {
+            ids: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
         }
-        let p = Arc::new(plan);
-        same.push(p.clone());
-        p
+    }
+}
+
+impl<T: Hash + Eq + Clone> Pool<T> {
+    /// The number of the value `key` names (made by `make` if no note asks for it yet), for
+    /// one more note.
+    fn take<Q>(&mut self, key: &Q, make: impl FnOnce() -> T) -> u32
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(&id) = self.ids.get(key) {
+            if let Some((_, count)) = &mut self.slots[id as usize] {
+                *count += 1;
+            }
+            return id;
+        }
+        let value = make();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some((value.clone(), 1));
+                id
+            }
+            None => {
+                self.slots.push(Some((value.clone(), 1)));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 distinct values")
+            }
+        };
+        self.ids.insert(value, id);
+        id
+    }
+
+    /// One note fewer asks for value `id`.
+    fn give_back(&mut self, id: u32) {
+        let slot = &mut self.slots[id as usize];
+        if let Some((value, count)) = slot {
+            *count -= 1;
+            if *count == 0 {
+                self.ids.remove(&*value);
+                *slot = None;
+                self.free.push(id);
+            }
+        }
+    }
+
+    /// Every value some note asks for.
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten().map(|(value, _)| value)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 }
 
@@ -117,8 +175,9 @@ pub struct Schedule {
     resnapshot_after: Duration,
     check_every: Option<Duration>,
     compost_every: Option<Duration>,
-    notes: HashMap<String, Asks>,
-    shared: Shared,
+    notes: HashMap<Box<str>, Asks>,
+    urls: Pool<Arc<str>>,
+    plans: Pool<Arc<Plan>>,
     /// [`Schedule::wanted`], kept until a note changes (asked every few seconds).
     wanted: std::sync::Mutex<Option<Arc<BTreeMap<String, Plan>>>>,
     newest: HashMap<String, Newest>,
@@ -161,7 +220,8 @@ impl Schedule {
             check_every: watch.check_links_every.nonzero(),
             compost_every: watch.compost_every.nonzero(),
             notes: HashMap::new(),
-            shared: Shared::default(),
+            urls: Pool::default(),
+            plans: Pool::default(),
             wanted: std::sync::Mutex::new(None),
             newest,
             links_checked,
@@ -205,45 +265,78 @@ impl Schedule {
 
     /// A note was read (created or changed): what it asks replaces what it asked before.
     pub fn note(&mut self, path: &str, facts: &NoteFacts) {
-        let mut urls: Vec<Arc<str>> = facts
+        let mut urls: Vec<String> = facts
             .links
             .iter()
             .filter_map(|l| match l.destination() {
-                Destination::External(u) => Some(self.shared.url(key(u))),
+                Destination::External(u) => Some(key(u)),
                 _ => None,
             })
             .collect();
         urls.sort();
         urls.dedup();
-        let plans = plans_for_notes([facts], &self.snapshot, None, self.snapshot.max_pages)
-            .into_iter()
-            .map(|p| self.shared.plan(p))
-            .collect();
-        let asks = Asks {
-            urls: urls.into(),
-            plans,
-        };
+        let plans = plans_for_notes([facts], &self.snapshot, None, self.snapshot.max_pages);
         // Only notes that ask for something are kept: most notes of a large vault link to no
         // site, and a daemon's memory should not grow with them (issue 14).
-        if asks.urls.is_empty() && asks.plans.is_empty() {
+        if urls.is_empty() && plans.is_empty() {
             self.note_gone(path);
-        } else if self.notes.get(path) != Some(&asks) {
-            self.forget_wanted();
-            self.notes.insert(path.to_string(), asks);
+            return;
+        }
+        // The new values are taken before the old ones are given back, so a value the note
+        // keeps keeps its number, and an unchanged note has the same entry.
+        let mut ids = Vec::with_capacity(urls.len() + plans.len());
+        ids.extend(
+            urls.iter()
+                .map(|u| self.urls.take(u.as_str(), || u.as_str().into())),
+        );
+        ids.extend(
+            plans
+                .iter()
+                .map(|p| self.plans.take(p, || Arc::new(p.clone()))),
+        );
+        let asks = Asks {
+            ids: ids.into(),
+            urls: urls.len(),
+        };
+        match self.notes.get_mut(path) {
+            Some(before) if *before == asks => self.give_back(&asks),
+            Some(before) => {
+                let before = std::mem::replace(before, asks);
+                self.give_back(&before);
+                self.forget_wanted();
+            }
+            None => {
+                self.notes.insert(path.into(), asks);
+                self.forget_wanted();
+            }
         }
     }
 
     /// A note is gone: its URLs leave, unless another note has them.
     pub fn note_gone(&mut self, path: &str) {
-        if self.notes.remove(path).is_some() {
+        if let Some(asks) = self.notes.remove(path) {
+            self.give_back(&asks);
             self.forget_wanted();
         }
     }
 
     /// A note moved, unchanged.
     pub fn note_moved(&mut self, from: &str, to: &str) {
-        if let Some(asks) = self.notes.remove(from) {
-            self.notes.insert(to.to_string(), asks);
+        if let Some(asks) = self.notes.remove(from)
+            && let Some(replaced) = self.notes.insert(to.into(), asks)
+        {
+            self.give_back(&replaced);
+            self.forget_wanted();
+        }
+    }
+
+    /// What a note asked for, asked for by one note fewer.
+    fn give_back(&mut self, asks: &Asks) {
+        for &id in asks.urls() {
+            self.urls.give_back(id);
+        }
+        for &id in asks.plans() {
+            self.plans.give_back(id);
         }
     }
 
@@ -253,10 +346,7 @@ impl Schedule {
 
     /// Every external URL of the vault's notes.
     pub fn urls(&self) -> BTreeSet<String> {
-        self.notes
-            .values()
-            .flat_map(|a| a.urls.iter().map(|u| u.to_string()))
-            .collect()
+        self.urls.values().map(|u| u.to_string()).collect()
     }
 
     /// Every snapshot plan the notes ask for, each root once at the greatest depth asked.
@@ -267,7 +357,7 @@ impl Schedule {
             return w.clone();
         }
         let mut out: BTreeMap<String, Plan> = BTreeMap::new();
-        for plan in self.notes.values().flat_map(|a| a.plans.iter()) {
+        for plan in self.plans.values() {
             let root = key(plan.root.as_str());
             match out.get_mut(&root) {
                 Some(p) if p.depth >= plan.depth => {}
@@ -323,9 +413,7 @@ impl Schedule {
         let due = |last: Option<Timestamp>, every: Option<Duration>| {
             every.is_some_and(|e| last.is_none_or(|t| now.duration_since(t).unsigned_abs() >= e))
         };
-        if due(self.links_checked, self.check_every)
-            && !self.notes.values().all(|a| a.urls.is_empty())
-        {
+        if due(self.links_checked, self.check_every) && !self.urls.is_empty() {
             return Some(Job::CheckLinks);
         }
         if due(self.composted, self.compost_every) {
@@ -497,6 +585,27 @@ mod tests {
     }
 
     #[test]
+    fn a_note_moved_over_another_gives_back_what_the_other_asked_for() {
+        let mut s = schedule();
+        s.note("a.md", &note("https://x.org/"));
+        s.note("b.md", &note("https://y.org/"));
+        s.note_moved("a.md", "b.md");
+        assert_eq!(s.urls(), BTreeSet::from(["https://x.org/".into()]));
+        assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
+        // The freed number names the next new URL; the one kept keeps its own.
+        let kept = s.notes["b.md"].urls()[0];
+        s.note("c.md", &note("https://z.org/"));
+        assert_ne!(s.notes["c.md"].urls()[0], kept);
+        assert_eq!(s.urls.slots.len(), 2, "a freed number is used again");
+        s.note("b.md", &note("https://x.org/ https://z.org/"));
+        assert_eq!(
+            s.notes["b.md"].urls()[0],
+            kept,
+            "a URL a note keeps keeps its number"
+        );
+    }
+
+    #[test]
     fn the_wanted_snapshots_are_kept_until_a_note_changes_and_notes_share_their_urls() {
         let mut s = schedule();
         s.note("a.md", &note("https://x.org/"));
@@ -509,8 +618,14 @@ mod tests {
             2,
             "a new note's URL is wanted at once"
         );
-        let (a, b) = (&s.notes["a.md"].urls[0], &s.notes["b.md"].urls[0]);
-        assert!(Arc::ptr_eq(a, b), "one copy of a URL two notes have");
+        let (a, b) = (&s.notes["a.md"], &s.notes["b.md"]);
+        assert_eq!(a.urls()[0], b.urls()[0], "one copy of a URL two notes have");
+        assert_eq!(
+            a.plans()[0],
+            b.plans()[0],
+            "one copy of a plan two notes have"
+        );
+        assert_eq!(s.urls.values().count(), 2);
         s.note_gone("b.md");
         assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
         s.note("a.md", &note("now https://z.org/"));
