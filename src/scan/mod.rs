@@ -342,13 +342,9 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let bar = progress_bar(options.progress, holding.known_before);
     let notes = note_appender(store, options);
     let flusher = options.record.then(|| EarlyFlush::start(store));
-    // A recording scan of the whole vault holds none of its files: they are in the index.
-    let mut held_files = (!options.record || !whole).then(Vec::new);
-    let mut unindexed = Vec::new();
-    let mut hash = summary::FilesHash::default();
-    let mut problems = Vec::new();
-    let (mut new_bytes, mut recorded_any) = (0, false);
-    let (mut recorded, mut events) = (0, std::collections::BTreeMap::new());
+    let mut gathered = Gathered::new(options.record && whole);
+    let (mut recorded, mut events, mut recorded_any) =
+        (0, std::collections::BTreeMap::new(), false);
     let log_from = index.log_end;
     loop {
         let dry = source.fill(&mut listed, round);
@@ -357,40 +353,20 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         let end = batch_end(&looks, batch);
         let last = dry && end == listed.len();
         holding.known += looks[..end].iter().filter(|l| **l != Look::New).count();
-        let sink =
-            if options.record {
-                Some(sink_for(store, &looks[..end]).map_err(|e| {
-                    Error::Store(store::Error::io("start a pack in", store.root())(e))
-                })?)
-            } else {
-                None
-            };
-        let examined = examine_batch(
+        let examined = examine_and_store(
             vault_dir,
+            store,
             options,
             &index,
-            &mut listed[..end],
-            sink.as_ref(),
+            (&mut listed[..end], &looks[..end]),
             notes.as_ref(),
             &bar,
-        )
-        .and_then(|examined| {
-            // A pack is complete and indexed before the batch's objects are synced.
-            if let Some(sink) = sink {
-                sink.finish().map_err(|e| {
-                    Error::Store(store::Error::io("finish a pack in", store.root())(e))
-                })?;
-            }
-            Ok(examined)
-        });
+        );
         tracing::debug!(files = end, last, "examined a batch");
         listed.drain(..end);
         looks.drain(..end);
-        let Examined {
-            files: batch_files,
-            news,
-        } = match examined {
-            Ok(n) => n,
+        let changed = match examined {
+            Ok(examined) => gathered.add(examined),
             Err(e) => {
                 // What earlier batches recorded stays: the index is saved with it (as between
                 // batches: files not yet looked at were not vouched for by this scan).
@@ -401,32 +377,6 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 return Err(e);
             }
         };
-        let mut changed: Vec<Changed> = Vec::new();
-        for (i, news) in news {
-            match news {
-                News::Entry {
-                    entry,
-                    previous,
-                    new_bytes: n,
-                } => {
-                    new_bytes += n;
-                    changed.push(Changed {
-                        path: batch_files[i].path.clone(),
-                        previous,
-                        entry,
-                    });
-                }
-                News::Problem(p) => problems.push(p),
-            }
-        }
-        for file in batch_files {
-            hash.add(&file);
-            match &mut held_files {
-                Some(files) => files.push(file),
-                None if file.sha256.is_none() => unindexed.push(file),
-                None => {}
-            }
-        }
         for event in holding.add(changed, last, started) {
             recorded += 1;
             *events.entry(event.name().to_string()).or_default() += 1;
@@ -443,7 +393,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
                 save_if_large(store, &mut index, batch.saturating_mul(2), started);
             }
             recorded_any |= !records.is_empty() || !changed.is_empty();
-            tracing::debug!(elapsed = ?clock.elapsed(), files = hash.count(), records = records.len(), "recorded a batch");
+            tracing::debug!(elapsed = ?clock.elapsed(), files = gathered.hash.count(), records = records.len(), "recorded a batch");
         }
         if last {
             break;
@@ -462,7 +412,14 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
         lines
     });
-    tracing::debug!(elapsed = ?clock.elapsed(), files = hash.count(), records = recorded, "examined and recorded every file");
+    tracing::debug!(elapsed = ?clock.elapsed(), files = gathered.hash.count(), records = recorded, "examined and recorded every file");
+    let Gathered {
+        held: held_files,
+        unindexed,
+        hash,
+        mut problems,
+        new_bytes,
+    } = gathered;
     problems.extend(source.problems());
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     let key = summary::Key::new(index.log_end, hash, options.today, options.max_note_bytes);
@@ -538,6 +495,63 @@ impl Source {
             Source::Walk(walker) => walker.problems(),
             Source::Looked(_, problems) => std::mem::take(problems),
         }
+    }
+}
+
+/// What a scan gathers from its batches for the report.
+struct Gathered {
+    /// Every file, unless the scan is a recording scan of the whole vault (see [`Files`]).
+    held: Option<Vec<ScannedFile>>,
+    /// New files that could not be read, which the index then lacks.
+    unindexed: Vec<ScannedFile>,
+    /// The summary cache's key, added up file by file.
+    hash: summary::FilesHash,
+    problems: Vec<Problem>,
+    /// Bytes of new objects stored.
+    new_bytes: u64,
+}
+
+impl Gathered {
+    fn new(indexed: bool) -> Gathered {
+        Gathered {
+            held: (!indexed).then(Vec::new),
+            unindexed: Vec::new(),
+            hash: summary::FilesHash::default(),
+            problems: Vec::new(),
+            new_bytes: 0,
+        }
+    }
+
+    /// Takes what a batch's files left; the files that changed.
+    fn add(&mut self, examined: Examined) -> Vec<Changed> {
+        let Examined { files, news } = examined;
+        let mut changed = Vec::new();
+        for (i, news) in news {
+            match news {
+                News::Entry {
+                    entry,
+                    previous,
+                    new_bytes,
+                } => {
+                    self.new_bytes += new_bytes;
+                    changed.push(Changed {
+                        path: files[i].path.clone(),
+                        previous,
+                        entry,
+                    });
+                }
+                News::Problem(p) => self.problems.push(p),
+            }
+        }
+        for file in files {
+            self.hash.add(&file);
+            match &mut self.held {
+                Some(held) => held.push(file),
+                None if file.sha256.is_none() => self.unindexed.push(file),
+                None => {}
+            }
+        }
+        changed
     }
 }
 
@@ -754,6 +768,31 @@ fn batch_size() -> usize {
 struct Examined {
     files: Vec<ScannedFile>,
     news: Vec<(usize, News)>,
+}
+
+/// Examines a batch, `files` with what the index says of each, storing what a recording
+/// scan reads in a pack of its own (when enough files are to be read), which is complete and
+/// indexed before the batch's objects are synced.
+fn examine_and_store(
+    vault_dir: &Path,
+    store: &Store,
+    options: &ScanOptions,
+    index: &store::Index,
+    (files, looks): (&mut [vault::VaultFile], &[Look]),
+    notes: Option<&cache::Appender>,
+    bar: &ProgressBar,
+) -> Result<Examined, Error> {
+    let sink = options
+        .record
+        .then(|| sink_for(store, looks))
+        .transpose()
+        .map_err(|e| Error::Store(store::Error::io("start a pack in", store.root())(e)))?;
+    let examined = examine_batch(vault_dir, options, index, files, sink.as_ref(), notes, bar)?;
+    if let Some(sink) = sink {
+        sink.finish()
+            .map_err(|e| Error::Store(store::Error::io("finish a pack in", store.root())(e)))?;
+    }
+    Ok(examined)
 }
 
 /// Examines a batch of listed files in parallel (taking their paths): each leaves only what
