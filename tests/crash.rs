@@ -19,9 +19,15 @@ const PHASES: [&str; 4] = [
 
 /// Runs a scan that stops at `phase`, and kills it there with SIGKILL.
 fn scan_killed_at(s: &Sandbox, phase: &str) {
+    scan_in_batches_killed_at(s, phase, "8192");
+}
+
+/// The same, with batches of `batch` files to read (a scan takes up to four at a time).
+fn scan_in_batches_killed_at(s: &Sandbox, phase: &str, batch: &str) {
     let mut child = s
         .cmd(&["scan", "-q"])
         .env("VAULTKEEP_PAUSE_AT", phase)
+        .env("VAULTKEEP_SCAN_BATCH", batch)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -120,4 +126,97 @@ fn a_first_scan_killed_after_a_batch_keeps_that_batch_and_the_next_scan_finishes
     let (again, _) = s.scan();
     assert_eq!(again["recorded"], 0);
     verify_is_clean(&s, "after the scan that finished");
+}
+
+/// The version log's records, in order: (event, path, from, sha256).
+fn records(s: &Sandbox) -> Vec<(String, String, String, String)> {
+    fs::read_to_string(s.archive.join("versions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (
+                field("event"),
+                field("path"),
+                field("from"),
+                field("sha256"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rescan_in_rounds_killed_at_any_phase_records_each_change_once_and_renames_as_renames() {
+    let s = Sandbox::empty();
+    copy_dir(&data("vaults/dendron"), &s.vault);
+    let (done, code) = s.scan();
+    assert!(code == 0 || code == 1, "{done}");
+    let mut notes: Vec<_> = fs::read_dir(&s.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    notes.sort();
+    // Batches of 10 files to read: the rescan takes many rounds, holds its records until half
+    // of the known files are seen, and is killed mid-way at each phase in turn.
+    let mut moved = Vec::new();
+    for (i, phase) in PHASES.iter().enumerate() {
+        for note in notes.iter().skip(i).step_by(40).take(25) {
+            let mut text = fs::read(note).unwrap();
+            text.extend_from_slice(format!("\nedit at {phase}\n").as_bytes());
+            fs::write(note, text).unwrap();
+        }
+        // A note listed last moves to a path listed first: its new path is met long before
+        // its old one is found gone.
+        let last = notes.pop().unwrap();
+        let to = s.vault.join(format!("0-moved-{i}.md"));
+        fs::rename(&last, &to).unwrap();
+        moved.push((last, to));
+        scan_in_batches_killed_at(&s, phase, "10");
+        verify_is_clean(&s, &format!("rescan killed at {phase}"));
+    }
+    let out = s
+        .cmd(&["scan", "--json"])
+        .env("VAULTKEEP_SCAN_BATCH", "10")
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let (again, _) = s.scan();
+    assert_eq!(again["recorded"], 0);
+    verify_is_clean(&s, "after the scan that finished");
+    let log = records(&s);
+    // No version is recorded twice: a path's records each bring a new content or event.
+    let mut last_of: std::collections::HashMap<&str, (&str, &str)> = Default::default();
+    for (event, path, _, sha) in &log {
+        assert_ne!(
+            last_of.insert(path, (event, sha)),
+            Some((event.as_str(), sha.as_str())),
+            "{path} recorded twice as {event}"
+        );
+    }
+    for (from, to) in &moved {
+        let name = |p: &std::path::Path| p.file_name().unwrap().to_str().unwrap().to_string();
+        let (from, to) = (name(from), name(to));
+        assert!(
+            log.iter()
+                .any(|(event, path, f, _)| event == "renamed" && *path == to && *f == from),
+            "{from} -> {to} recorded as a rename"
+        );
+        assert!(
+            !log.iter()
+                .any(|(event, path, _, _)| event == "deleted" && *path == from),
+            "{from} recorded as deleted"
+        );
+    }
+    // The newest recorded version of every note is what is on disk.
+    for note in notes
+        .iter()
+        .step_by(37)
+        .chain(moved.iter().map(|(_, to)| to))
+    {
+        let rel = note.file_name().unwrap().to_str().unwrap();
+        let out = s.run(&["recover", rel, "--output", "-"]);
+        assert_eq!(out.stdout, fs::read(note).unwrap(), "{rel}");
+    }
 }
