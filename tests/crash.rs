@@ -54,11 +54,7 @@ fn verify_is_clean(s: &Sandbox, when: &str) {
 fn a_scan_killed_at_any_phase_leaves_a_verifiable_archive_and_loses_nothing() {
     let s = Sandbox::empty();
     copy_dir(&data("vaults/dendron"), &s.vault);
-    let notes: Vec<_> = fs::read_dir(&s.vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
+    let notes = notes_of(&s);
     // The first scan, killed at each phase in turn; then edits, killed again.
     for round in 0..2 {
         for (i, phase) in PHASES.iter().enumerate() {
@@ -152,12 +148,7 @@ fn a_rescan_in_rounds_killed_at_any_phase_records_each_change_once_and_renames_a
     copy_dir(&data("vaults/dendron"), &s.vault);
     let (done, code) = s.scan();
     assert!(code == 0 || code == 1, "{done}");
-    let mut notes: Vec<_> = fs::read_dir(&s.vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    notes.sort();
+    let mut notes = notes_of(&s);
     // Batches of 10 files to read: the rescan takes many rounds, holds its records until half
     // of the known files are seen, and is killed mid-way at each phase in turn.
     let mut moved = Vec::new();
@@ -218,5 +209,119 @@ fn a_rescan_in_rounds_killed_at_any_phase_records_each_change_once_and_renames_a
         let rel = note.file_name().unwrap().to_str().unwrap();
         let out = s.run(&["recover", rel, "--output", "-"]);
         assert_eq!(out.stdout, fs::read(note).unwrap(), "{rel}");
+    }
+}
+
+/// The vault's notes at its top, sorted.
+fn notes_of(s: &Sandbox) -> Vec<std::path::PathBuf> {
+    let mut notes: Vec<_> = fs::read_dir(&s.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    notes.sort();
+    notes
+}
+
+/// Appends a line to ten notes picked at random.
+fn edit_some(notes: &[std::path::PathBuf], dice: &mut Dice, when: &str) {
+    for _ in 0..10 {
+        let note = &notes[dice.below(notes.len() as u64) as usize];
+        let mut text = fs::read(note).unwrap();
+        text.extend_from_slice(format!("\nedit in {when}\n").as_bytes());
+        fs::write(note, text).unwrap();
+    }
+}
+
+/// A small random sequence (xorshift), seeded so that a failure names how to replay its
+/// choices (the instants themselves depend on the machine).
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn scans_killed_at_random_instants_never_damage_the_archive_or_lose_a_version() {
+    let s = Sandbox::empty();
+    copy_dir(&data("vaults/dendron"), &s.vault);
+    let mut notes = notes_of(&s);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut dice = Dice(seed);
+    // How long a first scan and a rescan after a few edits take here, in batches of 25 files:
+    // each kill falls within the kind of scan it stops.
+    let probe = Sandbox::empty();
+    copy_dir(&data("vaults/dendron"), &probe.vault);
+    let timed = || {
+        let started = std::time::Instant::now();
+        let out = probe
+            .cmd(&["scan", "-q"])
+            .env("VAULTKEEP_SCAN_BATCH", "25")
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+        started.elapsed().as_micros() as u64
+    };
+    let first_span = timed();
+    edit_some(&notes_of(&probe), &mut dice, "probe");
+    let rescan_span = timed();
+    for round in 0..12 {
+        // From the second round on, a few edits and a move before each scan; every fourth
+        // round, the index is lost too, so that every file is read again.
+        let whole = round % 4 == 0;
+        if round > 0 {
+            edit_some(&notes, &mut dice, &format!("round {round}"));
+            let i = dice.below(notes.len() as u64) as usize;
+            let to = s.vault.join(format!("moved-{round}.md"));
+            fs::rename(&notes[i], &to).unwrap();
+            notes[i] = to;
+            if whole {
+                let _ = fs::remove_file(s.archive.join("index"));
+            }
+        }
+        let mut child = s
+            .cmd(&["scan", "-q"])
+            .env("VAULTKEEP_SCAN_BATCH", "25")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = dice.below(if whole { first_span } else { rescan_span });
+        std::thread::sleep(std::time::Duration::from_micros(wait));
+        let _ = child.kill();
+        child.wait().unwrap();
+        verify_is_clean(
+            &s,
+            &format!("seed {seed}, round {round}, killed {wait} µs after its start"),
+        );
+    }
+    let (done, code) = s.scan();
+    assert!(code == 0 || code == 1, "seed {seed}: {done}");
+    let (again, _) = s.scan();
+    assert_eq!(again["recorded"], 0, "seed {seed}");
+    verify_is_clean(&s, &format!("seed {seed}, after the scan that finished"));
+    // Every note's newest recorded version is what is on disk, and none is recorded twice.
+    for note in notes.iter().step_by(11) {
+        let rel = note.file_name().unwrap().to_str().unwrap();
+        let out = s.run(&["recover", rel, "--output", "-"]);
+        assert_eq!(out.stdout, fs::read(note).unwrap(), "seed {seed}: {rel}");
+    }
+    let mut last_of: std::collections::HashMap<String, (String, String)> = Default::default();
+    for (event, path, _, sha) in records(&s) {
+        let again = last_of.insert(path.clone(), (event.clone(), sha.clone()));
+        assert_ne!(
+            again,
+            Some((event.clone(), sha)),
+            "seed {seed}: {path} recorded twice as {event}"
+        );
     }
 }
