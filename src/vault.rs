@@ -112,6 +112,46 @@ pub struct Listing {
     pub files: Vec<VaultFile>,
     /// Folders that could not be read, symlinks not followed, odd names.
     pub problems: Vec<Problem>,
+    /// Paths whose contents could not be seen (see [`is_unseen`]).
+    pub unseen: Vec<String>,
+}
+
+/// Whether `path` is at or under one of `unseen`, the paths a listing could not see into: a
+/// folder it could not read (too many open files, a permission, a disk error) or a file it
+/// could not stat. What the archive recorded there is not gone: it was not seen, and taking it
+/// for deleted would record deletions that never happened. The empty path is the whole vault.
+pub fn is_unseen(unseen: &[String], path: &str) -> bool {
+    unseen.iter().any(|u| {
+        u.is_empty()
+            || path
+                .strip_prefix(u.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// What a listing could not do: problems to report, and the paths it could not see into.
+#[derive(Debug, Default)]
+struct Trouble {
+    problems: Vec<Problem>,
+    unseen: Vec<String>,
+}
+
+impl Trouble {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    /// `path` could not be seen into, for the reason `message`.
+    fn unseen(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        self.unseen.push(path.clone());
+        self.problem(path, message);
+    }
+
+    fn extend(&mut self, other: Trouble) {
+        self.problems.extend(other.problems);
+        self.unseen.extend(other.unseen);
+    }
 }
 
 /// A path a person typed for a vault file, as a vault-relative path: relative to the vault
@@ -163,6 +203,7 @@ pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
     for l in looked {
         out.files.extend(l.files);
         out.problems.extend(l.problems);
+        out.unseen.extend(l.unseen);
     }
     out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
@@ -243,7 +284,7 @@ pub struct Walker {
     ahead: FxHashMap<String, Arc<Slot>>,
     /// Files in the folders read ahead and not reached yet.
     ahead_files: Arc<AtomicUsize>,
-    problems: Vec<Problem>,
+    trouble: Trouble,
 }
 
 /// A folder read, with what it has left to give in path order.
@@ -261,7 +302,7 @@ struct Folder {
 /// Where a folder read on the pool is left for the walk.
 #[derive(Default)]
 struct Slot {
-    read: Mutex<Option<(Folder, Vec<Problem>)>>,
+    read: Mutex<Option<(Folder, Trouble)>>,
     done: Condvar,
 }
 
@@ -284,6 +325,7 @@ impl Walker {
         debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
         Listing {
             files,
+            unseen: std::mem::take(&mut self.trouble.unseen),
             problems: self.problems(),
         }
     }
@@ -291,15 +333,20 @@ impl Walker {
     /// What could not be listed so far (folders that could not be read, symlinks not
     /// followed, odd names), sorted by path.
     pub fn problems(&mut self) -> Vec<Problem> {
-        let mut problems = std::mem::take(&mut self.problems);
+        let mut problems = std::mem::take(&mut self.trouble.problems);
         problems.sort_by(|a, b| a.path.cmp(&b.path));
         problems
+    }
+
+    /// The paths the walk could not see into so far (see [`is_unseen`]).
+    pub fn unseen(&self) -> &[String] {
+        &self.trouble.unseen
     }
 
     /// The folder at `path` in the innermost open folder, which the walk has reached: as
     /// read ahead (waiting for it if it is being read), or read now.
     fn reach(&mut self, path: &str, name_at: usize) -> Folder {
-        let (folder, problems) = match self.ahead.remove(path) {
+        let (folder, trouble) = match self.ahead.remove(path) {
             Some(slot) => {
                 let read = slot.wait();
                 self.ahead_files.fetch_sub(read.0.files, Ordering::Relaxed);
@@ -307,10 +354,10 @@ impl Walker {
             }
             None => match self.open.last().and_then(|f| f.fd.clone()) {
                 Some(parent) => self.walk.open(&parent, path, name_at),
-                None => (Folder::unread(), Vec::new()),
+                None => (Folder::unread(), Trouble::default()),
             },
         };
-        self.problems.extend(problems);
+        self.trouble.extend(trouble);
         folder
     }
 
@@ -409,14 +456,14 @@ impl Folder {
 }
 
 impl Slot {
-    fn put(&self, read: (Folder, Vec<Problem>)) {
+    fn put(&self, read: (Folder, Trouble)) {
         *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some(read);
         self.done.notify_all();
     }
 
     /// The folder once read. A thread of the pool runs other work meanwhile (the read may be
     /// queued behind it); any other thread sleeps until it is done.
-    fn wait(&self) -> (Folder, Vec<Problem>) {
+    fn wait(&self) -> (Folder, Trouble) {
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(done) = read.take() {
@@ -469,43 +516,44 @@ impl Walk {
             open: Vec::new(),
             ahead: FxHashMap::default(),
             ahead_files: Arc::default(),
-            problems: Vec::new(),
+            trouble: Trouble::default(),
         };
         match open_dir(at, path) {
             Ok(fd) => {
-                let (folder, problems) = walker.walk.read(fd, rel);
-                walker.problems = problems;
+                let (folder, trouble) = walker.walk.read(fd, rel);
+                walker.trouble = trouble;
                 walker.open.push(folder);
                 walker.read_ahead();
             }
-            Err(e) => walker.problems.push(Problem::new(
+            Err(e) => walker.trouble.unseen(
                 rel,
                 if rel.is_empty() {
                     format!("cannot read the vault folder: {e}")
                 } else {
                     format!("cannot read the folder: {e}")
                 },
-            )),
+            ),
         }
         walker
     }
 
     /// Opens and reads the folder at vault-relative `path` in `parent` (its name starts at
     /// `name_at`).
-    fn open(&self, parent: &OwnedFd, path: &str, name_at: usize) -> (Folder, Vec<Problem>) {
+    fn open(&self, parent: &OwnedFd, path: &str, name_at: usize) -> (Folder, Trouble) {
         match open_dir(parent, Path::new(&path[name_at..])) {
             Ok(fd) => self.read(fd, path),
-            Err(e) => (
-                Folder::unread(),
-                vec![Problem::new(path, format!("cannot read the folder: {e}"))],
-            ),
+            Err(e) => {
+                let mut trouble = Trouble::default();
+                trouble.unseen(path, format!("cannot read the folder: {e}"));
+                (Folder::unread(), trouble)
+            }
         }
     }
 
     /// Reads the folder open as `fd`, at vault-relative `rel` (empty for the root): its files
     /// stat'ed and its folders, in the order their paths sort.
-    fn read(&self, fd: OwnedFd, rel: &str) -> (Folder, Vec<Problem>) {
-        let mut problems = Vec::new();
+    fn read(&self, fd: OwnedFd, rel: &str) -> (Folder, Trouble) {
+        let mut trouble = Trouble::default();
         let join = |name: &str| {
             let mut path = String::with_capacity(rel.len() + 1 + name.len());
             if !rel.is_empty() {
@@ -527,7 +575,7 @@ impl Walk {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    problems.push(Problem::new(rel, format!("cannot read the folder: {e}")));
+                    trouble.unseen(rel, format!("cannot read the folder: {e}"));
                     break;
                 }
             };
@@ -537,10 +585,10 @@ impl Walk {
                 continue;
             }
             let Ok(name) = std::str::from_utf8(bytes) else {
-                problems.push(Problem::new(
+                trouble.problem(
                     join(&String::from_utf8_lossy(bytes)),
                     "the file name is not valid UTF-8; skipped",
-                ));
+                );
                 continue;
             };
             let path = join(name);
@@ -554,11 +602,11 @@ impl Walk {
                         stat = Some(Stat::of_raw(&st));
                     }
                     Err(rustix::io::Errno::NOENT) => {
-                        problems.push(Problem::new(path, "vanished during the scan"));
+                        trouble.problem(path, "vanished during the scan");
                         continue;
                     }
                     Err(e) => {
-                        problems.push(Problem::new(path, format!("cannot read: {e}")));
+                        trouble.unseen(path, format!("cannot read: {e}"));
                         continue;
                     }
                 }
@@ -576,9 +624,9 @@ impl Walk {
                 FileType::Symlink => match self.symlink(&path) {
                     Ok(Some(stat)) => order.push(Listed::File(self.file(path, stat), name_at)),
                     Ok(None) => {}
-                    Err(message) => problems.push(Problem::new(path, message)),
+                    Err(message) => trouble.problem(path, message),
                 },
-                _ => problems.push(Problem::new(path, NOT_REGULAR)),
+                _ => trouble.problem(path, NOT_REGULAR),
             }
         }
         order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -597,7 +645,7 @@ impl Walk {
             folders,
             reached: 0,
         };
-        (folder, problems)
+        (folder, trouble)
     }
 
     /// One path as [`look_at`] sees it.
@@ -622,9 +670,11 @@ impl Walk {
         }
         match fs::symlink_metadata(&full) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => out
-                .problems
-                .push(Problem::new(rel, format!("cannot read: {e}"))),
+            Err(e) => {
+                out.unseen.push(rel.to_string());
+                out.problems
+                    .push(Problem::new(rel, format!("cannot read: {e}")));
+            }
             Ok(m) if m.is_dir() => return self.clone().walker(CWD, &full, rel).into_listing(),
             Ok(m) if m.is_file() => out.files.push(self.file(rel.to_string(), Stat::of(&m))),
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
@@ -772,6 +822,25 @@ mod tests {
             .map(|_| Walker::new(dir.path(), &[]).map(|f| f.path).collect())
             .collect();
         assert!(from_pool.iter().all(|l| *l == paths));
+    }
+
+    #[test]
+    fn a_path_is_unseen_at_or_under_an_unseen_folder_not_beside_it() {
+        let unseen = ["locked".to_string(), "a/b.md".to_string()];
+        assert!(is_unseen(&unseen, "locked"));
+        assert!(is_unseen(&unseen, "locked/deeper/n.md"));
+        assert!(is_unseen(&unseen, "a/b.md"));
+        assert!(
+            !is_unseen(&unseen, "locked.md"),
+            "a name with the folder's as its prefix"
+        );
+        assert!(!is_unseen(&unseen, "lockedx/n.md"));
+        assert!(!is_unseen(&unseen, "a/b.mdx"));
+        assert!(!is_unseen(&[], "locked"));
+        assert!(
+            is_unseen(&[String::new()], "any/path.md"),
+            "the vault folder itself"
+        );
     }
 
     #[test]

@@ -83,35 +83,124 @@ fn a_link_that_climbs_out_of_the_vault_is_reported_never_read() {
     assert_eq!(r["assets"], 0);
 }
 
+/// `vaultkeep` on the sandbox, as the owner of its files (see [`as_owner`]).
+fn owner_cmd(s: &Sandbox, args: &[&str]) -> Command {
+    if !is_root() {
+        return s.cmd(args);
+    }
+    let owned = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(s.dir.path())
+        .status()
+        .unwrap();
+    assert!(owned.success());
+    let user = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    s.cmd_under("setpriv", user, args)
+}
+
+/// Runs vaultkeep on the sandbox as the owner of its files. Root reads any file whatever its
+/// permissions: as root, the sandbox is handed to `nobody` and vaultkeep runs as `nobody`
+/// (setpriv), for whom mode 000 means unreadable.
+fn as_owner(s: &Sandbox, args: &[&str]) -> std::process::Output {
+    owner_cmd(s, args).output().unwrap()
+}
+
 #[test]
 fn an_unreadable_file_is_named_and_keeps_its_last_version() {
     use std::os::unix::fs::PermissionsExt;
     let s = Sandbox::empty();
-    // Root reads any file whatever its permissions: as root, the sandbox is handed to
-    // `nobody` and vaultkeep runs as `nobody` (setpriv), for whom mode 000 means unreadable.
-    let as_owner = |args: &[&str]| -> std::process::Output {
-        if !is_root() {
-            return s.run(args);
-        }
-        let owned = Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(s.dir.path())
-            .status()
-            .unwrap();
-        assert!(owned.success());
-        let user = ["--reuid=65534", "--regid=65534", "--clear-groups"];
-        s.cmd_under("setpriv", user, args).output().unwrap()
-    };
     s.write("a.md", "first");
     s.write("b.md", "b");
-    assert_eq!(as_owner(&["scan"]).status.code(), Some(0));
+    assert_eq!(as_owner(&s, &["scan"]).status.code(), Some(0));
     s.write("a.md", "second");
     fs::set_permissions(s.vault.join("a.md"), fs::Permissions::from_mode(0o000)).unwrap();
-    let out = as_owner(&["scan", "--json"]);
+    let out = as_owner(&s, &["scan", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(problem_for(&r, "a.md").contains("cannot read"));
     assert_eq!(r["events"].get("deleted"), None, "not taken for deleted");
+}
+
+#[test]
+fn the_files_of_a_folder_that_cannot_be_read_are_not_taken_for_deleted() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::empty();
+    for i in 0..3 {
+        s.write(&format!("locked/deeper/n{i}.md"), format!("note {i}"));
+        s.write(&format!("open/n{i}.md"), format!("note {i}"));
+    }
+    s.write(
+        "locked.md",
+        "a note beside the folder, with its name as a prefix",
+    );
+    assert_eq!(as_owner(&s, &["scan"]).status.code(), Some(0));
+    s.write("open/n0.md", "changed");
+    let locked = s.vault.join("locked");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let out = as_owner(&s, &["scan", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        problem_for(&r, "locked").contains("cannot read the folder"),
+        "{r}"
+    );
+    assert_eq!(
+        r["events"]["modified"], 1,
+        "the rest of the scan goes on: {r}"
+    );
+    assert_eq!(
+        r["events"].get("deleted"),
+        None,
+        "nothing taken for deleted: {r}"
+    );
+    assert_eq!(r["notes"], 7, "the unseen notes as last recorded: {r}");
+    // Readable again: nothing to record (no deletion to undo, no file created again).
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = as_owner(&s, &["scan", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["recorded"], 0, "{r}");
+    let log = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    assert!(!log.contains("\"deleted\""), "{log}");
+}
+
+#[test]
+fn a_folder_the_daemon_can_no_longer_read_is_not_taken_for_deleted() {
+    use crate::common::daemon::{Daemon, events, status, wait_in};
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::empty();
+    for i in 0..3 {
+        s.write(&format!("locked/n{i}.md"), format!("note {i}"));
+    }
+    s.write("open.md", "first");
+    // More files elsewhere: three deletions would not be a mass deletion.
+    for i in 0..10 {
+        s.write(&format!("others/n{i}.md"), format!("note {i}"));
+    }
+    let log = s.dir.path().join("watch.log").to_string_lossy().to_string();
+    let child = owner_cmd(&s, &["watch", "--log-file", &log])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon::adopt(child);
+    wait_in(&s, "the daemon's first scan", || {
+        status(&s)["scans"].as_u64().unwrap_or(0) >= 1
+    });
+    // The folder's mode changes (the watcher reports it, the daemon looks at it and cannot
+    // read it); then a note changes, so that once its version is recorded the folder's change
+    // was dealt with too.
+    fs::set_permissions(s.vault.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    s.write("open.md", "second");
+    wait_in(&s, "the note's second version", || {
+        events(&s, "open.md").len() == 2
+    });
+    let log = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
+    assert!(!log.contains("\"deleted\""), "{log}");
+    let watch_log = fs::read_to_string(s.dir.path().join("watch.log")).unwrap();
+    assert!(
+        watch_log.contains("locked: cannot read the folder"),
+        "the daemon says which folder it cannot read: {watch_log}"
+    );
 }
 
 #[test]

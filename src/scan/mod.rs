@@ -349,7 +349,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     loop {
         let dry = source.fill(&mut listed, round);
         let new = &listed[looks.len()..];
-        looks.extend(holding.look(&index, new, whole, dry));
+        looks.extend(holding.look(&index, new, whole, dry.then(|| source.unseen())));
         let end = batch_end(&looks, batch);
         let last = dry && end == listed.len();
         holding.known += looks[..end].iter().filter(|l| **l != Look::New).count();
@@ -489,6 +489,14 @@ impl Source {
         listed.len() - before < wanted
     }
 
+    /// The paths the listing could not see into so far.
+    fn unseen(&self) -> &[String] {
+        match self {
+            Source::Walk(walker) => walker.unseen(),
+            Source::Looked(..) => &[],
+        }
+    }
+
     /// What could not be listed.
     fn problems(&mut self) -> Vec<Problem> {
         match self {
@@ -611,27 +619,32 @@ impl Holding {
 
     /// What the index says of `new`, the files listed since the last call: met with the index
     /// in one pass when the walk lists the `whole` vault (the recorded files between them that
-    /// it did not list are gone; with `dry`, the walk is over), else looked up.
+    /// it did not list are gone, but for those where the walk could not see; with `dry`, the
+    /// walk is over and those are known), else looked up.
     fn look(
         &mut self,
         index: &store::Index,
         new: &[vault::VaultFile],
         whole: bool,
-        dry: bool,
+        dry: Option<&[String]>,
     ) -> Vec<Look> {
         if !whole {
             return look_up(index, new);
         }
-        if new.is_empty() && !(dry && self.gone.is_none()) {
+        if new.is_empty() && !(dry.is_some() && self.gone.is_none()) {
             return Vec::new();
         }
-        let met = meet(index, self.met_up_to.as_deref(), new, dry);
+        let met = meet(index, self.met_up_to.as_deref(), new, dry.is_some());
         self.found_gone.extend(met.gone);
         if let Some(f) = new.last() {
             self.met_up_to = Some(f.path.clone());
         }
-        if dry && self.gone.is_none() {
-            self.gone = Some(std::mem::take(&mut self.found_gone));
+        if let Some(unseen) = dry
+            && self.gone.is_none()
+        {
+            let mut gone = std::mem::take(&mut self.found_gone);
+            gone.retain(|(path, _)| !vault::is_unseen(unseen, path));
+            self.gone = Some(gone);
         }
         met.looks
     }
@@ -956,7 +969,9 @@ fn look_again(
         listing.files.iter().map(|f| f.path.as_str()).collect();
     let mut gone: Vec<(String, Entry)> = recorded
         .into_iter()
-        .filter(|(path, _)| !listed.contains(path.as_str()))
+        .filter(|(path, _)| {
+            !listed.contains(path.as_str()) && !vault::is_unseen(&listing.unseen, path)
+        })
         .collect();
     gone.sort_by(|a, b| a.0.cmp(&b.0));
     Some(Looked { listing, gone })
