@@ -25,7 +25,27 @@ fn main() -> std::process::ExitCode {
     if matches!(cli.command, Command::Watch(_)) {
         return_memory_while_idle();
     }
+    allow_every_open_file();
     run(cli)
+}
+
+/// A walk keeps a folder open while its subfolders are read, and reads folders ahead on every
+/// core while files are read and hashed: the usual soft limit on open files (1,024 on Linux,
+/// 256 on macOS) can be reached in a deep vault. Raised towards the hard limit (as any process
+/// may), to at most 65,536 so that programs started from here (the browser) do not inherit an
+/// unbounded one; a folder that still cannot be opened is reported, and what it held is not
+/// taken for deleted.
+fn allow_every_open_file() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    const ENOUGH: u64 = 65_536;
+    let mut limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.map_or(ENOUGH, |hard| hard.min(ENOUGH));
+    if limit.current.is_some_and(|soft| soft < target) {
+        limit.current = Some(target);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("the limit on open files stays as it was: {e}");
+        }
+    }
 }
 
 /// jemalloc gives freed pages back only when the program next allocates, and the daemon

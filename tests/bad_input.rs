@@ -204,6 +204,30 @@ fn a_folder_the_daemon_can_no_longer_read_is_not_taken_for_deleted() {
 }
 
 #[test]
+fn a_deep_vault_is_walked_whole_under_a_low_limit_on_open_files() {
+    let s = Sandbox::empty();
+    let mut folder = String::new();
+    for depth in 0..100 {
+        folder.push_str("d/");
+        s.write(&format!("{folder}n{depth}.md"), format!("note {depth}"));
+    }
+    // A walk keeps each folder open while it reads its subfolders: 100 deep needs more than
+    // the 48 open files this shell allows, until vaultkeep raises its own limit.
+    let out = s
+        .cmd_under(
+            "sh",
+            ["-c", "ulimit -Sn 48 && exec \"$@\"", "sh"],
+            &["scan", "--json"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["notes"], 100, "{r}");
+    assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+}
+
+#[test]
 fn files_vanishing_during_a_scan_are_named_and_the_archive_stays_consistent() {
     let s = Sandbox::empty();
     for i in 0..3000 {
