@@ -661,11 +661,26 @@ impl Walk {
             return out;
         }
         let full = self.vault.join(rel);
-        // The walk never enters a symlinked folder: neither does a look.
+        // The walk never enters a symlinked folder: neither does a look. A folder above that
+        // is gone takes the path with it; one that cannot be read hides it.
         if let Some((parent, _)) = rel.rsplit_once('/') {
-            let real = fs::canonicalize(self.vault.join(parent)).ok();
-            if real.as_deref() != Some(self.root.join(parent).as_path()) {
-                return out;
+            match fs::canonicalize(self.vault.join(parent)) {
+                Ok(real) if real == self.root.join(parent) => {}
+                Ok(_) => return out,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    return out;
+                }
+                Err(e) => {
+                    out.unseen.push(rel.to_string());
+                    out.problems
+                        .push(Problem::new(rel, format!("cannot read: {e}")));
+                    return out;
+                }
             }
         }
         match fs::symlink_metadata(&full) {
