@@ -66,6 +66,58 @@ pub fn history(records: &[VersionRecord], path: &str) -> Vec<Version> {
         .collect()
 }
 
+/// The versions of `path`, as [`history`] finds them, from this archive's version log and with
+/// `peers` the other devices' too. Only the records that can be part of them are parsed: the
+/// renames first (which give every name the file had), then the records that name one of
+/// those. A long log is searched, not read into memory whole (issue 14).
+pub fn versions_of(store: &Store, path: &str, peers: bool) -> Result<Vec<Version>, store::Error> {
+    let renames: Vec<VersionRecord> = store
+        .read_versions_where(peers, |line| may_name(line, &[b"\"renamed\"".to_vec()]))?
+        .into_iter()
+        .filter(|r| r.event == Event::Renamed)
+        .collect();
+    let names: Vec<Vec<u8>> = names_of(&renames, path).iter().map(|n| quoted(n)).collect();
+    let records = store.read_versions_where(peers, |line| may_name(line, &names))?;
+    Ok(history(&records, path))
+}
+
+/// Whether any version of `path` is recorded (here or, with `peers`, on another device).
+pub fn is_recorded(store: &Store, path: &str, peers: bool) -> Result<bool, store::Error> {
+    let name = [quoted(path)];
+    Ok(store
+        .read_versions_where(peers, |line| may_name(line, &name))?
+        .iter()
+        .any(|r| r.path == path))
+}
+
+/// Every name the file now at `path` had, newest first: the renames, followed back from the
+/// newest (as [`history`] follows them).
+fn names_of(renames: &[VersionRecord], path: &str) -> Vec<String> {
+    let mut names = vec![path.to_string()];
+    for r in renames.iter().rev() {
+        if let Some(from) = &r.from
+            && r.path == names[names.len() - 1]
+        {
+            names.push(from.clone());
+        }
+    }
+    names
+}
+
+/// A name as a record's line holds it: a JSON string.
+fn quoted(name: &str) -> Vec<u8> {
+    serde_json::to_vec(name).expect("a string is JSON")
+}
+
+/// Whether a record's `line` may hold one of `needles` (JSON strings): it holds one as written,
+/// or an escape, which another writer could have used where ours writes the character itself.
+fn may_name(line: &[u8], needles: &[Vec<u8>]) -> bool {
+    memchr::memchr(b'\\', line).is_some()
+        || needles
+            .iter()
+            .any(|n| memchr::memmem::find(line, n).is_some())
+}
+
 /// Why a version could not be brought back.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
@@ -147,8 +199,7 @@ pub fn recover(
     version: Option<usize>,
     to: Output<'_>,
 ) -> Result<Recovered, RecoverError> {
-    let records = store.read_all_versions()?;
-    let versions = history(&records, path);
+    let versions = versions_of(store, path, true)?;
     if versions.is_empty() {
         return Err(RecoverError::NoHistory(path.to_string()));
     }
@@ -216,7 +267,7 @@ pub fn recover(
 fn keep_replaced(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, RecoverError> {
     let digest = Digest::of(bytes);
     let recorded = |store: &Store| -> Result<Option<Version>, RecoverError> {
-        Ok(history(&store.read_versions()?, path)
+        Ok(versions_of(store, path, false)?
             .into_iter()
             .rev()
             .find(|v| v.sha256 == digest && v.event != Event::Deleted))
@@ -248,8 +299,7 @@ fn keep_replaced(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, Rec
 /// now. The caller holds the archive's lock. Nothing vaultkeep writes into the vault may
 /// destroy bytes the archive does not have (issue 9).
 pub fn keep(store: &Store, path: &str, bytes: &[u8]) -> Result<Version, store::Error> {
-    let records = store.read_versions()?;
-    let versions = history(&records, path);
+    let versions = versions_of(store, path, false)?;
     let digest = Digest::of(bytes);
     if let Some(v) = versions
         .iter()
@@ -350,6 +400,61 @@ mod tests {
         );
         // The old path's history ends with the move.
         assert_eq!(events(&log, "a.md").last().unwrap().1, Event::Renamed);
+    }
+
+    #[test]
+    fn versions_read_from_the_logs_by_search_are_those_of_the_whole_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _lock) = Store::open_for_writing(dir.path(), "test").unwrap();
+        let at = |s: i64, mut r: VersionRecord| {
+            r.time = Timestamp::from_second(s).unwrap();
+            r
+        };
+        let odd = "say \"hi\" \\ café.md";
+        let mine = vec![
+            at(1, rec(Event::Created, "a.md", None, b"1")),
+            at(2, rec(Event::Created, "aa.md", None, b"x")),
+            at(3, rec(Event::Created, "a.md.bak", None, b"y")),
+            at(5, rec(Event::Renamed, "b.md", Some("a.md"), b"1")),
+            at(7, rec(Event::Renamed, odd, Some("b.md"), b"2")),
+            at(8, rec(Event::Modified, odd, None, b"3")),
+            at(9, rec(Event::Renamed, "z.md", Some("aa.md"), b"x")),
+        ];
+        store.versions().append(&mine).unwrap();
+        // Another device's log: a change between two of ours, and a line written with
+        // escapes where ours writes the characters themselves.
+        let peer = store.peer_log("laptop");
+        peer.append(&[at(6, rec(Event::Modified, "b.md", None, b"2"))])
+            .unwrap();
+        let escaped = format!(
+            "{{\"time\":\"1970-01-01T00:00:10Z\",\"event\":\"modified\",\"path\":\"say \\\"hi\\\" \\\\ caf\\u00e9.md\",\"sha256\":\"{}\",\"size\":1}}\n",
+            Digest::of(b"4")
+        );
+        peer.append_raw(escaped.as_bytes()).unwrap();
+        let mut all = mine.clone();
+        all.push(at(6, rec(Event::Modified, "b.md", None, b"2")));
+        let mut last = at(10, rec(Event::Modified, odd, None, b"4"));
+        last.size = 1;
+        all.push(last);
+        for r in &mut all[mine.len()..] {
+            r.device = Some("laptop".into());
+        }
+        all.sort_by_key(|r| r.time);
+        for path in ["a.md", "aa.md", "a.md.bak", "b.md", odd, "z.md", "none.md"] {
+            assert_eq!(
+                versions_of(&store, path, true).unwrap(),
+                history(&all, path),
+                "{path}"
+            );
+        }
+        assert_eq!(versions_of(&store, odd, true).unwrap().len(), 6);
+        assert_eq!(
+            versions_of(&store, odd, false).unwrap().len(),
+            4,
+            "ours alone"
+        );
+        assert!(is_recorded(&store, "a.md.bak", true).unwrap());
+        assert!(!is_recorded(&store, "a.md.ba", true).unwrap());
     }
 
     #[test]

@@ -120,9 +120,8 @@ fn print_scan(vault: &Path, r: &ScanReport) {
 
 pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&ctx.archive)?;
-    let records = store.read_all_versions()?;
-    let path = typed_path(ctx, &args.path, &records)?;
-    let versions = history::history(&records, &path);
+    let path = typed_path(ctx, &store, &args.path)?;
+    let versions = history::versions_of(&store, &path, true)?;
     if args.json {
         output::json(&serde_json::json!({ "path": path, "versions": versions }))?;
     } else if versions.is_empty() {
@@ -160,8 +159,7 @@ pub(crate) fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<Exit>
 
 pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&ctx.archive)?;
-    let records = store.read_all_versions()?;
-    let path = typed_path(ctx, &args.path, &records)?;
+    let path = typed_path(ctx, &store, &args.path)?;
     let default_out = ctx.vault.join(&path);
     let to = match &args.output {
         Some(p) if p.as_os_str() == "-" => Output::Stdout,
@@ -220,12 +218,10 @@ pub(crate) fn recover(ctx: &Context, args: &RecoverArgs) -> anyhow::Result<Exit>
 
 /// A vault file's path as the user typed it, made vault-relative (issue 9): relative to the
 /// vault, with the vault folder in front, or absolute inside the vault.
-fn typed_path(
-    ctx: &Context,
-    typed: &str,
-    records: &[crate::store::VersionRecord],
-) -> anyhow::Result<String> {
-    let known = |rel: &str| ctx.vault.join(rel).exists() || records.iter().any(|r| r.path == rel);
+fn typed_path(ctx: &Context, store: &Store, typed: &str) -> anyhow::Result<String> {
+    let known = |rel: &str| {
+        ctx.vault.join(rel).exists() || history::is_recorded(store, rel, true).unwrap_or(false)
+    };
     crate::vault::relative_path(&ctx.vault, typed, known).ok_or_else(|| {
         anyhow::anyhow!(
             "{typed} is outside the vault {}; give a path relative to the vault, or one inside it",

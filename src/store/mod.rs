@@ -320,15 +320,29 @@ impl Store {
         out
     }
 
-    /// Every version record, this archive's and the other devices' (each marked with its
-    /// device), in time order.
-    pub fn read_all_versions(&self) -> Result<Vec<VersionRecord>, Error> {
-        let mut all = self.read_versions()?;
+    /// The version records whose lines `wanted` accepts as they are: this archive's, in the
+    /// order they were recorded, and with `peers` the other devices' too (each marked with its
+    /// device), all in time order (this archive's first among equal times).
+    pub fn read_versions_where(
+        &self,
+        peers: bool,
+        mut wanted: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<VersionRecord>, Error> {
+        let read = |journal: &Journal, wanted: &mut dyn FnMut(&[u8]) -> bool| {
+            journal
+                .read_where::<VersionRecord>(0, 0, wanted)
+                .map_err(Error::io("read", journal.path()))
+        };
+        let mut all: Vec<VersionRecord> = read(&self.versions(), &mut wanted)?
+            .records
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        if !peers {
+            return Ok(all);
+        }
         for device in self.peers() {
-            let journal = self.peer_log(&device);
-            let read = journal
-                .read::<VersionRecord>()
-                .map_err(Error::io("read", journal.path()))?;
+            let read = read(&self.peer_log(&device), &mut wanted)?;
             all.extend(read.records.into_iter().map(|(_, mut r)| {
                 r.device = Some(device.clone());
                 r
