@@ -108,16 +108,41 @@ fn journal(store: &Store) -> Journal {
     store.log(Log::Checks)
 }
 
-/// Every recorded check, by URL, oldest first.
-pub fn history(store: &Store) -> Result<HashMap<String, Vec<CheckRecord>>, store::Error> {
-    let j = journal(store);
-    let read = j
-        .read::<CheckRecord>()
-        .map_err(store::Error::io("read", j.path()))?;
-    let mut out: HashMap<String, Vec<CheckRecord>> = HashMap::new();
-    for (_, r) in read.records {
-        out.entry(r.url.clone()).or_default().push(r);
+/// What the recorded checks of one URL say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checks {
+    /// How many were recorded.
+    pub count: usize,
+    /// Those since its last success, that one included, oldest first: all that [`classify`]
+    /// looks at, so a URL checked every day for years keeps a few records, not thousands.
+    pub recent: Vec<CheckRecord>,
+}
+
+impl Checks {
+    fn add(&mut self, check: CheckRecord) {
+        self.count += 1;
+        if check.ok {
+            self.recent.clear();
+        }
+        self.recent.push(check);
     }
+}
+
+/// The recorded checks, by URL, read a record at a time (the log grows with every check of
+/// every URL).
+pub fn history(store: &Store) -> Result<HashMap<String, Checks>, store::Error> {
+    let j = journal(store);
+    let mut out: HashMap<String, Checks> = HashMap::new();
+    j.visit(
+        0,
+        0,
+        |_| true,
+        |_, r: CheckRecord| match out.get_mut(&r.url) {
+            Some(checks) => checks.add(r),
+            None => out.entry(r.url.clone()).or_default().add(r),
+        },
+    )
+    .map_err(store::Error::io("read", j.path()))?;
     Ok(out)
 }
 
@@ -353,13 +378,15 @@ pub async fn run(
         urls: Vec::new(),
     };
     for (url, references) in urls {
-        let checks = history.get(&url).cloned().unwrap_or_default();
-        let Some(last) = checks.last().cloned() else {
+        let Some(checks) = history.get(&url) else {
+            continue;
+        };
+        let Some(last) = checks.recent.last().cloned() else {
             continue;
         };
         report.urls.push(UrlReport {
-            state: classify(&checks, rule),
-            checks: checks.len(),
+            state: classify(&checks.recent, rule),
+            checks: checks.count,
             local_copy: copies.get(&url).map(|c| LocalCopy {
                 snapshot: c.snapshot.clone(),
                 captured: c.captured,
@@ -423,7 +450,7 @@ pub fn dead_urls(
     Ok(urls
         .into_iter()
         .filter(|u| {
-            let checks = history.get(u).map(Vec::as_slice).unwrap_or(&[]);
+            let checks = history.get(u).map_or(&[][..], |c| c.recent.as_slice());
             classify(checks, rule) == State::Dead
         })
         .collect())
@@ -452,6 +479,56 @@ mod tests {
     }
 
     const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn the_checks_kept_per_url_judge_as_every_check_recorded_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _lock) = Store::open_for_writing(dir.path(), "test").unwrap();
+        let gone = |h| rec(h, false, Some(404), None);
+        let soft = |h| rec(h, false, None, Some("offline"));
+        let x = vec![
+            gone(0),
+            rec(24, true, Some(200), None),
+            gone(48),
+            soft(60),
+            gone(72),
+            gone(200),
+            rec(300, true, Some(200), None),
+            gone(320),
+            gone(400),
+            soft(410),
+            gone(500),
+        ];
+        let y: Vec<CheckRecord> = [gone(0), gone(30), gone(90)]
+            .into_iter()
+            .map(|mut c| {
+                c.url = "https://y.org/".into();
+                c
+            })
+            .collect();
+        let rules = [rule(1, Duration::ZERO), rule(2, DAY), rule(3, 3 * DAY)];
+        for n in 1..=x.len() {
+            // The log as it stood after each check: both URLs' records, interleaved.
+            let _ = std::fs::remove_file(journal(&store).path());
+            let mut log: Vec<CheckRecord> = x[..n].to_vec();
+            log.extend(y.iter().cloned());
+            log.sort_by_key(|c| c.time);
+            record(&store, &log).unwrap();
+            let kept = history(&store).unwrap();
+            assert_eq!(kept["https://x.org/"].count, n);
+            assert_eq!(kept["https://y.org/"].count, 3);
+            for r in rules {
+                assert_eq!(
+                    classify(&kept["https://x.org/"].recent, r),
+                    classify(&x[..n], r),
+                    "after {n} checks, {r:?}"
+                );
+                assert_eq!(classify(&kept["https://y.org/"].recent, r), classify(&y, r));
+            }
+        }
+        // After the last success, only what followed it is kept.
+        assert_eq!(history(&store).unwrap()["https://x.org/"].recent.len(), 5);
+    }
 
     #[test]
     fn two_hard_failures_a_day_apart_make_a_url_dead() {

@@ -126,7 +126,25 @@ impl Journal {
         &self,
         offset: u64,
         first_line: usize,
+        wanted: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<Records<T>> {
+        let mut records = Vec::new();
+        let read = self.visit(offset, first_line, wanted, |line, r| {
+            records.push((line, r))
+        })?;
+        Ok(Records { records, ..read })
+    }
+
+    /// Hands each record after byte `offset` whose line `wanted` accepts to `each`, with its
+    /// line number, holding none of them: for folding a long log into what its reader keeps.
+    /// The returned [`Records`] holds no records, only where the whole lines end and what
+    /// could not be read.
+    pub fn visit<T: DeserializeOwned>(
+        &self,
+        offset: u64,
+        first_line: usize,
         mut wanted: impl FnMut(&[u8]) -> bool,
+        mut each: impl FnMut(usize, T),
     ) -> io::Result<Records<T>> {
         let mut out = Records {
             records: Vec::new(),
@@ -159,7 +177,7 @@ impl Journal {
                 continue;
             }
             match serde_json::from_slice::<T>(&line) {
-                Ok(r) => out.records.push((number, r)),
+                Ok(r) => each(number, r),
                 Err(e) => out.bad.push((number, e.to_string())),
             }
         }
