@@ -624,7 +624,8 @@ impl Walk {
                 FileType::Symlink => match self.symlink(&path) {
                     Ok(Some(stat)) => order.push(Listed::File(self.file(path, stat), name_at)),
                     Ok(None) => {}
-                    Err(message) => trouble.problem(path, message),
+                    Err(Unfollowed::Problem(message)) => trouble.problem(path, message),
+                    Err(Unfollowed::Unseen(message)) => trouble.unseen(path, message),
                 },
                 _ => trouble.problem(path, NOT_REGULAR),
             }
@@ -695,7 +696,11 @@ impl Walk {
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
                 Ok(Some(stat)) => out.files.push(self.file(rel.to_string(), stat)),
                 Ok(None) => {}
-                Err(message) => out.problems.push(Problem::new(rel, message)),
+                Err(Unfollowed::Problem(message)) => out.problems.push(Problem::new(rel, message)),
+                Err(Unfollowed::Unseen(message)) => {
+                    out.unseen.push(rel.to_string());
+                    out.problems.push(Problem::new(rel, message));
+                }
             },
             Ok(_) => out.problems.push(Problem::new(rel, NOT_REGULAR)),
         }
@@ -712,22 +717,50 @@ impl Walk {
 
     /// A symlink is followed only to a regular file inside the vault. A link to a folder inside
     /// the vault is skipped (its files are listed under their own path, so loops cannot
-    /// happen); anything else is reported.
-    fn symlink(&self, path: &str) -> Result<Option<Stat>, String> {
+    /// happen); anything else is reported. A link that cannot be followed for another reason
+    /// than being broken (a folder on the way that cannot be entered) is unseen.
+    fn symlink(&self, path: &str) -> Result<Option<Stat>, Unfollowed> {
+        let broken = |e: &std::io::Error| {
+            e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+        };
         let link = self.vault.join(path);
-        let target = fs::canonicalize(&link)
-            .map_err(|e| format!("symlink is broken or loops ({e}); not followed"))?;
+        let target = match fs::canonicalize(&link) {
+            Ok(target) => target,
+            Err(e) if broken(&e) => {
+                return Err(Unfollowed::Problem(format!(
+                    "symlink is broken or loops ({e}); not followed"
+                )));
+            }
+            Err(e) => {
+                return Err(Unfollowed::Unseen(format!(
+                    "cannot follow the symlink: {e}"
+                )));
+            }
+        };
         if !target.starts_with(&self.root) {
-            return Err(format!(
+            return Err(Unfollowed::Problem(format!(
                 "symlink points outside the vault ({}); not followed",
                 target.display()
-            ));
+            )));
         }
         match fs::metadata(&target) {
             Ok(m) if m.is_file() => Ok(Some(Stat::of(&m))),
-            _ => Ok(None),
+            Ok(_) => Ok(None),
+            Err(e) if broken(&e) => Ok(None),
+            Err(e) => Err(Unfollowed::Unseen(format!(
+                "cannot follow the symlink: {e}"
+            ))),
         }
     }
+}
+
+/// Why a symlink was not followed.
+enum Unfollowed {
+    /// It cannot be (broken, a loop, out of the vault): reported.
+    Problem(String),
+    /// It could not be this time: reported, and what it was is kept (see [`is_unseen`]).
+    Unseen(String),
 }
 
 fn open_dir<Fd: AsFd>(at: Fd, path: &Path) -> std::io::Result<OwnedFd> {

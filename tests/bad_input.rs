@@ -133,6 +133,7 @@ fn the_files_of_a_folder_that_cannot_be_read_are_not_taken_for_deleted() {
         "locked.md",
         "a note beside the folder, with its name as a prefix",
     );
+    std::os::unix::fs::symlink("locked/deeper/n1.md", s.vault.join("link.md")).unwrap();
     assert_eq!(as_owner(&s, &["scan"]).status.code(), Some(0));
     s.write("open/n0.md", "changed");
     let locked = s.vault.join("locked");
@@ -153,7 +154,11 @@ fn the_files_of_a_folder_that_cannot_be_read_are_not_taken_for_deleted() {
         None,
         "nothing taken for deleted: {r}"
     );
-    assert_eq!(r["notes"], 7, "the unseen notes as last recorded: {r}");
+    assert!(
+        problem_for(&r, "link.md").contains("cannot follow the symlink"),
+        "{r}"
+    );
+    assert_eq!(r["notes"], 8, "the unseen notes as last recorded: {r}");
     // Readable again: nothing to record (no deletion to undo, no file created again).
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
     let out = as_owner(&s, &["scan", "--json"]);
