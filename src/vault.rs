@@ -116,6 +116,14 @@ pub struct Listing {
     pub unseen: Vec<String>,
 }
 
+impl Listing {
+    /// `rel` could not be seen into, for the reason `message`.
+    fn unseen_at(&mut self, rel: &str, message: String) {
+        self.unseen.push(rel.to_string());
+        self.problems.push(Problem::new(rel, message));
+    }
+}
+
 /// Whether `path` is at or under one of `unseen`, the paths a listing could not see into: a
 /// folder it could not read (too many open files, a permission, a disk error) or a file it
 /// could not stat. What the archive recorded there is not gone: it was not seen, and taking it
@@ -677,30 +685,21 @@ impl Walk {
                     return out;
                 }
                 Err(e) => {
-                    out.unseen.push(rel.to_string());
-                    out.problems
-                        .push(Problem::new(rel, format!("cannot read: {e}")));
+                    out.unseen_at(rel, format!("cannot read: {e}"));
                     return out;
                 }
             }
         }
         match fs::symlink_metadata(&full) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                out.unseen.push(rel.to_string());
-                out.problems
-                    .push(Problem::new(rel, format!("cannot read: {e}")));
-            }
+            Err(e) => out.unseen_at(rel, format!("cannot read: {e}")),
             Ok(m) if m.is_dir() => return self.clone().walker(CWD, &full, rel).into_listing(),
             Ok(m) if m.is_file() => out.files.push(self.file(rel.to_string(), Stat::of(&m))),
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
                 Ok(Some(stat)) => out.files.push(self.file(rel.to_string(), stat)),
                 Ok(None) => {}
                 Err(Unfollowed::Problem(message)) => out.problems.push(Problem::new(rel, message)),
-                Err(Unfollowed::Unseen(message)) => {
-                    out.unseen.push(rel.to_string());
-                    out.problems.push(Problem::new(rel, message));
-                }
+                Err(Unfollowed::Unseen(message)) => out.unseen_at(rel, message),
             },
             Ok(_) => out.problems.push(Problem::new(rel, NOT_REGULAR)),
         }
