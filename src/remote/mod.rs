@@ -166,33 +166,35 @@ pub struct Divergence {
 /// are kept; this says so. (A device that only lags behind, its newest version one this
 /// device recorded too, has not diverged.)
 pub fn divergences(store: &Store) -> Result<Vec<Divergence>, crate::store::Error> {
-    /// Per path: every content it had, and its newest while it lives.
-    fn read(records: &[VersionRecord]) -> HashMap<String, (HashSet<Digest>, Option<Digest>)> {
-        let mut files: HashMap<String, (HashSet<Digest>, Option<Digest>)> = HashMap::new();
-        for r in records {
-            if let (Event::Renamed, Some(from)) = (r.event, &r.from)
-                && let Some(f) = files.get_mut(from)
-            {
-                f.1 = None;
-            }
-            let f = files.entry(r.path.clone()).or_default();
-            f.0.insert(r.sha256);
-            f.1 = (r.event != Event::Deleted).then_some(r.sha256);
-        }
-        files
+    /// Per path: every content it had, and its newest while it lives; folded a record at a
+    /// time (a device's log holds every version it ever recorded).
+    type Files = HashMap<String, (HashSet<Digest>, Option<Digest>)>;
+    fn read(journal: &crate::store::Journal) -> Result<Files, crate::store::Error> {
+        let mut files: Files = HashMap::new();
+        journal
+            .visit(
+                0,
+                0,
+                |_| true,
+                |_, r: VersionRecord| {
+                    if let (Event::Renamed, Some(from)) = (r.event, &r.from)
+                        && let Some(f) = files.get_mut(from)
+                    {
+                        f.1 = None;
+                    }
+                    let f = files.entry(r.path).or_default();
+                    f.0.insert(r.sha256);
+                    f.1 = (r.event != Event::Deleted).then_some(r.sha256);
+                },
+            )
+            .map_err(crate::store::Error::io("read", journal.path()))?;
+        Ok(files)
     }
-    let mine = read(&store.read_versions()?);
+    let mine = read(&store.versions())?;
     let mut out = Vec::new();
     for device in store.peers() {
-        let journal = store.peer_log(&device);
-        let theirs: Vec<VersionRecord> = journal
-            .read::<VersionRecord>()
-            .map_err(crate::store::Error::io("read", journal.path()))?
-            .records
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        let theirs: BTreeMap<String, _> = read(&theirs).into_iter().collect();
+        let theirs = read(&store.peer_log(&device))?;
+        let theirs: BTreeMap<String, _> = theirs.into_iter().collect();
         for (path, (their_all, their_newest)) in theirs {
             let Some((my_all, Some(here))) = mine.get(&path) else {
                 continue;

@@ -285,15 +285,6 @@ impl Store {
         self.log(Log::Versions)
     }
 
-    /// Reads every version record, in the order they were recorded.
-    pub fn read_versions(&self) -> Result<Vec<VersionRecord>, Error> {
-        let journal = self.versions();
-        let read = journal
-            .read::<VersionRecord>()
-            .map_err(Error::io("read", journal.path()))?;
-        Ok(read.records.into_iter().map(|(_, r)| r).collect())
-    }
-
     /// The records pulled from another device.
     pub fn peer_log(&self, device: &str) -> Journal {
         Journal::new(
