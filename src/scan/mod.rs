@@ -249,17 +249,22 @@ impl Scan {
         };
         let mut files = Vec::with_capacity(index.len() + unindexed.len());
         let mut unindexed = unindexed.iter().peekable();
-        index.visit_from("", |path, entry| {
-            while let Some(file) = unindexed.next_if(|f| f.path.as_str() < path) {
-                files.push(file.clone());
-            }
-            files.push(ScannedFile {
-                path: path.to_string(),
-                kind: FileKind::of(path),
-                sha256: Some(entry.sha256),
-            });
-            std::ops::ControlFlow::Continue(())
-        });
+        index
+            .visit_from("", |path, entry| {
+                while let Some(file) = unindexed.next_if(|f| f.path.as_str() < path) {
+                    files.push(file.clone());
+                }
+                files.push(ScannedFile {
+                    path: path.to_string(),
+                    kind: FileKind::of(path),
+                    sha256: Some(entry.sha256),
+                });
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(store::Error::io(
+                "read the scan index in",
+                self.store.root(),
+            ))?;
         files.extend(unindexed.cloned());
         Ok(files.into())
     }
@@ -957,13 +962,17 @@ fn look_again(
             recorded.push((root.to_string(), entry));
         }
         let folder = format!("{root}/");
-        index.visit_from(&folder, |path, entry| {
+        let read = index.visit_from(&folder, |path, entry| {
             if !path.starts_with(&folder) {
                 return std::ops::ControlFlow::Break(());
             }
             recorded.push((path.to_string(), *entry));
             std::ops::ControlFlow::Continue(())
         });
+        // Fewer recorded files: fewer taken for gone, none taken wrongly.
+        if let Err(e) = read {
+            store::warn_unread(&e);
+        }
     }
     let listed: rustc_hash::FxHashSet<&str> =
         listing.files.iter().map(|f| f.path.as_str()).collect();

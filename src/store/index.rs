@@ -245,9 +245,14 @@ impl Index {
         }
     }
 
-    /// Visits the present files from `from` on, in path order, until `visit` breaks.
-    pub fn visit_from(&self, from: &str, visit: impl FnMut(&str, &Entry) -> ControlFlow<()>) {
-        self.visit_with(from, PASS_BUFFER, visit);
+    /// Visits the present files from `from` on, in path order, until `visit` breaks. An
+    /// error when the index file could not be read to the end: the visit stopped short.
+    pub fn visit_from(
+        &self,
+        from: &str,
+        visit: impl FnMut(&str, &Entry) -> ControlFlow<()>,
+    ) -> io::Result<()> {
+        self.visit_with(from, PASS_BUFFER, visit)
     }
 
     /// Meets `paths` (in ascending order, each after `after`) with the index in one pass: the
@@ -267,7 +272,7 @@ impl Index {
         if paths.peek().is_none() && !to_end {
             return;
         }
-        self.visit_with(after.unwrap_or(""), CURSOR_BUFFER, |path, entry| {
+        let met = self.visit_with(after.unwrap_or(""), CURSOR_BUFFER, |path, entry| {
             if after == Some(path) {
                 return ControlFlow::Continue(());
             }
@@ -285,6 +290,9 @@ impl Index {
             }
             ControlFlow::Continue(())
         });
+        if let Err(e) = met {
+            warn_unread(&e);
+        }
         for _ in paths {
             found(None);
         }
@@ -295,7 +303,7 @@ impl Index {
         from: &str,
         buffer: usize,
         mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>,
-    ) {
+    ) -> io::Result<()> {
         let mut overlay = self
             .overlay
             .range::<str, _>((Bound::Included(from), Bound::Unbounded))
@@ -308,10 +316,7 @@ impl Index {
                 .ready()
                 .then(|| std::str::from_utf8(base.path()).unwrap_or_default());
             let (flow, step_base, step_overlay) = match (on_disk, overlay.peek()) {
-                (None, None) => {
-                    base.warn_if_failed();
-                    return;
-                }
+                (None, None) => return base.error.take().map_or(Ok(()), Err),
                 (Some(path), None) => (visit(path, &base.entry()), true, false),
                 (Some(path), Some((held, _))) if path < held.as_str() => {
                     (visit(path, &base.entry()), true, false)
@@ -325,7 +330,7 @@ impl Index {
                 }
             };
             if flow.is_break() {
-                return;
+                return Ok(());
             }
             if step_base {
                 base.advance();
@@ -456,7 +461,8 @@ impl Index {
         self.visit_from("", |p, e| {
             out.push((p.to_string(), *e));
             ControlFlow::Continue(())
-        });
+        })
+        .expect("the index file reads");
         assert_eq!(out.len(), self.len(), "the count matches the entries");
         out
     }
@@ -626,13 +632,10 @@ impl<'a> Records<'a> {
         (self.path() == path.as_bytes()).then(|| self.entry())
     }
 
-    /// Says why reading stopped short, where the reader's user goes on without the entries
-    /// (the scan then reads the files it cannot find: slower, and nothing is lost).
+    /// Says why reading stopped short (see [`warn_unread`]).
     fn warn_if_failed(&mut self) {
         if let Some(e) = self.error.take() {
-            tracing::warn!(
-                "cannot read the scan index ({e}); the files it would have vouched for are read again"
-            );
+            warn_unread(&e);
         }
     }
 
@@ -673,6 +676,14 @@ impl<'a> Records<'a> {
         }
         true
     }
+}
+
+/// Says why reading the index stopped short, where its reader goes on without the entries
+/// (the scan then reads the files it cannot find: slower, and nothing is lost).
+pub(crate) fn warn_unread(e: &io::Error) {
+    tracing::warn!(
+        "cannot read the scan index ({e}); the files it would have vouched for are read again"
+    );
 }
 
 /// Finds entries for paths asked for in ascending order (as a walk lists them), reading the
@@ -756,7 +767,8 @@ fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
     put_header(&mut buf, index.header());
     let mut at = put(&buf)?;
     let (mut marks, mut count, mut failed) = (Vec::new(), 0, None);
-    index.visit_from("", |path, e| {
+    // A short read of the file being rewritten fails the save: the file written whole stays.
+    let read = index.visit_from("", |path, e| {
         if count % MARK_EVERY == 0 {
             marks.push((path.to_string(), at));
         }
@@ -778,6 +790,7 @@ fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
     if let Some(e) = failed {
         return Err(e);
     }
+    read?;
     buf.clear();
     buf.extend_from_slice(&END.to_le_bytes());
     buf.extend_from_slice(&(count as u64).to_le_bytes());
@@ -1326,10 +1339,12 @@ mod tests {
         let walked = entries(&index);
         assert!(walked.is_sorted_by(|a, b| a.0 < b.0));
         let mut from_n150 = Vec::new();
-        index.visit_from("n150.md", |p, _| {
-            from_n150.push(p.to_string());
-            ControlFlow::Continue(())
-        });
+        index
+            .visit_from("n150.md", |p, _| {
+                from_n150.push(p.to_string());
+                ControlFlow::Continue(())
+            })
+            .unwrap();
         assert_eq!(from_n150.len(), 50 + 1, "n150..n199 and zz.md");
     }
 

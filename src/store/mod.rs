@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::fsutil::{write_atomic, write_derived};
 
+pub(crate) use index::warn_unread;
 pub use index::{Entry, Index};
 pub use journal::Journal;
 pub use layout::{Doc, Log};
