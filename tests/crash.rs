@@ -39,6 +39,16 @@ fn scan_in_batches_killed_at(s: &Sandbox, phase: &str, batch: &str) {
     assert!(reached, "the scan never reached {phase}");
 }
 
+/// A scan with batches of `batch` files to read, run to its end.
+fn scan_in_batches(s: &Sandbox, batch: &str) {
+    let out = s
+        .cmd(&["scan", "-q"])
+        .env("VAULTKEEP_SCAN_BATCH", batch)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+}
+
 fn verify_is_clean(s: &Sandbox, when: &str) {
     let verify = s.run(&["archive", "verify", "--json"]);
     assert_eq!(
@@ -111,12 +121,7 @@ fn a_first_scan_killed_after_a_batch_keeps_that_batch_and_the_next_scan_finishes
     assert_eq!(log.lines().count(), 100);
     verify_is_clean(&s, "killed after the first batch");
     // The next scan (batches again) records the rest, each file once.
-    let out = s
-        .cmd(&["scan", "--json"])
-        .env("VAULTKEEP_SCAN_BATCH", "100")
-        .output()
-        .unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    scan_in_batches(&s, "100");
     let log = fs::read_to_string(s.archive.join("versions.jsonl")).unwrap();
     assert_eq!(log.lines().count(), files);
     let (again, _) = s.scan();
@@ -167,12 +172,7 @@ fn a_rescan_in_rounds_killed_at_any_phase_records_each_change_once_and_renames_a
         scan_in_batches_killed_at(&s, phase, "10");
         verify_is_clean(&s, &format!("rescan killed at {phase}"));
     }
-    let out = s
-        .cmd(&["scan", "--json"])
-        .env("VAULTKEEP_SCAN_BATCH", "10")
-        .output()
-        .unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    scan_in_batches(&s, "10");
     let (again, _) = s.scan();
     assert_eq!(again["recorded"], 0);
     verify_is_clean(&s, "after the scan that finished");
@@ -263,12 +263,7 @@ fn scans_killed_at_random_instants_never_damage_the_archive_or_lose_a_version() 
     copy_dir(&data("vaults/dendron"), &probe.vault);
     let timed = || {
         let started = std::time::Instant::now();
-        let out = probe
-            .cmd(&["scan", "-q"])
-            .env("VAULTKEEP_SCAN_BATCH", "25")
-            .output()
-            .unwrap();
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+        scan_in_batches(&probe, "25");
         started.elapsed().as_micros() as u64
     };
     let first_span = timed();
