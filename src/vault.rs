@@ -116,14 +116,6 @@ pub struct Listing {
     pub unseen: Vec<String>,
 }
 
-impl Listing {
-    /// `rel` could not be seen into, for the reason `message`.
-    fn unseen_at(&mut self, rel: &str, message: String) {
-        self.unseen.push(rel.to_string());
-        self.problems.push(Problem::new(rel, message));
-    }
-}
-
 /// Whether `path` is at or under one of `unseen`, the paths a listing could not see into: a
 /// folder it could not read (too many open files, a permission, a disk error) or a file it
 /// could not stat. What the archive recorded there is not gone: it was not seen, and taking it
@@ -154,6 +146,22 @@ impl Trouble {
         let path = path.into();
         self.unseen.push(path.clone());
         self.problem(path, message);
+    }
+
+    /// What a symlink that was not followed means.
+    fn unfollowed(&mut self, path: impl Into<String>, why: Unfollowed) {
+        match why {
+            Unfollowed::Problem(message) => self.problem(path, message),
+            Unfollowed::Unseen(message) => self.unseen(path, message),
+        }
+    }
+
+    fn into_listing(self, files: Vec<VaultFile>) -> Listing {
+        Listing {
+            files,
+            problems: self.problems,
+            unseen: self.unseen,
+        }
     }
 
     fn extend(&mut self, other: Trouble) {
@@ -632,8 +640,7 @@ impl Walk {
                 FileType::Symlink => match self.symlink(&path) {
                     Ok(Some(stat)) => order.push(Listed::File(self.file(path, stat), name_at)),
                     Ok(None) => {}
-                    Err(Unfollowed::Problem(message)) => trouble.problem(path, message),
-                    Err(Unfollowed::Unseen(message)) => trouble.unseen(path, message),
+                    Err(why) => trouble.unfollowed(path, why),
                 },
                 _ => trouble.problem(path, NOT_REGULAR),
             }
@@ -659,7 +666,7 @@ impl Walk {
 
     /// One path as [`look_at`] sees it.
     fn look(&self, rel: &str) -> Listing {
-        let mut out = Listing::default();
+        let (mut files, mut trouble) = (Vec::new(), Trouble::default());
         let inside_excluded = self.excluded.iter().any(|x| {
             rel == x
                 || rel
@@ -667,7 +674,7 @@ impl Walk {
                     .is_some_and(|r| r.starts_with('/'))
         });
         if rel.is_empty() || !is_content_path(rel) || inside_excluded {
-            return out;
+            return Listing::default();
         }
         let full = self.vault.join(rel);
         // The walk never enters a symlinked folder: neither does a look. A folder above that
@@ -675,35 +682,34 @@ impl Walk {
         if let Some((parent, _)) = rel.rsplit_once('/') {
             match fs::canonicalize(self.vault.join(parent)) {
                 Ok(real) if real == self.root.join(parent) => {}
-                Ok(_) => return out,
+                Ok(_) => return Listing::default(),
                 Err(e)
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
                     ) =>
                 {
-                    return out;
+                    return Listing::default();
                 }
                 Err(e) => {
-                    out.unseen_at(rel, format!("cannot read: {e}"));
-                    return out;
+                    trouble.unseen(rel, format!("cannot read: {e}"));
+                    return trouble.into_listing(files);
                 }
             }
         }
         match fs::symlink_metadata(&full) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => out.unseen_at(rel, format!("cannot read: {e}")),
+            Err(e) => trouble.unseen(rel, format!("cannot read: {e}")),
             Ok(m) if m.is_dir() => return self.clone().walker(CWD, &full, rel).into_listing(),
-            Ok(m) if m.is_file() => out.files.push(self.file(rel.to_string(), Stat::of(&m))),
+            Ok(m) if m.is_file() => files.push(self.file(rel.to_string(), Stat::of(&m))),
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
-                Ok(Some(stat)) => out.files.push(self.file(rel.to_string(), stat)),
+                Ok(Some(stat)) => files.push(self.file(rel.to_string(), stat)),
                 Ok(None) => {}
-                Err(Unfollowed::Problem(message)) => out.problems.push(Problem::new(rel, message)),
-                Err(Unfollowed::Unseen(message)) => out.unseen_at(rel, message),
+                Err(why) => trouble.unfollowed(rel, why),
             },
-            Ok(_) => out.problems.push(Problem::new(rel, NOT_REGULAR)),
+            Ok(_) => trouble.problem(rel, NOT_REGULAR),
         }
-        out
+        trouble.into_listing(files)
     }
 
     fn file(&self, path: String, stat: Stat) -> VaultFile {
