@@ -243,3 +243,69 @@ fn an_edit_appends_to_the_index_change_log_and_a_later_scan_agrees_with_it() {
     let (scan, _) = s.scan();
     assert_eq!(scan["recorded"], 0, "{scan}");
 }
+
+#[test]
+fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_every_file_would() {
+    let s = Sandbox::with_sample_vault();
+    // A link that leads nowhere: a problem of every scan, which the daemon's vouching keeps.
+    std::os::unix::fs::symlink("nowhere.md", s.vault.join("broken.md")).unwrap();
+    // A long quiet time: the changes below wait, unrecorded, while the scans compare.
+    fs::write(
+        s.dir.path().join("vaultkeep.toml"),
+        "[watch]\ndebounce_ms = 60000\nsnapshots = false\n",
+    )
+    .unwrap();
+    let d = Daemon::start(&s, &[]);
+    let beside = |s: &Sandbox| {
+        let (mut vouched, _) = s.json(&["scan"]);
+        let (every, _) = s.json(&["scan", "--every-file"]);
+        let reported = vouched
+            .as_object_mut()
+            .unwrap()
+            .remove("daemon_reported")
+            .and_then(|r| r.as_u64())
+            .expect("the daemon said which paths changed");
+        assert_eq!(every.get("daemon_reported"), None);
+        assert_eq!(
+            vouched, every,
+            "a scan of {reported} paths and one of every file"
+        );
+        (every, reported)
+    };
+    let (quiet, reported) = beside(&s);
+    assert_eq!(quiet["unrecorded"], 0, "{quiet}");
+    assert_eq!(reported, 1, "the broken link only");
+    assert!(
+        quiet["problems"].to_string().contains("broken.md"),
+        "{quiet}"
+    );
+
+    // Changes of every kind: a new note and a new folder, a folder moved, an asset deleted,
+    // a note edited.
+    s.write("new.md", "[[About this vault]] https://example.org/new");
+    s.write("new folder/deep/b.md", "[[new]]");
+    fs::rename(s.vault.join("ecosystem/pip"), s.vault.join("pip-moved")).unwrap();
+    fs::remove_file(s.vault.join("assets/impact-hub.png")).unwrap();
+    let mut about = fs::read_to_string(s.vault.join("About this vault.md")).unwrap();
+    about.push_str("\n[[new]]\n");
+    s.write("About this vault.md", about);
+    let (changed, reported) = beside(&s);
+    assert!(
+        changed["unrecorded"].as_u64() >= Some(5),
+        "every change is found, none recorded yet: {changed}"
+    );
+    assert!(
+        (5..30).contains(&reported),
+        "the changed paths only, not the vault's {} files: {reported}",
+        changed["notes"].as_u64().unwrap() + changed["assets"].as_u64().unwrap()
+    );
+    assert_ne!(changed["notes"], quiet["notes"]);
+
+    // Stopped, the daemon leaves no socket: a scan records, looking at every file.
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(!s.archive.join("watch").exists());
+    let (after, _) = s.scan();
+    assert_eq!(after.get("daemon_reported"), None, "{after}");
+    assert!(after["recorded"].as_u64() >= Some(5), "{after}");
+}

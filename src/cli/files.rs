@@ -39,7 +39,20 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
                 "{e}: it records this vault's changes as they happen; this scan reports and records nothing"
             );
             options.record = false;
-            (Store::open_for_preview(&ctx.archive)?, None)
+            let store = Store::open_for_preview(&ctx.archive)?;
+            if !args.every_file {
+                match crate::watch::vouch::ask(&store) {
+                    Ok(changed) => {
+                        tracing::debug!(
+                            paths = changed.len(),
+                            "the daemon vouches for every other file"
+                        );
+                        options.changed_paths = Some(changed);
+                    }
+                    Err(why) => tracing::info!("{why}; looking at every file"),
+                }
+            }
+            (store, None)
         }
         Err(e) => return Err(e.into()),
     };

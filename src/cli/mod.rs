@@ -209,6 +209,10 @@ pub struct ScanArgs {
     /// an unmounted drive or a mistyped --vault looks the same)
     #[arg(long)]
     pub accept_deletions: bool,
+    /// Beside the running daemon, look at every file too (by default the daemon says which
+    /// paths changed since it last recorded, vouches for the rest, and only those are looked at)
+    #[arg(long)]
+    pub every_file: bool,
     /// Print one JSON object instead of the summary
     #[arg(long)]
     pub json: bool,

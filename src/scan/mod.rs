@@ -427,6 +427,15 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     } = gathered;
     problems.extend(source.problems());
     problems.sort_by(|a, b| a.path.cmp(&b.path));
+    // A preview of the paths the running daemon reported: the rest of the vault is as the
+    // index says (the daemon vouches for it), so the report covers the whole vault.
+    let (held_files, hash, whole) = match (&options.changed_paths, held_files) {
+        (Some(changed), Some(looked)) if !options.record && !whole => {
+            let (files, hash) = vouched_files(store, &index, changed, looked, source.unseen())?;
+            (Some(files), hash, true)
+        }
+        (_, held_files) => (held_files, hash, whole),
+    };
     let key = summary::Key::new(index.log_end, hash, options.today, options.max_note_bytes);
     let log_end = index.log_end;
     let files = match held_files {
@@ -936,20 +945,7 @@ fn look_again(
     if index.is_empty() {
         return None;
     }
-    // A path is covered when it or a folder above it changed. A path under another changed
-    // path is looked at with it (sorted, a folder comes before what it holds).
-    let ancestor_in = |set: &rustc_hash::FxHashSet<&str>, path: &str| {
-        path.match_indices('/')
-            .any(|(i, _)| set.contains(&path[..i]))
-    };
-    let mut covers = rustc_hash::FxHashSet::default();
-    let mut roots: Vec<&str> = Vec::new();
-    for path in changed {
-        if !ancestor_in(&covers, path) {
-            covers.insert(path.as_str());
-            roots.push(path);
-        }
-    }
+    let roots = Covers::new(changed).roots;
     let mut listing = vault::look_at(vault_dir, exclude, &roots);
     listing
         .files
@@ -984,6 +980,75 @@ fn look_again(
         .collect();
     gone.sort_by(|a, b| a.0.cmp(&b.0));
     Some(Looked { listing, gone })
+}
+
+/// The changed paths a look starts from, and what they cover: a path is covered when it or a
+/// folder above it changed. A path under another changed path is looked at with it (sorted, a
+/// folder comes before what it holds).
+pub(crate) struct Covers<'a> {
+    set: rustc_hash::FxHashSet<&'a str>,
+    roots: Vec<&'a str>,
+}
+
+impl<'a> Covers<'a> {
+    pub(crate) fn new(changed: &'a std::collections::BTreeSet<String>) -> Covers<'a> {
+        let mut covers = Covers {
+            set: rustc_hash::FxHashSet::default(),
+            roots: Vec::new(),
+        };
+        for path in changed {
+            if !covers.above(path) {
+                covers.set.insert(path);
+                covers.roots.push(path);
+            }
+        }
+        covers
+    }
+
+    /// Whether a folder above `path` changed.
+    fn above(&self, path: &str) -> bool {
+        path.match_indices('/')
+            .any(|(i, _)| self.set.contains(&path[..i]))
+    }
+
+    /// Whether `path` or a folder above it changed.
+    pub(crate) fn covers(&self, path: &str) -> bool {
+        self.set.contains(path) || self.above(path)
+    }
+}
+
+/// Every file of a preview beside the daemon, in path order: the files it looked at (`looked`,
+/// under the `changed` paths), and the others as the index has them. A recorded file under a
+/// changed path that the look could not see (`unseen`) counts as recorded, as in a whole scan.
+fn vouched_files(
+    store: &Store,
+    index: &store::Index,
+    changed: &std::collections::BTreeSet<String>,
+    looked: Vec<ScannedFile>,
+    unseen: &[String],
+) -> Result<(Vec<ScannedFile>, summary::FilesHash), Error> {
+    let covers = Covers::new(changed);
+    let mut files = Vec::with_capacity(index.len() + looked.len());
+    let mut looked = looked.into_iter().peekable();
+    index
+        .visit_from("", |path, entry| {
+            while let Some(file) = looked.next_if(|f| f.path.as_str() < path) {
+                files.push(file);
+            }
+            if !covers.covers(path) || vault::is_unseen(unseen, path) {
+                files.push(ScannedFile {
+                    path: path.to_string(),
+                    kind: FileKind::of(path),
+                    sha256: Some(entry.sha256),
+                });
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(store::Error::io("read the scan index in", store.root()))?;
+    files.extend(looked);
+    let mut hash = summary::FilesHash::default();
+    files.iter().for_each(|f| hash.add(f));
+    Ok((files, hash))
 }
 
 /// Where the batch that begins the listed files ends: after `batch` files to read, so that the few

@@ -30,6 +30,11 @@ pub struct ScanReport {
     /// records them itself.
     #[serde(default)]
     pub unrecorded: usize,
+    /// Beside the running daemon: how many paths it reported as changed since it last
+    /// recorded them, the only ones this run looked at (the daemon vouched for every other
+    /// file). Absent when every file was looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_reported: Option<usize>,
     /// The length of each list (a brief report lists only the first few items).
     pub totals: Totals,
 }

@@ -264,6 +264,7 @@ impl Scan {
             return ScanReport {
                 summary,
                 unrecorded: self.recorded,
+                daemon_reported: self.options.changed_paths.as_ref().map(|c| c.len()),
                 totals,
                 ..ScanReport::default()
             };
@@ -274,6 +275,7 @@ impl Scan {
             events: self.events.clone(),
             new_bytes: self.new_bytes,
             unrecorded: 0,
+            daemon_reported: None,
             totals,
         }
     }

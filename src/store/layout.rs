@@ -24,6 +24,8 @@ pub const RENDERS: &str = "renders";
 pub(crate) const LOCK: &str = "lock";
 /// Other devices' version records, pulled from the remote: `peers/<device>.jsonl`.
 pub(crate) const PEERS: &str = "peers";
+/// The running daemon's socket and cookies (see `watch::vouch`).
+pub(crate) const WATCH: &str = "watch";
 /// The note for people.
 pub(crate) const README: &str = "README.md";
 
@@ -177,6 +179,10 @@ pub fn table() -> Vec<Entry> {
         e(
             Doc::Totals.file().into(),
             "how many objects and bytes the archive holds, kept as they are written (`archive verify` recounts). Derived.",
+        ),
+        e(
+            format!("{WATCH}/"),
+            "while the daemon runs: `socket`, where `vaultkeep scan` asks it which files changed since the index was written (it vouches for the rest), and the empty `cookie-<n>` files it writes to know its watcher has caught up. Removed when it stops.",
         ),
         e(
             LOCK.into(),

@@ -406,6 +406,11 @@ impl Store {
         )
     }
 
+    /// The running daemon's folder: its socket and cookies (see `watch::vouch`).
+    pub fn watch_dir(&self) -> PathBuf {
+        self.root.join(layout::WATCH)
+    }
+
     /// The folder of snapshot `id` (which may not exist yet).
     pub fn snapshot_dir(&self, id: &str) -> PathBuf {
         self.root.join(layout::SNAPSHOTS).join(id)

@@ -123,6 +123,11 @@ impl Filter {
         Filter { vault, archive }
     }
 
+    /// The vault folder, as the kernel names it (symbolic links resolved).
+    pub fn vault(&self) -> &Path {
+        &self.vault
+    }
+
     /// A changed path relative to the vault, with `/` separators; `None` for the vault folder
     /// itself or a path outside it.
     pub fn relative(&self, path: &Path) -> Option<String> {

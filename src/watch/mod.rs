@@ -14,6 +14,7 @@ mod jobs;
 pub mod schedule;
 pub mod state;
 pub mod status;
+pub mod vouch;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,11 @@ struct Run<'a> {
     changed: Option<BTreeSet<String>>,
     /// When the last scan that looked at every file started.
     last_full: std::time::Instant,
+    /// The changes no scan has looked at yet, for scans beside the daemon.
+    vouch: vouch::Vouch,
+    /// The running scan's mark among those changes, and the paths it looks at (`None`: every
+    /// file).
+    looking: Option<(u64, Option<BTreeSet<String>>)>,
 }
 
 /// How often the daemon looks at every file even if the watcher reported nothing missed.
@@ -165,6 +171,8 @@ impl Daemon {
             kept: Arc::default(),
             changed: None,
             last_full: std::time::Instant::now(),
+            vouch: vouch::Vouch::new(&self.vault, &self.store),
+            looking: None,
         };
         run.state.event(format!(
             "watching {} (pid {})",
@@ -184,6 +192,9 @@ impl Run<'_> {
     async fn main(&mut self) -> Result<(), Error> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut watching = Some(self.start_watching(tx.clone())?);
+        // Second: the watcher the daemon needs gets the system's watches first.
+        self.vouch.watch();
+        let answering = self.vouch.serve();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(Error::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -221,8 +232,13 @@ impl Run<'_> {
                     if !matches!(done, Ok(Ok(_))) {
                         self.changed = None;
                     }
+                    let looking = self.looking.take();
                     match done {
                         Ok(Ok(scan)) => {
+                            if let Some((mark, changed)) = looking {
+                                let problems = scan.problems.iter().map(|p| p.path.clone());
+                                self.vouch.lock().looked(mark, changed.as_ref(), problems);
+                            }
                             vault_missing = false;
                             self.scanned(&scan, first);
                             first = false;
@@ -237,6 +253,7 @@ impl Run<'_> {
                             }
                             vault_missing = true;
                             watching = None;
+                            self.vouch.stop("the vault is gone");
                         }
                         Ok(Err(scan::Error::Deletions(d))) if d.deleted == d.known => {
                             if !vault_missing {
@@ -246,6 +263,7 @@ impl Run<'_> {
                             }
                             vault_missing = true;
                             watching = None;
+                            self.vouch.stop("the vault's files are gone");
                         }
                         Ok(Err(scan::Error::Cancelled)) => {}
                         Ok(Err(e)) => self.state.error(format!("scan failed: {}", chain(&e))),
@@ -272,6 +290,7 @@ impl Run<'_> {
                         match self.start_watching(tx.clone()) {
                             Ok(w) => {
                                 watching = Some(w);
+                                self.vouch.watch();
                                 self.state.event(format!("the vault {} is back", self.d.vault.display()));
                                 scanning = Some(self.start_scan());
                             }
@@ -294,6 +313,11 @@ impl Run<'_> {
         // stay queued for the next start.
         self.stop.store(true, Ordering::Relaxed);
         drop(watching);
+        if let Some(answering) = answering {
+            answering.abort();
+        }
+        self.vouch.stop("the daemon stops");
+        self.vouch.clean_up();
         if let Some(scan) = scanning {
             let _ = tokio::time::timeout(Duration::from_secs(4), scan).await;
         }
@@ -337,10 +361,14 @@ impl Run<'_> {
         let store = self.d.store.clone();
         let mut options = self.scan_options();
         options.cancel = Some(self.stop.clone());
+        if self.vouch.needs_every_file() {
+            self.changed = None;
+        }
         options.changed_paths = self.changed.replace(BTreeSet::new());
         if options.changed_paths.is_none() {
             self.last_full = std::time::Instant::now();
         }
+        self.looking = Some((self.vouch.lock().mark(), options.changed_paths.clone()));
         let gate = self.gate.clone();
         tokio::task::spawn_blocking(move || {
             let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
