@@ -114,6 +114,9 @@ pub struct Listing {
     pub problems: Vec<Problem>,
     /// Paths whose contents could not be seen (see [`is_unseen`]).
     pub unseen: Vec<String>,
+    /// Files listed through a symbolic link: a change of the target is reported by the
+    /// kernel under the target's path only.
+    pub linked: Vec<String>,
 }
 
 /// Whether `path` is at or under one of `unseen`, the paths a listing could not see into: a
@@ -129,11 +132,13 @@ pub fn is_unseen(unseen: &[String], path: &str) -> bool {
     })
 }
 
-/// What a listing could not do: problems to report, and the paths it could not see into.
+/// What a listing could not do: problems to report, and the paths it could not see into;
+/// and the files it reached through a symbolic link.
 #[derive(Debug, Default)]
 struct Trouble {
     problems: Vec<Problem>,
     unseen: Vec<String>,
+    linked: Vec<String>,
 }
 
 impl Trouble {
@@ -161,12 +166,14 @@ impl Trouble {
             files,
             problems: self.problems,
             unseen: self.unseen,
+            linked: self.linked,
         }
     }
 
     fn extend(&mut self, other: Trouble) {
         self.problems.extend(other.problems);
         self.unseen.extend(other.unseen);
+        self.linked.extend(other.linked);
     }
 }
 
@@ -342,6 +349,7 @@ impl Walker {
         Listing {
             files,
             unseen: std::mem::take(&mut self.trouble.unseen),
+            linked: std::mem::take(&mut self.trouble.linked),
             problems: self.problems(),
         }
     }
@@ -357,6 +365,11 @@ impl Walker {
     /// The paths the walk could not see into so far (see [`is_unseen`]).
     pub fn unseen(&self) -> &[String] {
         &self.trouble.unseen
+    }
+
+    /// The files listed so far through a symbolic link.
+    pub fn linked(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.trouble.linked)
     }
 
     /// The folder at `path` in the innermost open folder, which the walk has reached: as
@@ -638,7 +651,10 @@ impl Walk {
                     name_at,
                 )),
                 FileType::Symlink => match self.symlink(&path) {
-                    Ok(Some(stat)) => order.push(Listed::File(self.file(path, stat), name_at)),
+                    Ok(Some(stat)) => {
+                        trouble.linked.push(path.clone());
+                        order.push(Listed::File(self.file(path, stat), name_at));
+                    }
                     Ok(None) => {}
                     Err(why) => trouble.unfollowed(path, why),
                 },
@@ -703,7 +719,10 @@ impl Walk {
             Ok(m) if m.is_dir() => return self.clone().walker(CWD, &full, rel).into_listing(),
             Ok(m) if m.is_file() => files.push(self.file(rel.to_string(), Stat::of(&m))),
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
-                Ok(Some(stat)) => files.push(self.file(rel.to_string(), stat)),
+                Ok(Some(stat)) => {
+                    trouble.linked.push(rel.to_string());
+                    files.push(self.file(rel.to_string(), stat));
+                }
                 Ok(None) => {}
                 Err(why) => trouble.unfollowed(rel, why),
             },

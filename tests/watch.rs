@@ -249,6 +249,8 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     let s = Sandbox::with_sample_vault();
     // A link that leads nowhere: a problem of every scan, which the daemon's vouching keeps.
     std::os::unix::fs::symlink("nowhere.md", s.vault.join("broken.md")).unwrap();
+    // A note that is a link to another: when that one changes, the kernel names it only.
+    std::os::unix::fs::symlink("About this vault.md", s.vault.join("alias.md")).unwrap();
     // A long quiet time: the changes below wait, unrecorded, while the scans compare.
     fs::write(
         s.dir.path().join("vaultkeep.toml"),
@@ -274,14 +276,14 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     };
     let (quiet, reported) = beside(&s);
     assert_eq!(quiet["unrecorded"], 0, "{quiet}");
-    assert_eq!(reported, 1, "the broken link only");
+    assert_eq!(reported, 2, "the links only");
     assert!(
         quiet["problems"].to_string().contains("broken.md"),
         "{quiet}"
     );
 
     // Changes of every kind: a new note and a new folder, a folder moved, an asset deleted,
-    // a note edited.
+    // a note edited (and the note linked to it with it).
     s.write("new.md", "[[About this vault]] https://example.org/new");
     s.write("new folder/deep/b.md", "[[new]]");
     fs::rename(s.vault.join("ecosystem/pip"), s.vault.join("pip-moved")).unwrap();
@@ -291,11 +293,11 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     s.write("About this vault.md", about);
     let (changed, reported) = beside(&s);
     assert!(
-        changed["unrecorded"].as_u64() >= Some(5),
+        changed["unrecorded"].as_u64() >= Some(6),
         "every change is found, none recorded yet: {changed}"
     );
     assert!(
-        (5..30).contains(&reported),
+        (6..30).contains(&reported),
         "the changed paths only, not the vault's {} files: {reported}",
         changed["notes"].as_u64().unwrap() + changed["assets"].as_u64().unwrap()
     );
@@ -307,5 +309,26 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     assert!(!s.archive.join("watch").exists());
     let (after, _) = s.scan();
     assert_eq!(after.get("daemon_reported"), None, "{after}");
-    assert!(after["recorded"].as_u64() >= Some(5), "{after}");
+    assert!(after["recorded"].as_u64() >= Some(6), "{after}");
+}
+
+#[test]
+fn a_note_linked_to_another_is_recorded_when_that_one_changes() {
+    let s = Sandbox::empty();
+    s.write("a.md", "a");
+    std::os::unix::fs::symlink("a.md", s.vault.join("alias.md")).unwrap();
+    // No composting: its scan of every file would find the change too.
+    fs::write(
+        s.dir.path().join("vaultkeep.toml"),
+        "[watch]\ncompost_every = \"0\"\ncheck_links_every = \"0\"\n",
+    )
+    .unwrap();
+    let _d = Daemon::start(&s, &[]);
+    assert_eq!(events(&s, "alias.md"), ["created"]);
+    // The kernel names a.md only.
+    s.write("a.md", "edited");
+    wait_in(&s, "the link's new content", || {
+        events(&s, "alias.md") == ["created", "modified"]
+    });
+    assert_eq!(events(&s, "a.md"), ["created", "modified"]);
 }

@@ -203,6 +203,9 @@ pub struct Scan {
     pub new_bytes: u64,
     /// Files and folders that could not be read.
     pub problems: Vec<Problem>,
+    /// Files listed through a symbolic link (a change of the target is reported by the kernel
+    /// under the target's path only).
+    pub linked: Vec<String>,
     /// What the notes read during this pass say: lines appended to the note cache (or, for
     /// a preview, to a temp file), never all held in memory.
     fresh: Option<cache::Lines>,
@@ -427,6 +430,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     } = gathered;
     problems.extend(source.problems());
     problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let linked = source.linked();
     // A preview of the paths the running daemon reported: the rest of the vault is as the
     // index says (the daemon vouches for it), so the report covers the whole vault.
     let (held_files, hash, whole) = match (&options.changed_paths, held_files) {
@@ -469,6 +473,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         },
         new_bytes,
         problems,
+        linked,
         fresh,
         store: store.clone(),
         options: options.clone(),
@@ -479,8 +484,8 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
 enum Source {
     /// The walk of the whole vault.
     Walk(vault::Walker),
-    /// The looks at changed paths, and what could not be looked at.
-    Looked(std::vec::IntoIter<vault::VaultFile>, Vec<Problem>),
+    /// The looks at changed paths, and what else they found.
+    Looked(std::vec::IntoIter<vault::VaultFile>, vault::Listing),
 }
 
 impl Source {
@@ -488,8 +493,8 @@ impl Source {
         Source::Walk(vault::Walker::new(vault_dir, exclude))
     }
 
-    fn looked(listing: vault::Listing) -> Source {
-        Source::Looked(listing.files.into_iter(), listing.problems)
+    fn looked(mut listing: vault::Listing) -> Source {
+        Source::Looked(std::mem::take(&mut listing.files).into_iter(), listing)
     }
 
     /// Lists files into `listed` until it holds `most`; whether the source ran dry.
@@ -507,7 +512,7 @@ impl Source {
     fn unseen(&self) -> &[String] {
         match self {
             Source::Walk(walker) => walker.unseen(),
-            Source::Looked(..) => &[],
+            Source::Looked(_, listing) => &listing.unseen,
         }
     }
 
@@ -515,7 +520,15 @@ impl Source {
     fn problems(&mut self) -> Vec<Problem> {
         match self {
             Source::Walk(walker) => walker.problems(),
-            Source::Looked(_, problems) => std::mem::take(problems),
+            Source::Looked(_, listing) => std::mem::take(&mut listing.problems),
+        }
+    }
+
+    /// The files listed through a symbolic link.
+    fn linked(&mut self) -> Vec<String> {
+        match self {
+            Source::Walk(walker) => walker.linked(),
+            Source::Looked(_, listing) => std::mem::take(&mut listing.linked),
         }
     }
 }

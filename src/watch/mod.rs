@@ -237,7 +237,8 @@ impl Run<'_> {
                         Ok(Ok(scan)) => {
                             if let Some((mark, changed)) = looking {
                                 let problems = scan.problems.iter().map(|p| p.path.clone());
-                                self.vouch.lock().looked(mark, changed.as_ref(), problems);
+                                let linked = scan.linked.iter().cloned();
+                                self.vouch.lock().looked(mark, changed.as_ref(), problems, linked);
                             }
                             vault_missing = false;
                             self.scanned(&scan, first);
@@ -365,6 +366,11 @@ impl Run<'_> {
             self.changed = None;
         }
         options.changed_paths = self.changed.replace(BTreeSet::new());
+        // A change of a link's target is reported under the target's path: links are looked
+        // at with every change.
+        if let Some(changed) = options.changed_paths.as_mut() {
+            changed.extend(self.vouch.lock().linked().cloned());
+        }
         if options.changed_paths.is_none() {
             self.last_full = std::time::Instant::now();
         }

@@ -60,6 +60,9 @@ pub struct Touched {
     /// Paths the scans could not read: a scan beside the daemon looks at them again, to report
     /// them as a scan of every file would.
     troubled: BTreeSet<String>,
+    /// Files the scans reached through a symbolic link: a change of the target is reported
+    /// under the target's path only, so every scan looks at them.
+    linked: BTreeSet<String>,
 }
 
 impl Default for Touched {
@@ -69,6 +72,7 @@ impl Default for Touched {
             paths: HashMap::new(),
             lost: Some((0, "its first scan has not finished".into())),
             troubled: BTreeSet::new(),
+            linked: BTreeSet::new(),
         }
     }
 }
@@ -97,12 +101,14 @@ impl Touched {
     }
 
     /// A scan that started at `mark` finished and saved the index: it looked at the `changed`
-    /// paths (every file: `None`) and could not read `problems`.
+    /// paths (every file: `None`), could not read `problems` and reached `linked` through a
+    /// symbolic link.
     pub fn looked(
         &mut self,
         mark: u64,
         changed: Option<&BTreeSet<String>>,
         problems: impl IntoIterator<Item = String>,
+        linked: impl IntoIterator<Item = String>,
     ) {
         match changed {
             None => {
@@ -111,14 +117,22 @@ impl Touched {
                     self.lost = None;
                 }
                 self.troubled.clear();
+                self.linked.clear();
             }
             Some(changed) => {
                 let covers = Covers::new(changed);
                 self.paths.retain(|p, n| *n >= mark || !covers.covers(p));
                 self.troubled.retain(|p| !covers.covers(p));
+                self.linked.retain(|p| !covers.covers(p));
             }
         }
         self.troubled.extend(problems);
+        self.linked.extend(linked);
+    }
+
+    /// The files reached through a symbolic link, which every scan looks at.
+    pub fn linked(&self) -> impl Iterator<Item = &String> {
+        self.linked.iter()
     }
 
     /// What the daemon can vouch for now.
@@ -128,6 +142,7 @@ impl Touched {
             None => {
                 let mut paths: BTreeSet<&String> = self.paths.keys().collect();
                 paths.extend(&self.troubled);
+                paths.extend(&self.linked);
                 Answer::Paths(paths.into_iter().cloned().collect())
             }
         }
@@ -165,6 +180,13 @@ impl Vouch {
     /// look at every file.
     pub fn watch(&mut self) {
         self.watcher = None;
+        if let Some(kind) = network_file_system(self.filter.vault()) {
+            tracing::info!(
+                "the vault is on {kind}: changes made on another machine raise no event here, so a scan beside the daemon looks at every file"
+            );
+            self.lock().lose(format!("the vault is on {kind}"));
+            return;
+        }
         match self.start() {
             Ok(w) => self.watcher = Some(w),
             Err(e) => {
@@ -337,6 +359,22 @@ impl Asked {
     }
 }
 
+/// The kind of network file system `path` is on, if it is: there the kernel reports the changes
+/// made through this machine only.
+fn network_file_system(path: &Path) -> Option<&'static str> {
+    let magic = rustix::fs::statfs(path).ok()?.f_type as u64 & 0xFFFF_FFFF;
+    Some(match magic {
+        0x6969 => "NFS",
+        0x517B | 0xFE53_4D42 | 0xFF53_4D42 => "SMB",
+        0x6573_5546 => "a FUSE file system (a network or cloud mount?)",
+        0x0102_1997 => "9P",
+        0x00C3_6400 => "Ceph",
+        0x0BD0_0BD0 => "Lustre",
+        0x5346_414F | 0x6B41_4653 => "AFS",
+        _ => return None,
+    })
+}
+
 /// The number of a cookie file in `dir`.
 fn cookie_number(dir: &Path, path: &Path) -> Option<u64> {
     if path.parent()? != dir {
@@ -395,19 +433,19 @@ mod tests {
         t.changed("a.md".into());
         let mark = t.mark();
         t.changed("b.md".into());
-        t.looked(mark, None, []);
+        t.looked(mark, None, [], []);
         // b.md changed after the scan started: it may not have seen it.
         assert_eq!(paths(&t), ["b.md"]);
         let early = t.mark();
         t.lose("overflow");
-        t.looked(early, None, []);
+        t.looked(early, None, [], []);
         assert!(matches!(t.answer(), Answer::Unknown(w) if w == "overflow"));
         // A scan of some paths does not make up for lost events.
         let mark = t.mark();
-        t.looked(mark, Some(&set(&["b.md"])), []);
+        t.looked(mark, Some(&set(&["b.md"])), [], []);
         assert!(matches!(t.answer(), Answer::Unknown(_)));
         let mark = t.mark();
-        t.looked(mark, None, []);
+        t.looked(mark, None, [], []);
         assert!(paths(&t).is_empty());
     }
 
@@ -415,25 +453,39 @@ mod tests {
     fn a_scan_of_changed_paths_forgets_what_it_covered_before_it_started() {
         let mut t = Touched::default();
         let mark = t.mark();
-        t.looked(mark, None, []);
+        t.looked(mark, None, [], []);
         for p in ["notes/a.md", "notes/sub/b.md", "other.md", "notes2/c.md"] {
             t.changed(p.into());
         }
         let mark = t.mark();
         t.changed("notes/late.md".into());
         // A folder covers what it holds, not a sibling whose name it prefixes.
-        t.looked(mark, Some(&set(&["notes"])), ["notes/locked".to_string()]);
+        t.looked(
+            mark,
+            Some(&set(&["notes"])),
+            ["notes/locked".to_string()],
+            ["notes/alias.md".to_string()],
+        );
         assert_eq!(
             paths(&t),
-            ["notes/late.md", "notes/locked", "notes2/c.md", "other.md"]
+            [
+                "notes/alias.md",
+                "notes/late.md",
+                "notes/locked",
+                "notes2/c.md",
+                "other.md"
+            ]
         );
         // A path seen again later stays, with its new number.
         t.changed("other.md".into());
-        t.looked(mark, Some(&set(&["other.md", "notes/locked"])), []);
-        assert_eq!(paths(&t), ["notes/late.md", "notes2/c.md", "other.md"]);
-        // A scan of every file finds no problem any more.
+        t.looked(mark, Some(&set(&["other.md", "notes/locked"])), [], []);
+        assert_eq!(
+            paths(&t),
+            ["notes/alias.md", "notes/late.md", "notes2/c.md", "other.md"]
+        );
+        // A scan of every file finds no problem and no link any more.
         let mark = t.mark();
-        t.looked(mark, None, []);
+        t.looked(mark, None, [], []);
         assert!(paths(&t).is_empty());
     }
 
@@ -441,7 +493,7 @@ mod tests {
     fn too_many_changes_at_once_vouch_for_nothing() {
         let mut t = Touched::default();
         let mark = t.mark();
-        t.looked(mark, None, []);
+        t.looked(mark, None, [], []);
         for i in 0..=MOST_PATHS {
             t.changed(format!("{i}.md"));
         }
