@@ -1,6 +1,7 @@
-//! The one place that talks to notify: watches the vault (debounced, renames paired) and sends
-//! the daemon a batch of relevant paths whenever files change. Falls back to polling when the
-//! system's watch limit is reached.
+//! The watcher that drives the daemon's scans: watches the vault (debounced, renames paired) and
+//! sends the daemon a batch of relevant paths whenever files change. Falls back to polling when
+//! the system's watch limit is reached. (The other watcher, undebounced, answers scans beside
+//! the daemon: [`super::vouch`].)
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
