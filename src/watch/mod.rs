@@ -394,7 +394,8 @@ impl Run<'_> {
     }
 
     /// After a scan: count what it recorded; tell the schedule what the notes now ask for.
-    /// The first scan reads every note (from the cache); later ones the notes that changed.
+    /// A scan of every file reads every note (from the cache); a scan of changed paths, the
+    /// notes that changed.
     fn scanned(&mut self, scan: &Scan, first: bool) {
         self.state.scans += 1;
         // A first scan's records are only counted; later scans read theirs back (few).
@@ -428,32 +429,25 @@ impl Run<'_> {
         for p in &scan.problems {
             self.state.error(format!("{}: {}", p.path, p.message));
         }
-        if first {
-            let schedule = &mut self.schedule;
-            match scan.each_note(|path, facts| schedule.note(path, facts)) {
-                Ok(()) => {}
-                Err(e) => self
-                    .state
-                    .error(format!("cannot read the notes' links: {}", chain(&e))),
+        if scan.is_whole() {
+            // Every note: what no note asks for any more leaves the schedule.
+            let clock = std::time::Instant::now();
+            let read = self
+                .schedule
+                .all_notes(|add| scan.each_note(|_, facts| add(facts)));
+            tracing::debug!(elapsed = ?clock.elapsed(), "read what every note asks");
+            if let Err(e) = read {
+                self.state
+                    .error(format!("cannot read the notes' links: {}", chain(&e)));
             }
         } else {
             let fresh = scan.take_fresh();
-            for r in records
-                .iter()
-                .filter(|r| FileKind::of(&r.path) == FileKind::Note)
-            {
-                match r.event {
-                    Event::Created | Event::Modified => {
-                        if let Some(facts) = fresh.get(&r.sha256) {
-                            self.schedule.note(&r.path, facts);
-                        }
-                    }
-                    Event::Renamed => {
-                        if let Some(from) = &r.from {
-                            self.schedule.note_moved(from, &r.path);
-                        }
-                    }
-                    Event::Deleted => self.schedule.note_gone(&r.path),
+            for r in records.iter().filter(|r| {
+                FileKind::of(&r.path) == FileKind::Note
+                    && matches!(r.event, Event::Created | Event::Modified)
+            }) {
+                if let Some(facts) = fresh.get(&r.sha256) {
+                    self.schedule.note(facts);
                 }
             }
         }

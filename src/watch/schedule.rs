@@ -2,12 +2,11 @@
 //! probes while the network is down. Pure: every decision takes the time it is made at, so
 //! the tests drive it with a fake clock instead of sleeping (issue 12).
 //!
-//! The URLs come from the notes, kept per note: when a note drops a URL, or is deleted, the
-//! URL leaves the set unless another note still has it.
+//! The URLs come from the notes, each kept once: a note read adds what it asks; every note
+//! read again (after each scan of every file) replaces the set, so a URL that no note has any
+//! more leaves then.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,97 +73,32 @@ impl Why {
     }
 }
 
-/// What one note asks of the daemon, by number in the schedule's pools: its external URLs
-/// (for link checks), then its snapshot plans. A large vault has tens of thousands of notes
-/// that link out and a few thousand distinct URLs, so a note's entry is a short list of
-/// numbers, not of strings or pointers (issue 14).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Asks {
-    ids: Box<[u32]>,
-    /// How many of `ids` are URLs.
-    urls: usize,
+/// What the notes ask of the daemon: their external URLs (for link checks) and snapshot plans,
+/// each kept once however many notes ask for it. Nothing is kept per note: a large vault has
+/// tens of thousands of notes that link out and a few thousand distinct URLs, and a daemon's
+/// memory should follow the URLs, not the vault (issue 14).
+#[derive(Debug, Default)]
+struct Asked {
+    urls: HashSet<Box<str>>,
+    plans: HashSet<Plan>,
 }
 
-impl Asks {
-    fn urls(&self) -> &[u32] {
-        &self.ids[..self.urls]
-    }
-
-    fn plans(&self) -> &[u32] {
-        &self.ids[self.urls..]
-    }
-}
-
-/// Values that notes share, each kept once with the number of notes that ask for it, and
-/// named by a number that stays the same while any note asks for it. A value leaves with the
-/// last note that asks for it.
-#[derive(Debug)]
-struct Pool<T> {
-    ids: HashMap<T, u32>,
-    /// Each value and how many notes ask for it, at its number (`None`: free).
-    slots: Vec<Option<(T, u32)>>,
-    free: Vec<u32>,
-}
-
-impl<T> Default for Pool<T> {
-    fn default() -> Self {
-        Pool {
-            ids: HashMap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-        }
-    }
-}
-
-impl<T: Hash + Eq + Clone> Pool<T> {
-    /// The number of the value `key` names (made by `make` if no note asks for it yet), for
-    /// one more note.
-    fn take<Q>(&mut self, key: &Q, make: impl FnOnce() -> T) -> u32
-    where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        if let Some(&id) = self.ids.get(key) {
-            if let Some((_, count)) = &mut self.slots[id as usize] {
-                *count += 1;
-            }
-            return id;
-        }
-        let value = make();
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some((value.clone(), 1));
-                id
-            }
-            None => {
-                self.slots.push(Some((value.clone(), 1)));
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 distinct values")
-            }
-        };
-        self.ids.insert(value, id);
-        id
-    }
-
-    /// One note fewer asks for value `id`.
-    fn give_back(&mut self, id: u32) {
-        let slot = &mut self.slots[id as usize];
-        if let Some((value, count)) = slot {
-            *count -= 1;
-            if *count == 0 {
-                self.ids.remove(&*value);
-                *slot = None;
-                self.free.push(id);
+impl Asked {
+    /// Adds what a note asks; whether it asked for a plan not asked for before.
+    fn add(&mut self, facts: &NoteFacts, snapshot: &SnapshotConfig) -> bool {
+        for link in &facts.links {
+            if let Destination::External(url) = link.destination() {
+                let url = key(url);
+                if !self.urls.contains(url.as_str()) {
+                    self.urls.insert(url.into());
+                }
             }
         }
-    }
-
-    /// Every value some note asks for.
-    fn values(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().flatten().map(|(value, _)| value)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        let mut new = false;
+        for plan in plans_for_notes([facts], snapshot, None, snapshot.max_pages) {
+            new |= self.plans.insert(plan);
+        }
+        new
     }
 }
 
@@ -175,9 +109,7 @@ pub struct Schedule {
     resnapshot_after: Duration,
     check_every: Option<Duration>,
     compost_every: Option<Duration>,
-    notes: HashMap<Box<str>, Asks>,
-    urls: Pool<Arc<str>>,
-    plans: Pool<Arc<Plan>>,
+    asked: Asked,
     /// [`Schedule::wanted`], kept until a note changes (asked every few seconds).
     wanted: std::sync::Mutex<Option<Arc<BTreeMap<String, Plan>>>>,
     newest: HashMap<String, Newest>,
@@ -219,9 +151,7 @@ impl Schedule {
             resnapshot_after: watch.resnapshot_after.get(),
             check_every: watch.check_links_every.nonzero(),
             compost_every: watch.compost_every.nonzero(),
-            notes: HashMap::new(),
-            urls: Pool::default(),
-            plans: Pool::default(),
+            asked: Asked::default(),
             wanted: std::sync::Mutex::new(None),
             newest,
             links_checked,
@@ -263,81 +193,30 @@ impl Schedule {
         }
     }
 
-    /// A note was read (created or changed): what it asks replaces what it asked before.
-    pub fn note(&mut self, path: &str, facts: &NoteFacts) {
-        let mut urls: Vec<String> = facts
-            .links
-            .iter()
-            .filter_map(|l| match l.destination() {
-                Destination::External(u) => Some(key(u)),
-                _ => None,
-            })
-            .collect();
-        urls.sort();
-        urls.dedup();
-        let plans = plans_for_notes([facts], &self.snapshot, None, self.snapshot.max_pages);
-        // Only notes that ask for something are kept: most notes of a large vault link to no
-        // site, and a daemon's memory should not grow with them (issue 14).
-        if urls.is_empty() && plans.is_empty() {
-            self.note_gone(path);
-            return;
-        }
-        // The new values are taken before the old ones are given back, so a value the note
-        // keeps keeps its number, and an unchanged note has the same entry.
-        let mut ids = Vec::with_capacity(urls.len() + plans.len());
-        ids.extend(
-            urls.iter()
-                .map(|u| self.urls.take(u.as_str(), || u.as_str().into())),
-        );
-        ids.extend(
-            plans
-                .iter()
-                .map(|p| self.plans.take(p, || Arc::new(p.clone()))),
-        );
-        let asks = Asks {
-            ids: ids.into(),
-            urls: urls.len(),
-        };
-        match self.notes.get_mut(path) {
-            Some(before) if *before == asks => self.give_back(&asks),
-            Some(before) => {
-                let before = std::mem::replace(before, asks);
-                self.give_back(&before);
-                self.forget_wanted();
-            }
-            None => {
-                self.notes.insert(path.into(), asks);
-                self.forget_wanted();
-            }
-        }
-    }
-
-    /// A note is gone: its URLs leave, unless another note has them.
-    pub fn note_gone(&mut self, path: &str) {
-        if let Some(asks) = self.notes.remove(path) {
-            self.give_back(&asks);
+    /// A note was read (created or changed): what it asks is added. What it no longer asks
+    /// (or a deleted note asked) stays until every note is read again ([`Schedule::all_notes`],
+    /// after each of the daemon's scans of every file, at least hourly).
+    pub fn note(&mut self, facts: &NoteFacts) {
+        if self.asked.add(facts, &self.snapshot) {
             self.forget_wanted();
         }
     }
 
-    /// A note moved, unchanged.
-    pub fn note_moved(&mut self, from: &str, to: &str) {
-        if let Some(asks) = self.notes.remove(from)
-            && let Some(replaced) = self.notes.insert(to.into(), asks)
-        {
-            self.give_back(&replaced);
-            self.forget_wanted();
-        }
-    }
-
-    /// What a note asked for, asked for by one note fewer.
-    fn give_back(&mut self, asks: &Asks) {
-        for &id in asks.urls() {
-            self.urls.give_back(id);
-        }
-        for &id in asks.plans() {
-            self.plans.give_back(id);
-        }
+    /// Every note, read again: what they ask replaces what was asked, so the URLs and plans no
+    /// note has any more leave. `read` gives each note's facts to the function it is passed;
+    /// when it fails, what was asked stays as it was.
+    pub fn all_notes<E>(
+        &mut self,
+        read: impl FnOnce(&mut dyn FnMut(&NoteFacts)) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut asked = Asked::default();
+        let snapshot = &self.snapshot;
+        read(&mut |facts| {
+            asked.add(facts, snapshot);
+        })?;
+        self.asked = asked;
+        self.forget_wanted();
+        Ok(())
     }
 
     fn forget_wanted(&mut self) {
@@ -346,7 +225,7 @@ impl Schedule {
 
     /// Every external URL of the vault's notes.
     pub fn urls(&self) -> BTreeSet<String> {
-        self.urls.values().map(|u| u.to_string()).collect()
+        self.asked.urls.iter().map(|u| u.to_string()).collect()
     }
 
     /// Every snapshot plan the notes ask for, each root once at the greatest depth asked.
@@ -357,12 +236,12 @@ impl Schedule {
             return w.clone();
         }
         let mut out: BTreeMap<String, Plan> = BTreeMap::new();
-        for plan in self.plans.values() {
+        for plan in &self.asked.plans {
             let root = key(plan.root.as_str());
             match out.get_mut(&root) {
                 Some(p) if p.depth >= plan.depth => {}
                 _ => {
-                    out.insert(root, (**plan).clone());
+                    out.insert(root, plan.clone());
                 }
             }
         }
@@ -413,7 +292,7 @@ impl Schedule {
         let due = |last: Option<Timestamp>, every: Option<Duration>| {
             every.is_some_and(|e| last.is_none_or(|t| now.duration_since(t).unsigned_abs() >= e))
         };
-        if due(self.links_checked, self.check_every) && !self.urls.is_empty() {
+        if due(self.links_checked, self.check_every) && !self.asked.urls.is_empty() {
             return Some(Job::CheckLinks);
         }
         if due(self.composted, self.compost_every) {
@@ -540,7 +419,7 @@ mod tests {
     #[test]
     fn a_new_url_is_due_at_once_then_again_when_stale() {
         let mut s = schedule();
-        s.note("a.md", &note("https://x.org/"));
+        s.note(&note("https://x.org/"));
         assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
         s.snapshot_recorded("https://x.org/", at(0), true);
         assert!(roots(&s, at(29 * DAY)).is_empty());
@@ -553,7 +432,7 @@ mod tests {
     #[test]
     fn a_url_whose_snapshots_failed_is_retried_a_day_later() {
         let mut s = schedule();
-        s.note("a.md", &note("https://x.org/"));
+        s.note(&note("https://x.org/"));
         s.snapshot_recorded("https://x.org/", at(0), false);
         assert!(roots(&s, at(23)).is_empty());
         assert_eq!(
@@ -563,20 +442,28 @@ mod tests {
     }
 
     #[test]
-    fn urls_leave_the_set_with_the_last_note_that_has_them() {
+    fn urls_leave_the_set_when_every_note_is_read_again_without_them() {
         let mut s = schedule();
-        s.note("a.md", &note("https://x.org/ https://y.org/"));
-        s.note("b.md", &note("https://y.org/"));
-        s.note("a.md", &note("just https://x.org/ now"));
+        s.note(&note("https://x.org/ https://y.org/"));
+        s.note(&note("https://y.org/"));
+        s.note(&note("just https://x.org/ now"));
         assert_eq!(
             s.urls(),
             BTreeSet::from(["https://x.org/".into(), "https://y.org/".into()])
         );
-        s.note_gone("b.md");
+        // Every note read again: only x.org is still linked to.
+        let notes = [note("just https://x.org/ now"), note("no link")];
+        s.all_notes(|add| {
+            notes.iter().for_each(add);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
         assert_eq!(s.urls(), BTreeSet::from(["https://x.org/".into()]));
-        s.note_moved("a.md", "c.md");
+        assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
+        // A failed reading leaves the set as it was.
+        assert!(s.all_notes(|_| Err(())).is_err());
         assert_eq!(s.urls().len(), 1);
-        s.note_gone("c.md");
+        s.all_notes(|_| Ok::<(), ()>(())).unwrap();
         assert!(s.urls().is_empty());
         assert!(
             roots(&s, at(0)).is_empty(),
@@ -585,51 +472,24 @@ mod tests {
     }
 
     #[test]
-    fn a_note_moved_over_another_gives_back_what_the_other_asked_for() {
+    fn the_wanted_snapshots_are_kept_until_a_note_asks_for_a_new_one_and_notes_share_them() {
         let mut s = schedule();
-        s.note("a.md", &note("https://x.org/"));
-        s.note("b.md", &note("https://y.org/"));
-        s.note_moved("a.md", "b.md");
-        assert_eq!(s.urls(), BTreeSet::from(["https://x.org/".into()]));
-        assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
-        // The freed number names the next new URL; the one kept keeps its own.
-        let kept = s.notes["b.md"].urls()[0];
-        s.note("c.md", &note("https://z.org/"));
-        assert_ne!(s.notes["c.md"].urls()[0], kept);
-        assert_eq!(s.urls.slots.len(), 2, "a freed number is used again");
-        s.note("b.md", &note("https://x.org/ https://z.org/"));
-        assert_eq!(
-            s.notes["b.md"].urls()[0],
-            kept,
-            "a URL a note keeps keeps its number"
-        );
-    }
-
-    #[test]
-    fn the_wanted_snapshots_are_kept_until_a_note_changes_and_notes_share_their_urls() {
-        let mut s = schedule();
-        s.note("a.md", &note("https://x.org/"));
+        s.note(&note("https://x.org/"));
         assert_eq!(roots(&s, at(0)).len(), 1);
-        // Asked again with nothing changed: the same set, not rebuilt from every note.
-        assert!(Arc::ptr_eq(&s.wanted(), &s.wanted()));
-        s.note("b.md", &note("https://x.org/ and https://y.org/"));
+        // Asked again with nothing changed: the same set, not rebuilt from every plan.
+        let wanted = s.wanted();
+        assert!(Arc::ptr_eq(&wanted, &s.wanted()));
+        // A note asking for nothing new keeps it.
+        s.note(&note("again https://x.org/"));
+        assert!(Arc::ptr_eq(&wanted, &s.wanted()));
+        s.note(&note("https://x.org/ and https://y.org/"));
         assert_eq!(
             roots(&s, at(0)).len(),
             2,
             "a new note's URL is wanted at once"
         );
-        let (a, b) = (&s.notes["a.md"], &s.notes["b.md"]);
-        assert_eq!(a.urls()[0], b.urls()[0], "one copy of a URL two notes have");
-        assert_eq!(
-            a.plans()[0],
-            b.plans()[0],
-            "one copy of a plan two notes have"
-        );
-        assert_eq!(s.urls.values().count(), 2);
-        s.note_gone("b.md");
-        assert_eq!(roots(&s, at(0)), vec![("https://x.org/".into(), Why::New)]);
-        s.note("a.md", &note("now https://z.org/"));
-        assert_eq!(roots(&s, at(0)), vec![("https://z.org/".into(), Why::New)]);
+        assert_eq!(s.asked.urls.len(), 2, "one copy of a URL two notes have");
+        assert_eq!(s.asked.plans.len(), 2, "one copy of a plan two notes have");
     }
 
     #[test]
@@ -640,7 +500,7 @@ mod tests {
             Some(Job::Compost),
             "no URLs: no link check"
         );
-        s.note("a.md", &note("https://x.org/"));
+        s.note(&note("https://x.org/"));
         assert_eq!(s.due_job(at(0)), Some(Job::CheckLinks));
         s.job_done(Job::CheckLinks, at(0));
         assert_eq!(s.due_job(at(1)), Some(Job::Compost));
@@ -703,8 +563,8 @@ mod tests {
     #[test]
     fn a_profile_url_is_crawled_at_the_greatest_depth_asked() {
         let mut s = schedule();
-        s.note("p.md", &note("---\nurl: https://x.org/\n---\n"));
-        s.note("q.md", &note("https://x.org/"));
+        s.note(&note("---\nurl: https://x.org/\n---\n"));
+        s.note(&note("https://x.org/"));
         let wanted = s.wanted();
         assert_eq!(
             wanted["https://x.org/"].depth,
