@@ -332,3 +332,24 @@ fn a_note_linked_to_another_is_recorded_when_that_one_changes() {
     });
     assert_eq!(events(&s, "a.md"), ["created", "modified"]);
 }
+
+#[test]
+fn a_daemon_killed_leaves_a_socket_that_misleads_no_scan_and_the_next_daemon_answers() {
+    let s = Sandbox::with_sample_vault();
+    let d = Daemon::start(&s, &[]);
+    let socket = s.archive.join("watch/socket");
+    assert!(socket.exists());
+    d.kill9();
+    assert!(socket.exists(), "nothing removed it");
+    // The daemon is gone: a scan records (looking at every file), not asking the dead socket.
+    s.write("after.md", "written while no daemon ran");
+    let (scan, code) = s.scan();
+    assert_eq!(code, 0, "{scan}");
+    assert_eq!(scan["recorded"], 1, "{scan}");
+    assert_eq!(scan.get("daemon_reported"), None, "{scan}");
+    // The next daemon makes its socket anew and answers on it.
+    let _d = Daemon::start(&s, &[]);
+    let (beside, _) = s.scan();
+    assert_eq!(beside["daemon_reported"], 0, "{beside}");
+    assert_eq!(beside["recorded"], 0, "{beside}");
+}

@@ -184,6 +184,8 @@ impl Daemon {
                 "recorded {id}, a snapshot an interrupted run left unfinished"
             ));
         }
+        // `status` tells this run from the last one (its scans start from 0) at once.
+        run.state.save(&self.store);
         run.main().await
     }
 }

@@ -30,8 +30,16 @@ impl Daemon {
             .spawn()
             .unwrap();
         let d = Daemon { child };
+        // This daemon's first scan, not the last one's (whose status stays until it starts).
+        let started = format!("(pid {})", d.pid());
         wait_in(s, &format!("the daemon's first scan ({log})"), || {
-            status(s)["scans"].as_u64().unwrap_or(0) >= 1 && status(s)["daemon"]["running"] == true
+            let st = status(s);
+            let this_run = st["last_events"].as_array().is_some_and(|events| {
+                events
+                    .iter()
+                    .any(|e| e["text"].as_str().is_some_and(|t| t.ends_with(&started)))
+            });
+            this_run && st["scans"].as_u64().unwrap_or(0) >= 1 && st["daemon"]["running"] == true
         });
         d
     }
