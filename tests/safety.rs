@@ -469,6 +469,12 @@ fn the_portable_durability_path_fsyncs_each_object() {
 #[test]
 fn previews_work_while_the_daemon_runs() {
     let s = Sandbox::with_sample_vault();
+    // No snapshots: the archive stays as it is while the previews compare.
+    fs::write(
+        s.dir.path().join("vaultkeep.toml"),
+        "[watch]\nsnapshots = false\ncompost_every = \"0\"\ncheck_links_every = \"0\"\n",
+    )
+    .unwrap();
     let d = Daemon::start(&s, &[]);
     for args in [
         &["compost", "--dry-run"][..],
@@ -509,7 +515,20 @@ fn previews_work_while_the_daemon_runs() {
         "{}",
         stderr(&refused)
     );
+    // The previews look at what the daemon says changed (nothing here), and show what they
+    // show once it has stopped, looking at every file.
+    let beside = s.run(&["-vv", "compost", "--dry-run"]);
+    assert!(
+        stderr(&beside).contains("the daemon vouches for every other file"),
+        "{}",
+        stderr(&beside)
+    );
     d.terminate();
+    let alone = s.run(&["compost", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&beside.stdout),
+        String::from_utf8_lossy(&alone.stdout)
+    );
 }
 
 #[test]

@@ -155,10 +155,11 @@ fn export(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Exit> {
     if !args.note.is_empty() {
         // A preview scan: read the notes as they are now, record nothing.
         crate::scan::check_vault(&ctx.vault)?;
-        let options = ScanOptions {
+        let mut options = ScanOptions {
             record: false,
             ..scan_options(ctx)
         };
+        super::files::ask_the_daemon(&store, &mut options);
         let view = crate::scan::scan(&ctx.vault, &store, &options)?.view()?;
         for note in &args.note {
             let facts = view.note(note.trim_start_matches("./")).with_context(|| {

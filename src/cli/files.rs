@@ -41,16 +41,7 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
             options.record = false;
             let store = Store::open_for_preview(&ctx.archive)?;
             if !args.every_file {
-                match crate::watch::vouch::ask(&store) {
-                    Ok(changed) => {
-                        tracing::debug!(
-                            paths = changed.len(),
-                            "the daemon vouches for every other file"
-                        );
-                        options.changed_paths = Some(changed);
-                    }
-                    Err(why) => tracing::info!("{why}; looking at every file"),
-                }
+                ask_the_daemon(&store, &mut options);
             }
             (store, None)
         }
@@ -69,6 +60,25 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
         print_scan(&ctx.vault, &report);
     }
     Ok(Exit::failed_if(report.totals.problems > 0))
+}
+
+/// A preview beside the running daemon asks it which paths changed since it last recorded them,
+/// and looks at those only: the daemon vouches for the rest (see `watch::vouch`). When there is
+/// no daemon, or it cannot vouch (said at `-v`), the preview looks at every file.
+pub(crate) fn ask_the_daemon(store: &Store, options: &mut ScanOptions) {
+    if store.lock_holder().is_none_or(|h| h.command != "watch") {
+        return;
+    }
+    match crate::watch::vouch::ask(store) {
+        Ok(changed) => {
+            tracing::debug!(
+                paths = changed.len(),
+                "the daemon vouches for every other file"
+            );
+            options.changed_paths = Some(changed);
+        }
+        Err(why) => tracing::info!("{why}; looking at every file"),
+    }
 }
 
 /// Whether the archive is locked by the daemon.

@@ -1,6 +1,6 @@
 //! `compost`, `links check`, `links restore`: the commands that mark notes.
 
-use super::files::scan_options;
+use super::files::{ask_the_daemon, scan_options};
 use super::output::{self, Exit, say};
 use super::snapshots::{fetcher, launcher, runtime};
 use super::{CheckArgs, CompostArgs, Context, ProfileScreenshotArgs, RestoreArgs, RuleArgs};
@@ -25,10 +25,13 @@ fn scanned(
         let (store, lock) = Store::open_for_writing(&ctx.archive, command)?;
         (store, Some(lock))
     };
-    let options = ScanOptions {
+    let mut options = ScanOptions {
         record: !dry_run,
         ..scan_options(ctx)
     };
+    if dry_run {
+        ask_the_daemon(&store, &mut options);
+    }
     let scan = scan(&ctx.vault, &store, &options)?;
     Ok((store, lock, scan))
 }

@@ -54,7 +54,7 @@ pub enum Command {
         long_about = "One pass over the vault: every note and asset whose content is new is stored in \
 the archive (sha256-addressed) and a version is recorded (created, modified, renamed, deleted). Unchanged \
 files are recognised by size, mtime and inode and not read again. Reports notes, assets, links by kind, \
-external URLs, unresolved and ambiguous links, composted profiles and files that could not be read. While `vaultkeep watch` runs (it records every change itself), scan reports and records nothing."
+external URLs, unresolved and ambiguous links, composted profiles and files that could not be read. While `vaultkeep watch` runs (it records every change itself), scan reports and records nothing, and looks only at the paths the daemon says changed (it vouches for the rest; --every-file looks at every file)."
     )]
     Scan(ScanArgs),
     /// List the recorded versions of one vault file, deleted files included
@@ -209,8 +209,8 @@ pub struct ScanArgs {
     /// an unmounted drive or a mistyped --vault looks the same)
     #[arg(long)]
     pub accept_deletions: bool,
-    /// Beside the running daemon, look at every file too (by default the daemon says which
-    /// paths changed since it last recorded, vouches for the rest, and only those are looked at)
+    /// Beside the running daemon, look at every file (by default the daemon says which paths
+    /// changed since it last recorded, vouches for the rest, and only those are looked at)
     #[arg(long)]
     pub every_file: bool,
     /// Print one JSON object instead of the summary
