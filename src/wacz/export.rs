@@ -118,12 +118,10 @@ pub fn select(store: &Store, selection: &Selection) -> Result<Vec<Snapshot>, Str
     Ok(chosen)
 }
 
-/// One line of the CDXJ index.
-struct IndexLine {
-    key: String,
-    timestamp: String,
-    json: String,
-}
+/// One line of the CDXJ index: `<SURT key> <timestamp> <JSON>`. Sorted as bytes, lines are in
+/// the order of their key, then timestamp: a key holds no space (a URL's are escaped), and a
+/// space sorts before any character that may follow a key that is another's beginning.
+type IndexLine = String;
 
 /// Writes `snapshots` to `out` as a WACZ file (atomically: a temp file, then a rename).
 pub fn export(
@@ -202,13 +200,17 @@ pub fn export(
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(write_err(&pages_path))?;
-    index.sort_by(|a, b| (&a.key, &a.timestamp).cmp(&(&b.key, &b.timestamp)));
-    let mut cdx = Vec::new();
+    index.sort_unstable();
+    // Written out, not joined in memory: an export of many captures holds the lines once.
+    let cdx_path = work.path().join("index.cdx");
+    let mut cdx = BufWriter::new(File::create(&cdx_path).map_err(write_err(&cdx_path))?);
     for line in &index {
-        cdx.extend_from_slice(
-            format!("{} {} {}\n", line.key, line.timestamp, line.json).as_bytes(),
-        );
+        writeln!(cdx, "{line}").map_err(write_err(&cdx_path))?;
     }
+    cdx.into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(write_err(&cdx_path))?;
+    drop(index);
 
     let tmp = tempfile::Builder::new()
         .prefix(".vaultkeep-")
@@ -223,7 +225,7 @@ pub fn export(
             .map_err(&zip_err)?;
     }
     package
-        .add("indexes/index.cdx", &cdx[..], cdx.len() as u64)
+        .add_file("indexes/index.cdx", &cdx_path)
         .map_err(&zip_err)?;
     package
         .add_file("pages/pages.jsonl", &pages_path)
@@ -455,11 +457,7 @@ impl<W: Write> SnapshotWriter<'_, W> {
             "offset": written.offset.to_string(),
             "filename": self.name,
         });
-        self.index.push(IndexLine {
-            key: surt(&parsed),
-            timestamp: ts,
-            json: json.to_string(),
-        });
+        self.index.push(format!("{} {ts} {json}", surt(&parsed)));
         Ok(())
     }
 }
