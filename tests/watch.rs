@@ -258,6 +258,10 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     )
     .unwrap();
     let d = Daemon::start(&s, &[]);
+    // The daemon makes no report: the first scan beside it summarizes the notes, and keeps
+    // the summary for the next (nothing is unrecorded).
+    let summary = s.archive.join("cache/summary.json");
+    let _ = fs::remove_file(&summary);
     let beside = |s: &Sandbox| {
         let (mut vouched, _) = s.json(&["scan"]);
         let (every, _) = s.json(&["scan", "--every-file"]);
@@ -276,6 +280,7 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     };
     let (quiet, reported) = beside(&s);
     assert_eq!(quiet["unrecorded"], 0, "{quiet}");
+    assert!(summary.exists());
     assert_eq!(reported, 2, "the links only");
     assert!(
         quiet["problems"].to_string().contains("broken.md"),
@@ -291,7 +296,13 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     let mut about = fs::read_to_string(s.vault.join("About this vault.md")).unwrap();
     about.push_str("\n[[new]]\n");
     s.write("About this vault.md", about);
+    let kept = fs::read(&summary).unwrap();
     let (changed, reported) = beside(&s);
+    assert_eq!(
+        fs::read(&summary).unwrap(),
+        kept,
+        "changes not recorded yet: not kept"
+    );
     assert!(
         changed["unrecorded"].as_u64() >= Some(6),
         "every change is found, none recorded yet: {changed}"

@@ -192,7 +192,7 @@ impl Scan {
             Some(s) => s,
             None => {
                 let (summary, _) = self.summarize(None)?;
-                if self.options.record {
+                if self.keeps_summaries() {
                     summary::save_full(&self.store, &self.key, &summary);
                 }
                 summary
@@ -210,13 +210,21 @@ impl Scan {
             Some(b) => b,
             None => {
                 let (summary, totals) = self.summarize(Some(summary::BRIEF_ITEMS))?;
-                if self.options.record {
+                if self.keeps_summaries() {
                     summary::save_brief(&self.store, &self.key, &summary, totals);
                 }
                 (summary, totals)
             }
         };
         Ok(self.complete(summary, Some(totals)))
+    }
+
+    /// Whether this pass saves the summary it made for the next: a recording pass, and a
+    /// preview beside the daemon that found nothing unrecorded (its files are then the
+    /// archive's; the key names their contents, so the summary is right for whoever meets
+    /// them next). Other previews write nothing: their archive may be read-only.
+    fn keeps_summaries(&self) -> bool {
+        self.options.record || (self.options.changed_paths.is_some() && self.recorded == 0)
     }
 
     /// Reads every note (from this pass, the cache or the archive) into a summary whose lists
