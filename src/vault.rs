@@ -171,9 +171,14 @@ impl Trouble {
     }
 
     fn extend(&mut self, other: Trouble) {
-        self.problems.extend(other.problems);
-        self.unseen.extend(other.unseen);
-        self.linked.extend(other.linked);
+        let Trouble {
+            problems,
+            unseen,
+            linked,
+        } = other;
+        self.problems.extend(problems);
+        self.unseen.extend(unseen);
+        self.linked.extend(linked);
     }
 }
 
@@ -224,12 +229,27 @@ pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
     let looked: Vec<Listing> = paths.par_iter().map(|rel| walk.look(rel)).collect();
     let mut out = Listing::default();
     for l in looked {
-        out.files.extend(l.files);
-        out.problems.extend(l.problems);
-        out.unseen.extend(l.unseen);
+        out.extend(l);
     }
     out.problems.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+impl Listing {
+    /// Adds what another listing found (files unsorted, as [`look_at`] gathers them).
+    fn extend(&mut self, other: Listing) {
+        // Every field, named: a field added later cannot be forgotten here.
+        let Listing {
+            files,
+            problems,
+            unseen,
+            linked,
+        } = other;
+        self.files.extend(files);
+        self.problems.extend(problems);
+        self.unseen.extend(unseen);
+        self.linked.extend(linked);
+    }
 }
 
 /// The vault's real path, and the excluded folders as vault-relative paths.
@@ -346,11 +366,10 @@ impl Walker {
     pub fn into_listing(mut self) -> Listing {
         let files: Vec<VaultFile> = self.by_ref().collect();
         debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
+        let problems = self.problems();
         Listing {
-            files,
-            unseen: std::mem::take(&mut self.trouble.unseen),
-            linked: std::mem::take(&mut self.trouble.linked),
-            problems: self.problems(),
+            problems,
+            ..std::mem::take(&mut self.trouble).into_listing(files)
         }
     }
 

@@ -336,12 +336,16 @@ fn a_note_linked_to_another_is_recorded_when_that_one_changes() {
     .unwrap();
     let _d = Daemon::start(&s, &[]);
     assert_eq!(events(&s, "alias.md"), ["created"]);
-    // The kernel names a.md only.
+    // The kernel names a.md only, each time.
     s.write("a.md", "edited");
     wait_in(&s, "the link's new content", || {
         events(&s, "alias.md") == ["created", "modified"]
     });
     assert_eq!(events(&s, "a.md"), ["created", "modified"]);
+    s.write("a.md", "edited again");
+    wait_in(&s, "the link's content after a second edit", || {
+        events(&s, "alias.md") == ["created", "modified", "modified"]
+    });
 }
 
 #[test]
