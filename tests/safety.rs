@@ -470,11 +470,7 @@ fn the_portable_durability_path_fsyncs_each_object() {
 fn previews_work_while_the_daemon_runs() {
     let s = Sandbox::with_sample_vault();
     // No snapshots: the archive stays as it is while the previews compare.
-    fs::write(
-        s.dir.path().join("vaultkeep.toml"),
-        "[watch]\nsnapshots = false\ncompost_every = \"0\"\ncheck_links_every = \"0\"\n",
-    )
-    .unwrap();
+    s.config("[watch]\nsnapshots = false\ncompost_every = \"0\"\ncheck_links_every = \"0\"\n");
     let d = Daemon::start(&s, &[]);
     for args in [
         &["compost", "--dry-run"][..],

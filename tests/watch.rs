@@ -252,11 +252,7 @@ fn a_scan_beside_the_daemon_looks_at_what_changed_and_reports_what_a_scan_of_eve
     // A note that is a link to another: when that one changes, the kernel names it only.
     std::os::unix::fs::symlink("About this vault.md", s.vault.join("alias.md")).unwrap();
     // A long quiet time: the changes below wait, unrecorded, while the scans compare.
-    fs::write(
-        s.dir.path().join("vaultkeep.toml"),
-        "[watch]\ndebounce_ms = 60000\nsnapshots = false\n",
-    )
-    .unwrap();
+    s.config("[watch]\ndebounce_ms = 60000\nsnapshots = false\n");
     let d = Daemon::start(&s, &[]);
     // The daemon makes no report: the first scan beside it summarizes the notes, and keeps
     // the summary for the next (nothing is unrecorded).
@@ -329,11 +325,7 @@ fn a_note_linked_to_another_is_recorded_when_that_one_changes() {
     s.write("a.md", "a");
     std::os::unix::fs::symlink("a.md", s.vault.join("alias.md")).unwrap();
     // No composting: its scan of every file would find the change too.
-    fs::write(
-        s.dir.path().join("vaultkeep.toml"),
-        "[watch]\ncompost_every = \"0\"\ncheck_links_every = \"0\"\n",
-    )
-    .unwrap();
+    s.config("[watch]\ncompost_every = \"0\"\ncheck_links_every = \"0\"\n");
     let _d = Daemon::start(&s, &[]);
     assert_eq!(events(&s, "alias.md"), ["created"]);
     // The kernel names a.md only, each time.

@@ -250,25 +250,7 @@ impl Scan {
             Files::Held(files) => return Ok(files.into()),
             Files::Indexed { index, unindexed } => (index, unindexed),
         };
-        let mut files = Vec::with_capacity(index.len() + unindexed.len());
-        let mut unindexed = unindexed.iter().peekable();
-        index
-            .visit_from("", |path, entry| {
-                while let Some(file) = unindexed.next_if(|f| f.path.as_str() < path) {
-                    files.push(file.clone());
-                }
-                files.push(ScannedFile {
-                    path: path.to_string(),
-                    kind: FileKind::of(path),
-                    sha256: Some(entry.sha256),
-                });
-                std::ops::ControlFlow::Continue(())
-            })
-            .map_err(store::Error::io(
-                "read the scan index in",
-                self.store.root(),
-            ))?;
-        files.extend(unindexed.cloned());
+        let files = with_index(&self.store, index, unindexed.iter().cloned(), |_| true)?;
         Ok(files.into())
     }
 
@@ -1041,14 +1023,30 @@ fn vouched_files(
     unseen: &[String],
 ) -> Result<(Vec<ScannedFile>, summary::FilesHash), Error> {
     let covers = Covers::new(changed);
-    let mut files = Vec::with_capacity(index.len() + looked.len());
-    let mut looked = looked.into_iter().peekable();
+    let files = with_index(store, index, looked.into_iter(), |path| {
+        !covers.covers(path) || vault::is_unseen(unseen, path)
+    })?;
+    let mut hash = summary::FilesHash::default();
+    files.iter().for_each(|f| hash.add(f));
+    Ok((files, hash))
+}
+
+/// The index's files that `keep` keeps, merged in path order with `others` (sorted, and not
+/// among those kept).
+fn with_index(
+    store: &Store,
+    index: &store::Index,
+    others: impl Iterator<Item = ScannedFile>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<ScannedFile>, store::Error> {
+    let mut files = Vec::with_capacity(index.len() + others.size_hint().0);
+    let mut others = others.peekable();
     index
         .visit_from("", |path, entry| {
-            while let Some(file) = looked.next_if(|f| f.path.as_str() < path) {
+            while let Some(file) = others.next_if(|f| f.path.as_str() < path) {
                 files.push(file);
             }
-            if !covers.covers(path) || vault::is_unseen(unseen, path) {
+            if keep(path) {
                 files.push(ScannedFile {
                     path: path.to_string(),
                     kind: FileKind::of(path),
@@ -1058,10 +1056,8 @@ fn vouched_files(
             std::ops::ControlFlow::Continue(())
         })
         .map_err(store::Error::io("read the scan index in", store.root()))?;
-    files.extend(looked);
-    let mut hash = summary::FilesHash::default();
-    files.iter().for_each(|f| hash.add(f));
-    Ok((files, hash))
+    files.extend(others);
+    Ok(files)
 }
 
 /// Where the batch that begins the listed files ends: after `batch` files to read, so that the few

@@ -194,8 +194,6 @@ impl Run<'_> {
     async fn main(&mut self) -> Result<(), Error> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut watching = Some(self.start_watching(tx.clone())?);
-        // Second: the watcher the daemon needs gets the system's watches first.
-        self.vouch.watch();
         let answering = self.vouch.serve();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(Error::Signals)?;
@@ -293,7 +291,6 @@ impl Run<'_> {
                         match self.start_watching(tx.clone()) {
                             Ok(w) => {
                                 watching = Some(w);
-                                self.vouch.watch();
                                 self.state.event(format!("the vault {} is back", self.d.vault.display()));
                                 scanning = Some(self.start_scan());
                             }
@@ -343,8 +340,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn start_watching(&self, tx: mpsc::UnboundedSender<Signal>) -> Result<Watching, Error> {
-        events::watch(
+    /// Starts both watchers: the one whose changes the daemon scans, then (second, so that the
+    /// one the daemon needs gets the system's watches first) the one that numbers changes for
+    /// scans beside it.
+    fn start_watching(&mut self, tx: mpsc::UnboundedSender<Signal>) -> Result<Watching, Error> {
+        let watching = events::watch(
             &self.d.vault,
             self.d.store.root(),
             Duration::from_millis(self.d.config.debounce_ms),
@@ -354,7 +354,9 @@ impl Run<'_> {
         .map_err(|source| Error::Watch {
             path: self.d.vault.clone(),
             source,
-        })
+        })?;
+        self.vouch.watch();
+        Ok(watching)
     }
 
     /// Starts a scan of what the watcher reported since the last one (of every file when it

@@ -154,7 +154,6 @@ pub struct Vouch {
     touched: Arc<Mutex<Touched>>,
     /// The last cookie the watcher saw.
     seen: tokio::sync::watch::Sender<u64>,
-    cookies: Arc<AtomicU64>,
     /// `watch/` in the archive: the socket and the cookies.
     dir: PathBuf,
     filter: Filter,
@@ -168,7 +167,6 @@ impl Vouch {
         Vouch {
             touched: Arc::default(),
             seen: tokio::sync::watch::Sender::new(0),
-            cookies: Arc::new(AtomicU64::new(1)),
             filter: Filter::new(vault, store.root()),
             dir,
             watcher: None,
@@ -286,7 +284,7 @@ impl Vouch {
         let asked = Asked {
             touched: self.touched.clone(),
             seen: self.seen.subscribe(),
-            cookies: self.cookies.clone(),
+            cookies: Arc::new(AtomicU64::new(1)),
             dir: self.dir.clone(),
         };
         Some(tokio::spawn(async move {
@@ -419,6 +417,12 @@ mod tests {
         paths.iter().map(|p| p.to_string()).collect()
     }
 
+    /// A scan of every file that started now has finished.
+    fn scanned_every_file(t: &mut Touched) {
+        let mark = t.mark();
+        t.looked(mark, None, [], []);
+    }
+
     fn paths(t: &Touched) -> Vec<String> {
         match t.answer() {
             Answer::Paths(p) => p,
@@ -444,16 +448,14 @@ mod tests {
         let mark = t.mark();
         t.looked(mark, Some(&set(&["b.md"])), [], []);
         assert!(matches!(t.answer(), Answer::Unknown(_)));
-        let mark = t.mark();
-        t.looked(mark, None, [], []);
+        scanned_every_file(&mut t);
         assert!(paths(&t).is_empty());
     }
 
     #[test]
     fn a_scan_of_changed_paths_forgets_what_it_covered_before_it_started() {
         let mut t = Touched::default();
-        let mark = t.mark();
-        t.looked(mark, None, [], []);
+        scanned_every_file(&mut t);
         for p in ["notes/a.md", "notes/sub/b.md", "other.md", "notes2/c.md"] {
             t.changed(p.into());
         }
@@ -484,16 +486,14 @@ mod tests {
             ["notes/alias.md", "notes/late.md", "notes2/c.md", "other.md"]
         );
         // A scan of every file finds no problem and no link any more.
-        let mark = t.mark();
-        t.looked(mark, None, [], []);
+        scanned_every_file(&mut t);
         assert!(paths(&t).is_empty());
     }
 
     #[test]
     fn too_many_changes_at_once_vouch_for_nothing() {
         let mut t = Touched::default();
-        let mark = t.mark();
-        t.looked(mark, None, [], []);
+        scanned_every_file(&mut t);
         for i in 0..=MOST_PATHS {
             t.changed(format!("{i}.md"));
         }

@@ -80,6 +80,11 @@ impl Sandbox {
         fs::write(path, content).unwrap();
     }
 
+    /// Writes `vaultkeep.toml` in the sandbox folder, where the binary runs (so it reads it).
+    pub fn config(&self, toml: &str) {
+        fs::write(self.dir.path().join("vaultkeep.toml"), toml).unwrap();
+    }
+
     /// The binary, pointed at this vault and archive, run from the sandbox folder.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_vaultkeep"));
