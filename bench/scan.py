@@ -19,7 +19,7 @@ the rest, as git's fsmonitor would; the baseline stays plain `git status`). Targ
 14): first scan at most 0.5x `git add -A`, unchanged rescan at most 0.5x `git status`;
 first-scan peak RSS at most 150 MB and rescan at most 60 MB at 84,000 files.
 """
-import argparse, os, shlex, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shlex, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("VAULTKEEP_SHARED", os.path.join(ROOT, "..", "shared"))
@@ -100,10 +100,18 @@ def measure(work, notes, runs):
         # would grow this process, and with it every later child's ru_maxrss, which starts
         # from the parent's at fork.
         deadline = time.time() + 120
+        # First the daemon holds the archive: a scan before that would record, holding it,
+        # and the daemon would refuse to start.
+        while not json.loads(subprocess.run(vk + ["status", "--json"], capture_output=True).stdout)["daemon"]["running"]:
+            if daemon.poll() is not None or time.time() > deadline:
+                sys.exit("the daemon did not start")
+            time.sleep(0.1)
         vouched = f"{' '.join(map(shlex.quote, vk))} -q scan --json | grep -q daemon_reported"
         while subprocess.run(["sh", "-c", vouched]).returncode != 0:
             if time.time() > deadline:
-                sys.exit("the daemon did not start vouching within 2 minutes")
+                why = subprocess.run(vk + ["-v", "-q", "scan"], capture_output=True, text=True).stderr
+                with open(os.path.join(runs_dir, "watch.log")) as log:
+                    sys.exit(f"the daemon did not start vouching within 2 minutes:\n{why}\n{log.read()[-3000:]}")
             time.sleep(0.2)
         status2, beside = [], []
         for _ in range(runs):
