@@ -124,6 +124,22 @@ pub fn off_executor<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The kind of network file system `path` is on, if it is: there the kernel reports the changes
+/// made through this machine only, and the client caches what the server says.
+pub fn network_file_system(path: &Path) -> Option<&'static str> {
+    let magic = rustix::fs::statfs(path).ok()?.f_type as u64 & 0xFFFF_FFFF;
+    Some(match magic {
+        0x6969 => "NFS",
+        0x517B | 0xFE53_4D42 | 0xFF53_4D42 => "SMB",
+        0x6573_5546 => "a FUSE file system (a network or cloud mount?)",
+        0x0102_1997 => "9P",
+        0x00C3_6400 => "Ceph",
+        0x0BD0_0BD0 => "Lustre",
+        0x5346_414F | 0x6B41_4653 => "AFS",
+        _ => return None,
+    })
+}
+
 /// Makes a folder's entries (a rename, a new file) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

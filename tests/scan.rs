@@ -238,6 +238,76 @@ fn edits_renames_and_deletions_are_recorded_as_such() {
     assert_eq!(r["events"]["created"], 1);
 }
 
+/// How many folders a scan listed as the last scan kept them (its debug log says).
+fn folders_listed_as_kept(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("listed the folders that did not change"))
+        .unwrap_or_else(|| panic!("no line on the kept listings in:\n{stderr}"));
+    let at = line.find("unchanged=").unwrap() + "unchanged=".len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_rescan_lists_unchanged_folders_as_kept_and_records_every_change_in_the_others() {
+    let s = Sandbox::with_data_vault("cohere");
+    // A folder's listing is kept once it has not changed for two seconds.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    s.scan();
+    assert!(s.archive.join("cache/folders").is_file());
+    let debug_scan = |args: &[&str]| {
+        let out = s
+            .cmd(args)
+            .arg("--json")
+            .env("RUST_LOG", "vaultkeep=debug")
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report, stderr(&out))
+    };
+    let (unchanged, log) = debug_scan(&["scan"]);
+    assert_eq!(unchanged["recorded"], 0);
+    let every_folder = folders_listed_as_kept(&log);
+    assert!(every_folder > 5, "{log}");
+    // An edit in a kept folder, a rename out of one, a deletion, a new folder.
+    let profiles = s.vault.join("ecosystem/cohere/profiles");
+    std::fs::write(
+        profiles.join("Catalist.md"),
+        "---\ntitle: Catalist\n---\nnew\n",
+    )
+    .unwrap();
+    std::fs::rename(
+        profiles.join("Naia_Trust.md"),
+        s.vault.join("Naia_Trust.md"),
+    )
+    .unwrap();
+    std::fs::remove_file(profiles.join("Terra_Meera.md")).unwrap();
+    s.write("new/Note.md", "[[Catalist]]");
+    let (r, log) = debug_scan(&["scan"]);
+    assert_eq!(r["recorded"], 4, "{r}");
+    assert_eq!(r["events"]["modified"], 1);
+    assert_eq!(r["events"]["renamed"], 1);
+    assert_eq!(r["events"]["deleted"], 1);
+    assert_eq!(r["events"]["created"], 1);
+    // The vault's folder and the profiles were read again; the others were as kept.
+    let kept = folders_listed_as_kept(&log);
+    assert!(
+        kept > 0 && kept < every_folder,
+        "{kept} of {every_folder}: {log}"
+    );
+    // `--every-file` reads every folder and finds nothing more to record.
+    let (again, log) = debug_scan(&["scan", "--every-file"]);
+    assert_eq!(
+        (again["recorded"].as_u64(), folders_listed_as_kept(&log)),
+        (Some(0), 0)
+    );
+}
+
 #[test]
 fn dot_folders_and_an_archive_inside_the_vault_are_not_content() {
     let mut s = Sandbox::empty();

@@ -25,6 +25,7 @@ pub(crate) fn scan(ctx: &Context, args: &ScanArgs) -> anyhow::Result<Exit> {
     crate::scan::check_vault(&ctx.vault)?;
     let mut options = ScanOptions {
         accept_deletions: args.accept_deletions,
+        reread_folders: args.every_file,
         ..scan_options(ctx)
     };
     let (store, _lock) = match Store::open_for_writing(&ctx.archive, "scan") {

@@ -209,8 +209,10 @@ pub struct ScanArgs {
     /// an unmounted drive or a mistyped --vault looks the same)
     #[arg(long)]
     pub accept_deletions: bool,
-    /// Beside the running daemon, look at every file (by default the daemon says which paths
-    /// changed since it last recorded, vouches for the rest, and only those are looked at)
+    /// Look at every file and read every folder: beside the running daemon, do not ask it
+    /// which paths changed since it last recorded (it vouches for the rest, and only those
+    /// are looked at); and list every folder again, rather than those whose times changed
+    /// since the last scan
     #[arg(long)]
     pub every_file: bool,
     /// Print one JSON object instead of the summary

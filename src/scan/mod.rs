@@ -130,6 +130,8 @@ pub struct ScanOptions {
     pub changed_paths: Option<std::collections::BTreeSet<String>>,
     /// Where a long-running process keeps the index between its scans (see [`KeptIndex`]).
     pub keep_index: Option<std::sync::Arc<KeptIndex>>,
+    /// Read every folder, trusting no listing kept by the last scan (`--every-file`).
+    pub reread_folders: bool,
 }
 
 /// The index a long-running process (the daemon) keeps between its scans, so that a scan of
@@ -164,6 +166,7 @@ impl Default for ScanOptions {
             cancel: None,
             changed_paths: None,
             keep_index: None,
+            reread_folders: false,
         }
     }
 }
@@ -310,13 +313,13 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             let index = kept.map_or_else(|| store.load_index(), Ok)?;
             match look_again(vault_dir, &exclude, &index, changed) {
                 Some(looked) => (Source::looked(looked.listing), index, Some(looked.gone)),
-                None => (Source::walk(vault_dir, &exclude), index, None),
+                None => (Source::walk(vault_dir, store, options), index, None),
             }
         }
-        (None, Some(index)) => (Source::walk(vault_dir, &exclude), index, None),
+        (None, Some(index)) => (Source::walk(vault_dir, store, options), index, None),
         (None, None) => {
             // The first folders are read on the pool while the index is read here.
-            let source = Source::walk(vault_dir, &exclude);
+            let source = Source::walk(vault_dir, store, options);
             let index = store.load_index();
             (source, index?, None)
         }
@@ -392,6 +395,7 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     drop((listed, looks));
     drop(flusher);
     bar.finish_and_clear();
+    source.keep_listings();
     if options.record {
         finish(store, &mut index, recorded_any, recorded > 0, started)?;
     }
@@ -471,8 +475,23 @@ enum Source {
 }
 
 impl Source {
-    fn walk(vault_dir: &Path, exclude: &[PathBuf]) -> Source {
-        Source::Walk(vault::Walker::new(vault_dir, exclude))
+    /// The walk of the whole vault, listing unchanged folders as the last recording scan kept
+    /// them, and keeping this one's when it records.
+    fn walk(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Source {
+        Source::Walk(vault::Walker::remembering(
+            vault_dir,
+            &[store.root().to_path_buf()],
+            &store.folder_listings(),
+            options.reread_folders,
+            options.record,
+        ))
+    }
+
+    /// Keeps the walk's folder listings for the next scan, once it is over.
+    fn keep_listings(&mut self) {
+        if let Source::Walk(walker) = self {
+            walker.keep_listings();
+        }
     }
 
     fn looked(mut listing: vault::Listing) -> Source {

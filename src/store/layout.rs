@@ -24,6 +24,8 @@ pub const RENDERS: &str = "renders";
 pub(crate) const LOCK: &str = "lock";
 /// Other devices' version records, pulled from the remote: `peers/<device>.jsonl`.
 pub(crate) const PEERS: &str = "peers";
+/// What each vault folder listed at the last recording scan (see `vault::folders`).
+pub(crate) const FOLDERS: &str = "cache/folders";
 /// The running daemon's socket and cookies (see `watch::vouch`).
 pub(crate) const WATCH: &str = "watch";
 /// The note for people.
@@ -123,6 +125,10 @@ pub fn table() -> Vec<Entry> {
         e(
             INDEX_CHANGES.into(),
             "changes to the scan index since it was written whole (a scan that changed few entries appends them here; past 2,048 entries or a quarter of the index's size the index is rewritten). Derived.",
+        ),
+        e(
+            FOLDERS.into(),
+            "what each vault folder listed at the last scan, with its inode and times: the next scan stats the files of a folder whose times did not change without listing it again. Binary, checked by CRC-32. Derived: `scan --every-file` reads every folder.",
         ),
         e(
             Doc::NoteCache.file().into(),

@@ -406,6 +406,11 @@ impl Store {
         )
     }
 
+    /// Where a scan keeps the vault's folder listings for the next (see `vault::Walker`).
+    pub fn folder_listings(&self) -> PathBuf {
+        self.root.join(layout::FOLDERS)
+    }
+
     /// The running daemon's folder: its socket and cookies (see `watch::vouch`).
     pub fn watch_dir(&self) -> PathBuf {
         self.root.join(layout::WATCH)

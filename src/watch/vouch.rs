@@ -178,7 +178,7 @@ impl Vouch {
     /// look at every file.
     pub fn watch(&mut self) {
         self.watcher = None;
-        if let Some(kind) = network_file_system(self.filter.vault()) {
+        if let Some(kind) = crate::fsutil::network_file_system(self.filter.vault()) {
             tracing::info!(
                 "the vault is on {kind}: changes made on another machine raise no event here, so a scan beside the daemon looks at every file"
             );
@@ -355,22 +355,6 @@ impl Asked {
             Answer::Unknown("its watcher did not catch up in time".into())
         }
     }
-}
-
-/// The kind of network file system `path` is on, if it is: there the kernel reports the changes
-/// made through this machine only.
-fn network_file_system(path: &Path) -> Option<&'static str> {
-    let magic = rustix::fs::statfs(path).ok()?.f_type as u64 & 0xFFFF_FFFF;
-    Some(match magic {
-        0x6969 => "NFS",
-        0x517B | 0xFE53_4D42 | 0xFF53_4D42 => "SMB",
-        0x6573_5546 => "a FUSE file system (a network or cloud mount?)",
-        0x0102_1997 => "9P",
-        0x00C3_6400 => "Ceph",
-        0x0BD0_0BD0 => "Lustre",
-        0x5346_414F | 0x6B41_4653 => "AFS",
-        _ => return None,
-    })
 }
 
 /// The number of a cookie file in `dir`.

@@ -3,6 +3,9 @@
 //! `.obsidian/`, `.trash/`, `.git/` and every other dot-file or dot-folder are not content
 //! (design.md, "Words"), nor is the archive when it lives inside the vault.
 
+mod folders;
+
+use std::ffi::CStr;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use rustc_hash::FxHashMap;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, openat, statat};
 
 use crate::report::Problem;
+use folders::{FolderKey, Keeper, Known};
 
 /// Notes are `.md` files; everything else is an asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -328,6 +332,8 @@ pub struct Walker {
     /// Files in the folders read ahead and not reached yet.
     ahead_files: Arc<AtomicUsize>,
     trouble: Trouble,
+    /// Where the folders' listings are kept for the next walk, as the walk reaches them.
+    keeper: Option<Keeper>,
 }
 
 /// A folder read, with what it has left to give in path order.
@@ -340,6 +346,8 @@ struct Folder {
     reached: usize,
     /// Files it lists.
     files: usize,
+    /// Its listing, to keep for the next walk (see [`folders`]).
+    kept: Option<(FolderKey, folders::Listing)>,
 }
 
 /// Where a folder read on the pool is left for the walk.
@@ -358,8 +366,82 @@ const READ_AHEAD_FILES: usize = 16 * 1024;
 impl Walker {
     /// Starts a walk of `vault`, skipping `exclude` (the archive, when it is inside): its
     /// first folders are read on the pool from now on.
+    #[cfg(test)]
     pub fn new(vault: &Path, exclude: &[PathBuf]) -> Walker {
         Walk::new(vault, exclude).walker(CWD, vault, "")
+    }
+
+    /// [`Walker::new`], listing each folder that did not change since the last walk from the
+    /// listings kept at `kept` (unless `reread`), and keeping this walk's there when `keep`
+    /// (see [`folders`]). On a network file system every folder is read and nothing is kept.
+    pub fn remembering(
+        vault: &Path,
+        exclude: &[PathBuf],
+        kept: &Path,
+        reread: bool,
+        keep: bool,
+    ) -> Walker {
+        Walker::remembering_settled(vault, exclude, (kept, reread, keep), folders::SETTLED)
+    }
+
+    /// [`Walker::remembering`], keeping the listings of folders unchanged for `settled` ns.
+    fn remembering_settled(
+        vault: &Path,
+        exclude: &[PathBuf],
+        (kept, reread, keep): (&Path, bool, bool),
+        settled: i64,
+    ) -> Walker {
+        let mut walk = Walk::new(vault, exclude);
+        walk.settled = settled;
+        if let Some(fs) = crate::fsutil::network_file_system(&walk.root) {
+            tracing::debug!("the vault is on {fs}: every folder is read");
+            return walk.walker(CWD, vault, "");
+        }
+        if !reread {
+            walk.known = Known::open(kept, &walk.root).map(Arc::new);
+        }
+        let keeper = match keep.then(|| Keeper::create(kept, &walk.root)) {
+            Some(Err(e)) => {
+                tracing::debug!("cannot keep the folder listings at {}: {e}", kept.display());
+                None
+            }
+            Some(Ok(keeper)) => Some(keeper),
+            None => None,
+        };
+        walk.keeping = keeper.is_some();
+        let mut walker = Walker {
+            keeper,
+            ..walk.walker(CWD, vault, "")
+        };
+        if let Some(folder) = walker.open.last_mut() {
+            Walker::keep_listing(&mut walker.keeper, "", folder);
+        }
+        walker
+    }
+
+    /// Keeps the listings of every folder for the next walk, once the walk is over (a walk
+    /// left unfinished keeps none).
+    pub fn keep_listings(&mut self) {
+        let Some(keeper) = self.keeper.take() else {
+            return;
+        };
+        if !self.open.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            folders = keeper.len(),
+            unchanged = self.walk.remembered.load(Ordering::Relaxed),
+            "listed the folders that did not change since the last scan as it kept them"
+        );
+        if let Err(e) = keeper.keep() {
+            tracing::warn!("cannot keep the folder listings for the next scan: {e}");
+        }
+    }
+
+    fn keep_listing(keeper: &mut Option<Keeper>, path: &str, folder: &mut Folder) {
+        if let (Some(keeper), Some((key, listing))) = (keeper, folder.kept.take()) {
+            keeper.add(path, key, &listing);
+        }
     }
 
     /// Every file at once, and what could not be listed.
@@ -394,7 +476,7 @@ impl Walker {
     /// The folder at `path` in the innermost open folder, which the walk has reached: as
     /// read ahead (waiting for it if it is being read), or read now.
     fn reach(&mut self, path: &str, name_at: usize) -> Folder {
-        let (folder, trouble) = match self.ahead.remove(path) {
+        let (mut folder, trouble) = match self.ahead.remove(path) {
             Some(slot) => {
                 let read = slot.wait();
                 self.ahead_files.fetch_sub(read.0.files, Ordering::Relaxed);
@@ -406,6 +488,7 @@ impl Walker {
             },
         };
         self.trouble.extend(trouble);
+        Walker::keep_listing(&mut self.keeper, path, &mut folder);
         folder
     }
 
@@ -499,6 +582,7 @@ impl Folder {
             folders: Vec::new(),
             reached: 0,
             files: 0,
+            kept: None,
         }
     }
 }
@@ -545,15 +629,33 @@ struct Walk {
     root: PathBuf,
     /// Excluded folders, vault-relative.
     excluded: Vec<String>,
+    /// The folder listings the last walk kept.
+    known: Option<Arc<Known>>,
+    /// Whether this walk keeps its folders' listings.
+    keeping: bool,
+    /// When the walk started, ns since the epoch: a listing is kept only if its folder had
+    /// not changed for `settled` ns by then.
+    started_ns: i64,
+    settled: i64,
+    /// Folders listed as the last walk kept them.
+    remembered: Arc<AtomicUsize>,
 }
 
 impl Walk {
     fn new(vault: &Path, exclude: &[PathBuf]) -> Walk {
         let (root, excluded) = resolved(vault, exclude);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Walk {
             vault: vault.to_path_buf(),
             root,
             excluded,
+            known: None,
+            keeping: false,
+            started_ns: i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX),
+            settled: folders::SETTLED,
+            remembered: Arc::default(),
         }
     }
 
@@ -565,6 +667,7 @@ impl Walk {
             ahead: FxHashMap::default(),
             ahead_files: Arc::default(),
             trouble: Trouble::default(),
+            keeper: None,
         };
         match open_dir(at, path) {
             Ok(fd) => {
@@ -599,88 +702,52 @@ impl Walk {
     }
 
     /// Reads the folder open as `fd`, at vault-relative `rel` (empty for the root): its files
-    /// stat'ed and its folders, in the order their paths sort.
+    /// stat'ed and its folders, in the order their paths sort. Its entries are those the last
+    /// walk kept if it did not change since, else read from the folder.
     fn read(&self, fd: OwnedFd, rel: &str) -> (Folder, Trouble) {
-        let mut trouble = Trouble::default();
-        let join = |name: &str| {
-            let mut path = String::with_capacity(rel.len() + 1 + name.len());
-            if !rel.is_empty() {
-                path.push_str(rel);
-                path.push('/');
-            }
-            path.push_str(name);
-            path
+        let key = (self.known.is_some() || self.keeping)
+            .then(|| FolderKey::of(&fd))
+            .flatten();
+        let known = key.and_then(|key| self.known.as_ref()?.entries(rel, key));
+        let mut reading = Reading {
+            fd: &fd,
+            rel,
+            order: Vec::new(),
+            trouble: Trouble::default(),
+            unlisted: self.keeping.then(folders::Listing::default),
         };
-        // Read straight from the folder's descriptor into a buffer of our own: no second
-        // descriptor per folder (as `Dir::read_from` opens), and few `getdents` calls.
-        let mut buf = Vec::with_capacity(DIRENT_BUFFER);
-        let mut entries = RawDir::new(&fd, buf.spare_capacity_mut());
+        match &known {
+            Some(entries) => {
+                self.remembered.fetch_add(1, Ordering::Relaxed);
+                for (kind, name) in entries.iter() {
+                    let file_type = match kind {
+                        folders::Kind::Folder => FileType::Directory,
+                        folders::Kind::Stat => FileType::Unknown,
+                    };
+                    self.list(&mut reading, name, file_type);
+                }
+            }
+            None => self.read_entries(&mut reading),
+        }
+        let Reading {
+            mut order,
+            trouble,
+            unlisted,
+            ..
+        } = reading;
         // Files and folders in the order their paths sort (a folder's name counts with its
         // `/`), so that walking in this order lists the whole vault sorted, with no sort of
-        // every path.
-        let mut order: Vec<Listed> = Vec::new();
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    trouble.unseen(rel, format!("cannot read the folder: {e}"));
-                    break;
-                }
-            };
-            let raw = entry.file_name();
-            let bytes = raw.to_bytes();
-            if bytes.first() == Some(&b'.') {
-                continue;
-            }
-            let Ok(name) = std::str::from_utf8(bytes) else {
-                trouble.problem(
-                    join(&String::from_utf8_lossy(bytes)),
-                    "the file name is not valid UTF-8; skipped",
-                );
-                continue;
-            };
-            let path = join(name);
-            let name_at = path.len() - name.len();
-            let mut file_type = entry.file_type();
-            let mut stat = None;
-            if file_type == FileType::Unknown || file_type == FileType::RegularFile {
-                match statat(&fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => {
-                        file_type = FileType::from_raw_mode(st.st_mode);
-                        stat = Some(Stat::of_raw(&st));
-                    }
-                    Err(rustix::io::Errno::NOENT) => {
-                        trouble.problem(path, "vanished during the scan");
-                        continue;
-                    }
-                    Err(e) => {
-                        trouble.unseen(path, format!("cannot read: {e}"));
-                        continue;
-                    }
-                }
-            }
-            match file_type {
-                FileType::Directory => {
-                    if !self.excluded.contains(&path) {
-                        order.push(Listed::Dir(path, name_at));
-                    }
-                }
-                FileType::RegularFile => order.push(Listed::File(
-                    self.file(path, stat.unwrap_or_default()),
-                    name_at,
-                )),
-                FileType::Symlink => match self.symlink(&path) {
-                    Ok(Some(stat)) => {
-                        trouble.linked.push(path.clone());
-                        order.push(Listed::File(self.file(path, stat), name_at));
-                    }
-                    Ok(None) => {}
-                    Err(why) => trouble.unfollowed(path, why),
-                },
-                _ => trouble.problem(path, NOT_REGULAR),
-            }
-        }
+        // every path. A kept listing is in this order already, which the sort sees at once.
         order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        // A listing with trouble is not kept: what it could not list is reported each time.
+        let kept = match (key, unlisted) {
+            (Some(key), Some(unlisted))
+                if trouble.problems.is_empty() && key.settled(self.started_ns, self.settled) =>
+            {
+                Some((key, folders::Listing::of(&order, unlisted)))
+            }
+            _ => None,
+        };
         // The descriptor is kept only while subfolders are left to open with it.
         let folders: Vec<(String, usize)> = order
             .iter()
@@ -695,8 +762,91 @@ impl Walk {
             items: order.into_iter(),
             folders,
             reached: 0,
+            kept,
         };
         (folder, trouble)
+    }
+
+    /// Lists the entries of the folder being read, from the folder itself.
+    fn read_entries(&self, reading: &mut Reading<'_>) {
+        // Read straight from the folder's descriptor into a buffer of our own: no second
+        // descriptor per folder (as `Dir::read_from` opens), and few `getdents` calls.
+        let mut buf = Vec::with_capacity(DIRENT_BUFFER);
+        let mut entries = RawDir::new(reading.fd, buf.spare_capacity_mut());
+        while let Some(entry) = entries.next() {
+            match entry {
+                Ok(entry) => self.list(reading, entry.file_name(), entry.file_type()),
+                Err(e) => {
+                    let rel = reading.rel;
+                    (reading.trouble).unseen(rel, format!("cannot read the folder: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Lists the entry `raw` of the folder being read, of the type the folder says
+    /// (`Unknown`: a stat tells).
+    fn list(&self, reading: &mut Reading<'_>, raw: &CStr, mut file_type: FileType) {
+        let bytes = raw.to_bytes();
+        if bytes.first() == Some(&b'.') {
+            return;
+        }
+        let Ok(name) = std::str::from_utf8(bytes) else {
+            let path = reading.join(&String::from_utf8_lossy(bytes));
+            (reading.trouble).problem(path, "the file name is not valid UTF-8; skipped");
+            return;
+        };
+        let path = reading.join(name);
+        let name_at = path.len() - name.len();
+        let mut stat = None;
+        if file_type == FileType::Unknown || file_type == FileType::RegularFile {
+            match statat(reading.fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    file_type = FileType::from_raw_mode(st.st_mode);
+                    stat = Some(Stat::of_raw(&st));
+                }
+                Err(rustix::io::Errno::NOENT) => {
+                    (reading.trouble).problem(path, "vanished during the scan");
+                    return;
+                }
+                Err(e) => {
+                    (reading.trouble).unseen(path, format!("cannot read: {e}"));
+                    return;
+                }
+            }
+        }
+        let Reading {
+            order,
+            trouble,
+            unlisted,
+            ..
+        } = reading;
+        // What the order will lack is kept aside, to be stat'ed again next time.
+        let mut unlisted = |kind| {
+            if let Some(unlisted) = unlisted {
+                unlisted.add(kind, bytes);
+            }
+        };
+        match file_type {
+            FileType::Directory if self.excluded.contains(&path) => {
+                unlisted(folders::Kind::Folder);
+            }
+            FileType::Directory => order.push(Listed::Dir(path, name_at)),
+            FileType::RegularFile => order.push(Listed::File(
+                self.file(path, stat.unwrap_or_default()),
+                name_at,
+            )),
+            FileType::Symlink => match self.symlink(&path) {
+                Ok(Some(stat)) => {
+                    trouble.linked.push(path.clone());
+                    order.push(Listed::File(self.file(path, stat), name_at));
+                }
+                Ok(None) => unlisted(folders::Kind::Stat),
+                Err(why) => trouble.unfollowed(path, why),
+            },
+            _ => trouble.problem(path, NOT_REGULAR),
+        }
     }
 
     /// One path as [`look_at`] sees it.
@@ -795,6 +945,31 @@ impl Walk {
                 "cannot follow the symlink: {e}"
             ))),
         }
+    }
+}
+
+/// A folder being read: what it lists so far.
+struct Reading<'a> {
+    fd: &'a OwnedFd,
+    /// Its vault-relative path.
+    rel: &'a str,
+    order: Vec<Listed>,
+    trouble: Trouble,
+    /// The entries it lists that the order lacks (a symlink to a folder, an excluded
+    /// folder), to keep for the next walk.
+    unlisted: Option<folders::Listing>,
+}
+
+impl Reading<'_> {
+    /// The vault-relative path of the entry `name`.
+    fn join(&self, name: &str) -> String {
+        let mut path = String::with_capacity(self.rel.len() + 1 + name.len());
+        if !self.rel.is_empty() {
+            path.push_str(self.rel);
+            path.push('/');
+        }
+        path.push_str(name);
+        path
     }
 }
 
@@ -970,5 +1145,117 @@ mod tests {
         let mut problems: Vec<_> = listing.problems.iter().map(|p| p.path.as_str()).collect();
         problems.sort();
         assert_eq!(problems, vec!["broken.md", "out.md"]);
+    }
+
+    /// A walk of `vault` that lists unchanged folders as the last kept them at `kept`, and keeps
+    /// its own there, with a short settling time.
+    fn remembering(vault: &Path, kept: &Path, reread: bool, settled_ms: i64) -> Walker {
+        Walker::remembering_settled(vault, &[], (kept, reread, true), settled_ms * 1_000_000)
+    }
+
+    /// The files a walk lists (path and size), and how many folders it listed as kept.
+    fn walked(mut walker: Walker) -> (Vec<(String, u64)>, usize) {
+        let files = walker.by_ref().map(|f| (f.path, f.stat.size)).collect();
+        let remembered = walker.walk.remembered.load(Ordering::Relaxed);
+        walker.keep_listings();
+        (files, remembered)
+    }
+
+    fn write(vault: &Path, path: &str, bytes: &str) {
+        let path = vault.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+
+    #[test]
+    fn folders_unchanged_since_the_last_walk_are_listed_as_kept_and_changed_ones_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, kept) = (dir.path().join("vault"), dir.path().join("folders"));
+        for p in [
+            "top.md",
+            "a/x.md",
+            "a/y.md",
+            "b/c/z.png",
+            ".obsidian/app.json",
+        ] {
+            write(&vault, p, p);
+        }
+        std::os::unix::fs::symlink(vault.join("top.md"), vault.join("a/link.md")).unwrap();
+        let fresh = || walked(Walker::new(&vault, &[])).0;
+        settle();
+        let (first, remembered) = walked(remembering(&vault, &kept, false, 50));
+        assert_eq!((first.len(), remembered), (5, 0));
+        assert_eq!(first, fresh());
+        // Nothing changed: every folder (the vault, a, b, b/c) as kept, the files stat'ed.
+        write(&vault, "a/x.md", "edited, and longer");
+        let (second, remembered) = walked(remembering(&vault, &kept, false, 50));
+        assert_eq!((second.clone(), remembered), (fresh(), 4));
+        assert_ne!(
+            second, first,
+            "an edit in a kept folder is seen: its files are stat'ed"
+        );
+        // A file made, one deleted, one renamed, a folder made: each folder read again.
+        write(&vault, "a/new.md", "new");
+        fs::remove_file(vault.join("b/c/z.png")).unwrap();
+        fs::rename(vault.join("a/y.md"), vault.join("top-y.md")).unwrap();
+        write(&vault, "b/d/w.md", "w");
+        let (third, remembered) = walked(remembering(&vault, &kept, false, 50));
+        assert_eq!((third, remembered), (fresh(), 0));
+        // Folders that just changed were not kept; once settled, they are.
+        settle();
+        walked(remembering(&vault, &kept, false, 50));
+        let (fourth, remembered) = walked(remembering(&vault, &kept, false, 50));
+        assert_eq!((fourth, remembered), (fresh(), 5));
+        // `reread` trusts nothing kept.
+        assert_eq!(walked(remembering(&vault, &kept, true, 50)).1, 0);
+    }
+
+    #[test]
+    fn a_folder_changed_within_the_settling_time_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, kept) = (dir.path().join("vault"), dir.path().join("folders"));
+        write(&vault, "a/x.md", "x");
+        walked(remembering(&vault, &kept, false, 60_000));
+        assert_eq!(walked(remembering(&vault, &kept, false, 60_000)).1, 0);
+    }
+
+    #[test]
+    fn damaged_or_foreign_kept_listings_are_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, kept) = (dir.path().join("vault"), dir.path().join("folders"));
+        for p in ["a/one.md", "a/two.md", "b/three.md"] {
+            write(&vault, p, p);
+        }
+        settle();
+        walked(remembering(&vault, &kept, false, 50));
+        let good = fs::read(&kept).unwrap();
+        let fresh = walked(Walker::new(&vault, &[])).0;
+        // A byte of a's entries changed: a is read again, the others are as kept.
+        let at = good.windows(7).position(|w| w == b"two.md\0").unwrap();
+        let mut damaged = good.clone();
+        damaged[at] = b'x';
+        fs::write(&kept, &damaged).unwrap();
+        let walk = |kept: &Path| {
+            walked(Walker::remembering_settled(
+                &vault,
+                &[],
+                (kept, false, false),
+                50_000_000,
+            ))
+        };
+        assert_eq!(walk(&kept), (fresh.clone(), 2));
+        // Cut short, or any other vault's: nothing is trusted.
+        fs::write(&kept, &good[..good.len() - 3]).unwrap();
+        assert_eq!(walk(&kept), (fresh.clone(), 0));
+        let other = dir.path().join("other");
+        fs::create_dir_all(&other).unwrap();
+        let foreign = dir.path().join("foreign");
+        settle();
+        walked(remembering(&other, &foreign, false, 50));
+        assert_eq!(walk(&foreign), (fresh, 0));
     }
 }

@@ -1,0 +1,316 @@
+//! What each folder of the vault listed when a scan last read it, so that the next scan lists
+//! an unchanged folder without reading it again (git's untracked cache does the same). Every
+//! file is still stat'ed: this saves the `getdents` calls, the kernel's hashing of every name
+//! and the sort, which were a third of an unchanged rescan.
+//!
+//! A folder is unchanged while its device, inode, ctime and mtime are: creating, deleting or
+//! renaming an entry sets its ctime and mtime to the current time. A listing is kept only when
+//! its folder's ctime was at least [`SETTLED`] old as it was read, so that an entry made in the
+//! same clock tick, after the read, cannot hide behind an unchanged time. Listings are kept only
+//! on local file systems: a network file system's times come from the server and its client
+//! caches them.
+//!
+//! The file (`cache/folders`) is derived: missing, unreadable or from another vault, it is
+//! ignored and rewritten by the next recording scan. Layout: a header line, each folder's
+//! entries, then the table of folders (path, key, where its entries lie and their CRC-32), the
+//! table's offset and CRC-32. An entry is a kind byte (`d` a folder, `f` anything to stat) and
+//! the name, ended by a NUL.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+
+/// How old a folder's ctime must be for its listing to be kept, in ns: far more than a tick of
+/// the kernel's file time clock.
+pub(super) const SETTLED: i64 = 2_000_000_000;
+
+/// The file's first line; the vault's real path follows on the second.
+const MAGIC: &[u8] = b"vaultkeep folders 1\n";
+
+/// What identifies a folder's state: any change of its entries changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FolderKey {
+    dev: u64,
+    ino: u64,
+    ctime_ns: i64,
+    mtime_ns: i64,
+}
+
+impl FolderKey {
+    /// The key of the folder open as `fd`.
+    #[allow(clippy::unnecessary_cast)] // the stat fields' types differ between platforms
+    pub(super) fn of(fd: &impl std::os::fd::AsFd) -> Option<FolderKey> {
+        let st = rustix::fs::fstat(fd).ok()?;
+        Some(FolderKey {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            ctime_ns: super::nanos(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            mtime_ns: super::nanos(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        })
+    }
+
+    /// Whether the folder last changed at least `settled` ns before `now_ns`, so that a change
+    /// after its read must give it a new key.
+    pub(super) fn settled(&self, now_ns: i64, settled: i64) -> bool {
+        self.ctime_ns < now_ns.saturating_sub(settled)
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.dev.to_le_bytes());
+        out.extend_from_slice(&self.ino.to_le_bytes());
+        out.extend_from_slice(&self.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&self.mtime_ns.to_le_bytes());
+    }
+
+    fn take(r: &mut Reader<'_>) -> Option<FolderKey> {
+        Some(FolderKey {
+            dev: r.u64()?,
+            ino: r.u64()?,
+            ctime_ns: r.u64()? as i64,
+            mtime_ns: r.u64()? as i64,
+        })
+    }
+}
+
+/// The kind of a kept entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A folder: listed without a stat.
+    Folder,
+    /// Anything else the walk stat'ed (a file, a symlink).
+    Stat,
+}
+
+/// A folder's entries as kept, in the order they were listed.
+pub(super) struct Entries(Vec<u8>);
+
+impl Entries {
+    /// The entries, each with its name as the C string a stat takes.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Kind, &CStr)> {
+        let mut rest = self.0.as_slice();
+        std::iter::from_fn(move || {
+            let (&kind, after) = rest.split_first()?;
+            let end = memchr::memchr(0, after)?;
+            let name = CStr::from_bytes_with_nul(&after[..=end]).ok()?;
+            rest = &after[end + 1..];
+            Some((
+                if kind == b'd' {
+                    Kind::Folder
+                } else {
+                    Kind::Stat
+                },
+                name,
+            ))
+        })
+    }
+}
+
+/// A folder's listing as a walk writes it down.
+#[derive(Default)]
+pub(super) struct Listing(Vec<u8>);
+
+impl Listing {
+    /// Adds the entry named `name` (no NUL in it, as in any file name).
+    pub(super) fn add(&mut self, kind: Kind, name: &[u8]) {
+        self.0.push(if kind == Kind::Folder { b'd' } else { b'f' });
+        self.0.extend_from_slice(name);
+        self.0.push(0);
+    }
+
+    /// The listing of a folder whose entries are `order` (sorted as a walk takes them) and
+    /// `unlisted` (those it does not list, stat'ed again each time).
+    pub(super) fn of(order: &[super::Listed], unlisted: Listing) -> Listing {
+        let mut listing = Listing::default();
+        for listed in order {
+            match listed {
+                super::Listed::Dir(path, at) => listing.add(Kind::Folder, &path.as_bytes()[*at..]),
+                super::Listed::File(file, at) => {
+                    listing.add(Kind::Stat, &file.path.as_bytes()[*at..])
+                }
+            }
+        }
+        listing.0.extend_from_slice(&unlisted.0);
+        listing
+    }
+}
+
+/// Where a kept folder's entries lie in the file.
+struct Place {
+    key: FolderKey,
+    offset: u64,
+    len: u32,
+    crc: u32,
+}
+
+/// The listings kept by the last recording scan, read folder by folder as the walk asks:
+/// only the table of folders is held.
+pub struct Known {
+    file: File,
+    folders: FxHashMap<Box<str>, Place>,
+}
+
+impl Known {
+    /// The listings kept at `path` for the vault whose real path is `root`; `None` when there
+    /// are none, or they are unreadable or another vault's.
+    pub fn open(path: &Path, root: &Path) -> Option<Known> {
+        let file = File::open(path).ok()?;
+        let known = Known::read_table(file, root);
+        if known.is_none() {
+            tracing::debug!(path = %path.display(), "the kept folder listings are unreadable; reading every folder");
+        }
+        known
+    }
+
+    fn read_table(file: File, root: &Path) -> Option<Known> {
+        let len = file.metadata().ok()?.len();
+        let mut tail = [0u8; 12];
+        file.read_exact_at(&mut tail, len.checked_sub(12)?).ok()?;
+        let table_at = u64::from_le_bytes(tail[..8].try_into().ok()?);
+        let table_crc = u32::from_le_bytes(tail[8..].try_into().ok()?);
+        let head = header(root);
+        let mut table =
+            vec![0u8; usize::try_from(len.checked_sub(12)?.checked_sub(table_at)?).ok()?];
+        let mut start = vec![0u8; head.len()];
+        file.read_exact_at(&mut start, 0).ok()?;
+        file.read_exact_at(&mut table, table_at).ok()?;
+        if start != head || crc32fast::hash(&table) != table_crc {
+            return None;
+        }
+        let mut r = Reader(&table);
+        let count = r.u64()?;
+        let mut folders = FxHashMap::default();
+        folders.reserve(usize::try_from(count).ok()?.min(1 << 20));
+        for _ in 0..count {
+            let path_len = r.u32()? as usize;
+            let path = std::str::from_utf8(r.bytes(path_len)?).ok()?;
+            let key = FolderKey::take(&mut r)?;
+            let place = Place {
+                key,
+                offset: r.u64()?,
+                len: r.u32()?,
+                crc: r.u32()?,
+            };
+            folders.insert(path.into(), place);
+        }
+        Some(Known { file, folders })
+    }
+
+    /// The entries of the folder at vault-relative `rel` when it was read, if its key is
+    /// still `key`.
+    pub(super) fn entries(&self, rel: &str, key: FolderKey) -> Option<Entries> {
+        let place = self.folders.get(rel).filter(|p| p.key == key)?;
+        let mut bytes = vec![0u8; place.len as usize];
+        self.file.read_exact_at(&mut bytes, place.offset).ok()?;
+        (crc32fast::hash(&bytes) == place.crc).then_some(Entries(bytes))
+    }
+}
+
+/// The listings a recording scan keeps for the next one, written as the walk goes: only the
+/// table of folders is held until [`Keeper::keep`].
+pub struct Keeper {
+    path: PathBuf,
+    out: BufWriter<tempfile::NamedTempFile>,
+    offset: u64,
+    table: Vec<u8>,
+    count: u64,
+    failed: Option<io::Error>,
+}
+
+impl Keeper {
+    /// Starts the listings that will replace those at `path`, for the vault at `root`.
+    pub fn create(path: &Path, root: &Path) -> io::Result<Keeper> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".vaultkeep-")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        let mut out = BufWriter::with_capacity(64 * 1024, tmp);
+        let head = header(root);
+        out.write_all(&head)?;
+        Ok(Keeper {
+            path: path.to_path_buf(),
+            out,
+            offset: head.len() as u64,
+            table: Vec::new(),
+            count: 0,
+            failed: None,
+        })
+    }
+
+    /// Keeps the listing of the folder at vault-relative `rel`, whose key was `key`.
+    pub(super) fn add(&mut self, rel: &str, key: FolderKey, listing: &Listing) {
+        if self.failed.is_some() {
+            return;
+        }
+        let (Ok(path_len), Ok(len)) = (u32::try_from(rel.len()), u32::try_from(listing.0.len()))
+        else {
+            return;
+        };
+        if let Err(e) = self.out.write_all(&listing.0) {
+            self.failed = Some(e);
+            return;
+        }
+        self.table.extend_from_slice(&path_len.to_le_bytes());
+        self.table.extend_from_slice(rel.as_bytes());
+        key.put(&mut self.table);
+        self.table.extend_from_slice(&self.offset.to_le_bytes());
+        self.table.extend_from_slice(&len.to_le_bytes());
+        self.table
+            .extend_from_slice(&crc32fast::hash(&listing.0).to_le_bytes());
+        self.offset += u64::from(len);
+        self.count += 1;
+    }
+
+    /// Folders kept so far.
+    pub(super) fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Replaces the kept listings with these (no fsync: a listing lost to a crash is read
+    /// again).
+    pub fn keep(mut self) -> io::Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let mut table = self.count.to_le_bytes().to_vec();
+        table.extend_from_slice(&self.table);
+        self.out.write_all(&table)?;
+        self.out.write_all(&self.offset.to_le_bytes())?;
+        self.out.write_all(&crc32fast::hash(&table).to_le_bytes())?;
+        let tmp = self.out.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// The header: what the file is, and whose vault.
+fn header(root: &Path) -> Vec<u8> {
+    let mut head = MAGIC.to_vec();
+    head.extend_from_slice(root.as_os_str().as_encoded_bytes());
+    head.push(b'\n');
+    head
+}
+
+/// Little-endian numbers and byte runs from a slice.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(taken)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
+    }
+}
