@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -210,10 +211,17 @@ impl Known {
 }
 
 /// The listings a recording scan keeps for the next one, written as the walk goes: only the
-/// table of folders is held until [`Keeper::keep`].
+/// table of folders is held until [`Keeper::keep`]. While every listing is the one kept last
+/// time, nothing is written (those are only named), so an unchanged rescan writes no file.
 pub struct Keeper {
     path: PathBuf,
-    out: BufWriter<tempfile::NamedTempFile>,
+    root: PathBuf,
+    /// The listings the last walk kept (which this one replaces).
+    known: Option<Arc<Known>>,
+    /// The new file, once a listing differs from the one kept.
+    out: Option<BufWriter<tempfile::NamedTempFile>>,
+    /// The folders listed as kept, until one differs.
+    same: Vec<(Box<str>, FolderKey)>,
     offset: u64,
     table: Vec<u8>,
     count: u64,
@@ -221,37 +229,71 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Starts the listings that will replace those at `path`, for the vault at `root`.
-    pub fn create(path: &Path, root: &Path) -> io::Result<Keeper> {
-        let dir = path.parent().unwrap_or(Path::new("."));
+    /// Starts the listings that will replace `known`, those at `path`, for the vault at `root`.
+    pub fn create(path: &Path, root: &Path, known: Option<Arc<Known>>) -> Keeper {
+        Keeper {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+            known,
+            out: None,
+            same: Vec::new(),
+            offset: 0,
+            table: Vec::new(),
+            count: 0,
+            failed: None,
+        }
+    }
+
+    /// Keeps the listing of the folder at vault-relative `rel`, whose key was `key`.
+    pub(super) fn add(&mut self, rel: &str, key: FolderKey, listing: &Listing) {
+        let crc = crc32fast::hash(&listing.0);
+        let kept = self.known.as_ref().and_then(|k| k.folders.get(rel));
+        if self.out.is_none() && kept.is_some_and(|p| p.key == key && p.crc == crc) {
+            self.same.push((rel.into(), key));
+            return;
+        }
+        if let Err(e) = self.start() {
+            self.failed.get_or_insert(e);
+        }
+        self.write(rel, key, &listing.0, crc);
+    }
+
+    /// Starts the new file, with the listings named so far.
+    fn start(&mut self) -> io::Result<()> {
+        if self.out.is_some() || self.failed.is_some() {
+            return Ok(());
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let tmp = tempfile::Builder::new()
             .prefix(".vaultkeep-")
             .suffix(".tmp")
             .tempfile_in(dir)?;
         let mut out = BufWriter::with_capacity(64 * 1024, tmp);
-        let head = header(root);
+        let head = header(&self.root);
         out.write_all(&head)?;
-        Ok(Keeper {
-            path: path.to_path_buf(),
-            out,
-            offset: head.len() as u64,
-            table: Vec::new(),
-            count: 0,
-            failed: None,
-        })
+        self.out = Some(out);
+        self.offset = head.len() as u64;
+        for (rel, key) in std::mem::take(&mut self.same) {
+            let known = self.known.as_ref().and_then(|k| k.entries(&rel, key));
+            let Some(Entries(bytes)) = known else {
+                return Err(io::Error::other(format!(
+                    "cannot read the kept listing of {rel}"
+                )));
+            };
+            self.write(&rel, key, &bytes, crc32fast::hash(&bytes));
+        }
+        Ok(())
     }
 
-    /// Keeps the listing of the folder at vault-relative `rel`, whose key was `key`.
-    pub(super) fn add(&mut self, rel: &str, key: FolderKey, listing: &Listing) {
-        if self.failed.is_some() {
-            return;
-        }
-        let (Ok(path_len), Ok(len)) = (u32::try_from(rel.len()), u32::try_from(listing.0.len()))
-        else {
+    fn write(&mut self, rel: &str, key: FolderKey, bytes: &[u8], crc: u32) {
+        let (Some(out), None) = (&mut self.out, &self.failed) else {
             return;
         };
-        if let Err(e) = self.out.write_all(&listing.0) {
+        let (Ok(path_len), Ok(len)) = (u32::try_from(rel.len()), u32::try_from(bytes.len())) else {
+            return;
+        };
+        if let Err(e) = out.write_all(bytes) {
             self.failed = Some(e);
             return;
         }
@@ -260,29 +302,37 @@ impl Keeper {
         key.put(&mut self.table);
         self.table.extend_from_slice(&self.offset.to_le_bytes());
         self.table.extend_from_slice(&len.to_le_bytes());
-        self.table
-            .extend_from_slice(&crc32fast::hash(&listing.0).to_le_bytes());
+        self.table.extend_from_slice(&crc.to_le_bytes());
         self.offset += u64::from(len);
         self.count += 1;
     }
 
     /// Folders kept so far.
     pub(super) fn len(&self) -> u64 {
-        self.count
+        self.count + self.same.len() as u64
     }
 
     /// Replaces the kept listings with these (no fsync: a listing lost to a crash is read
-    /// again).
+    /// again); leaves them when they are the same.
     pub fn keep(mut self) -> io::Result<()> {
+        let known = self.known.as_ref().map_or(0, |k| k.folders.len());
+        if self.out.is_none() && self.same.len() == known && known > 0 {
+            return Ok(());
+        }
+        self.start()?;
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
+        let mut out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("not started"))?;
         let mut table = self.count.to_le_bytes().to_vec();
         table.extend_from_slice(&self.table);
-        self.out.write_all(&table)?;
-        self.out.write_all(&self.offset.to_le_bytes())?;
-        self.out.write_all(&crc32fast::hash(&table).to_le_bytes())?;
-        let tmp = self.out.into_inner().map_err(|e| e.into_error())?;
+        out.write_all(&table)?;
+        out.write_all(&self.offset.to_le_bytes())?;
+        out.write_all(&crc32fast::hash(&table).to_le_bytes())?;
+        let tmp = out.into_inner().map_err(|e| e.into_error())?;
         tmp.persist(&self.path).map_err(|e| e.error)?;
         Ok(())
     }

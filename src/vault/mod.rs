@@ -400,14 +400,7 @@ impl Walker {
         if !reread {
             walk.known = Known::open(kept, &walk.root).map(Arc::new);
         }
-        let keeper = match keep.then(|| Keeper::create(kept, &walk.root)) {
-            Some(Err(e)) => {
-                tracing::debug!("cannot keep the folder listings at {}: {e}", kept.display());
-                None
-            }
-            Some(Ok(keeper)) => Some(keeper),
-            None => None,
-        };
+        let keeper = keep.then(|| Keeper::create(kept, &walk.root, walk.known.clone()));
         walk.keeping = keeper.is_some();
         let mut walker = Walker {
             keeper,
@@ -1190,14 +1183,22 @@ mod tests {
         let (first, remembered) = walked(remembering(&vault, &kept, false, 50));
         assert_eq!((first.len(), remembered), (5, 0));
         assert_eq!(first, fresh());
-        // Nothing changed: every folder (the vault, a, b, b/c) as kept, the files stat'ed.
+        // Nothing changed: every folder (the vault, a, b, b/c) as kept, the files stat'ed, and
+        // the kept listings left as they are.
         write(&vault, "a/x.md", "edited, and longer");
+        let written = || {
+            use std::os::unix::fs::MetadataExt;
+            let m = fs::metadata(&kept).unwrap();
+            (m.ino(), m.mtime_nsec(), m.len())
+        };
+        let before = written();
         let (second, remembered) = walked(remembering(&vault, &kept, false, 50));
         assert_eq!((second.clone(), remembered), (fresh(), 4));
         assert_ne!(
             second, first,
             "an edit in a kept folder is seen: its files are stat'ed"
         );
+        assert_eq!(written(), before);
         // A file made, one deleted, one renamed, a folder made: each folder read again.
         write(&vault, "a/new.md", "new");
         fs::remove_file(vault.join("b/c/z.png")).unwrap();
