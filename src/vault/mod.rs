@@ -333,7 +333,7 @@ pub struct Walker {
     ahead_files: Arc<AtomicUsize>,
     trouble: Trouble,
     /// Where the folders' listings are kept for the next walk, as the walk reaches them.
-    keeper: Option<Keeper>,
+    keeper: Option<Box<Keeper>>,
 }
 
 /// A folder read, with what it has left to give in path order.
@@ -400,7 +400,7 @@ impl Walker {
         if !reread {
             walk.known = Known::open(kept, &walk.root).map(Arc::new);
         }
-        let keeper = keep.then(|| Keeper::create(kept, &walk.root, walk.known.clone()));
+        let keeper = keep.then(|| Box::new(Keeper::create(kept, &walk.root, walk.known.clone())));
         walk.keeping = keeper.is_some();
         let mut walker = Walker {
             keeper,
@@ -431,7 +431,7 @@ impl Walker {
         }
     }
 
-    fn keep_listing(keeper: &mut Option<Keeper>, path: &str, folder: &mut Folder) {
+    fn keep_listing(keeper: &mut Option<Box<Keeper>>, path: &str, folder: &mut Folder) {
         if let (Some(keeper), Some((key, listing))) = (keeper, folder.kept.take()) {
             keeper.add(path, key, &listing);
         }
