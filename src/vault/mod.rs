@@ -2,6 +2,9 @@
 //!
 //! `.obsidian/`, `.trash/`, `.git/` and every other dot-file or dot-folder are not content
 //! (design.md, "Words"), nor is the archive when it lives inside the vault.
+//!
+//! A scan's walk lists a folder that did not change since the last recording scan as that scan
+//! kept it ([`folders`]), and stats every file.
 
 mod folders;
 
