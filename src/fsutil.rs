@@ -73,10 +73,7 @@ pub fn replace_streaming(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vaultkeep-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut tmp = temp_file_in(dir)?;
     {
         let mut out = io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut());
         write(&mut out)?;
@@ -112,6 +109,23 @@ pub fn replace_streaming(
         sync_dir(dir)?;
     }
     Ok(Replaced::Written)
+}
+
+/// A temp file in `dir`, to be renamed over the file it replaces; named so that `archive gc`
+/// knows it when a writer stopped before the rename (see [`is_temp_name`]).
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+}
+
+const TEMP_PREFIX: &str = ".vaultkeep-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether a file name is one of [`temp_file_in`]'s.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
 /// Runs blocking work (disk writes and fsyncs, parsing, note edits) from async code without

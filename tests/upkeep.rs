@@ -114,19 +114,32 @@ fn gc_removes_only_unreferenced_objects_and_stale_temp_files() {
     fs::write(&orphan, orphan_content).unwrap();
     let stale = s.archive.join("objects/ab/.tmp-stale");
     let fresh = s.archive.join("objects/ab/.tmp-fresh");
-    fs::write(&stale, b"partial").unwrap();
-    fs::write(&fresh, b"partial").unwrap();
-    Command::new("touch")
-        .args(["-d", "3 hours ago"])
-        .arg(&stale)
-        .status()
-        .unwrap();
+    // A scan or the daemon killed while writing a derived file (the index, a cache) leaves
+    // its temp file beside it.
+    let stale_derived = [
+        s.archive.join(".vaultkeep-index.tmp"),
+        s.archive.join("cache/.vaultkeep-folders.tmp"),
+    ];
+    let fresh_derived = s.archive.join("cache/.vaultkeep-fresh.tmp");
+    for path in [&stale, &fresh, &fresh_derived]
+        .into_iter()
+        .chain(&stale_derived)
+    {
+        fs::write(path, b"partial").unwrap();
+    }
+    for path in std::iter::once(&stale).chain(&stale_derived) {
+        Command::new("touch")
+            .args(["-d", "3 hours ago"])
+            .arg(path)
+            .status()
+            .unwrap();
+    }
 
     let (dry, code) = s.json(&["archive", "gc", "--dry-run"]);
     assert_eq!(code, 0);
     assert_eq!(
         (dry["objects"].as_u64(), dry["temp_files"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(1), Some(3)),
         "{dry}"
     );
     assert!(
@@ -137,11 +150,13 @@ fn gc_removes_only_unreferenced_objects_and_stale_temp_files() {
     let (done, _) = s.json(&["archive", "gc"]);
     assert_eq!(done["objects"], 1);
     assert!(!orphan.exists() && !stale.exists());
+    assert!(stale_derived.iter().all(|p| !p.exists()));
     assert!(
-        fresh.exists(),
+        fresh.exists() && fresh_derived.exists(),
         "a young temp file may belong to a write in progress"
     );
     fs::remove_file(&fresh).unwrap();
+    fs::remove_file(&fresh_derived).unwrap();
     assert_eq!(objects(&s), before, "every referenced object is kept");
     let (verify, code) = s.json(&["archive", "verify"]);
     assert_eq!(code, 0, "{verify}");

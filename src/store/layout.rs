@@ -24,6 +24,8 @@ pub const RENDERS: &str = "renders";
 pub(crate) const LOCK: &str = "lock";
 /// Other devices' version records, pulled from the remote: `peers/<device>.jsonl`.
 pub(crate) const PEERS: &str = "peers";
+/// Derived files that speed up scans and reports.
+pub(crate) const CACHE: &str = "cache";
 /// What each vault folder listed at the last recording scan (see `vault::folders`).
 pub(crate) const FOLDERS: &str = "cache/folders";
 /// The running daemon's socket and cookies (see `watch::vouch`).

@@ -411,6 +411,19 @@ impl Store {
         self.root.join(layout::FOLDERS)
     }
 
+    /// Temp files of derived files (the index, caches, the daemon's state) left in the archive's
+    /// folder and its cache by a writer that stopped before renaming them into place.
+    pub fn derived_temp_files(&self) -> Vec<PathBuf> {
+        [self.root.clone(), self.root.join(layout::CACHE)]
+            .iter()
+            .filter_map(|dir| fs::read_dir(dir).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| crate::fsutil::is_temp_name(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect()
+    }
+
     /// The running daemon's folder: its socket and cookies (see `watch::vouch`).
     pub fn watch_dir(&self) -> PathBuf {
         self.root.join(layout::WATCH)

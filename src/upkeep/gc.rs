@@ -139,7 +139,11 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
     if !dry_run && !rewriting.is_empty() {
         rewrite(store, &rewriting, &refs.objects)?;
     }
-    for entry in entries {
+    let derived_temps = store
+        .derived_temp_files()
+        .into_iter()
+        .map(ObjectEntry::Temp);
+    for entry in entries.into_iter().chain(derived_temps) {
         let (path, is_object) = match entry {
             ObjectEntry::Object(d, path) if !refs.objects.contains(&d) => {
                 if writer_busy && age(&path, now) < TEMP_GRACE {

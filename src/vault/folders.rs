@@ -265,10 +265,7 @@ impl Keeper {
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".vaultkeep-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
+        let tmp = crate::fsutil::temp_file_in(dir)?;
         let mut out = BufWriter::with_capacity(64 * 1024, tmp);
         let head = header(&self.root);
         out.write_all(&head)?;

@@ -374,9 +374,10 @@ impl Walker {
         Walk::new(vault, exclude).walker(CWD, vault, "")
     }
 
-    /// [`Walker::new`], listing each folder that did not change since the last walk from the
-    /// listings kept at `kept` (unless `reread`), and keeping this walk's there when `keep`
-    /// (see [`folders`]). On a network file system every folder is read and nothing is kept.
+    /// Starts a walk of `vault`, skipping `exclude` (the archive, when it is inside), that
+    /// lists each folder that did not change since the last walk from the listings kept at
+    /// `kept` (unless `reread`), and keeps its own there when `keep` (see the `folders`
+    /// module). On a network file system every folder is read and nothing is kept.
     pub fn remembering(
         vault: &Path,
         exclude: &[PathBuf],

@@ -434,11 +434,14 @@ impl Run<'_> {
             self.state.error(format!("{}: {}", p.path, p.message));
         }
         if scan.is_whole() {
-            // Every note: what no note asks for any more leaves the schedule.
+            // Every note: what no note asks for any more leaves the schedule. (0.6 s at 89,000
+            // files: tokio moves the loop's other tasks, the answers to scans beside the daemon
+            // among them, to another thread meanwhile.)
             let clock = std::time::Instant::now();
-            let read = self
-                .schedule
-                .all_notes(|add| scan.each_note(|_, facts| add(facts)));
+            let schedule = &mut self.schedule;
+            let read = crate::fsutil::off_executor(|| {
+                schedule.all_notes(|add| scan.each_note(|_, facts| add(facts)))
+            });
             tracing::debug!(elapsed = ?clock.elapsed(), "read what every note asks");
             if let Err(e) = read {
                 self.state
