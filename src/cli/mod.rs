@@ -53,7 +53,8 @@ pub enum Command {
     #[command(
         long_about = "One pass over the vault: every note and asset whose content is new is stored in \
 the archive (sha256-addressed) and a version is recorded (created, modified, renamed, deleted). Unchanged \
-files are recognised by size, mtime and inode and not read again. Reports notes, assets, links by kind, \
+files are recognised by size, mtime and inode and not read again, and a folder whose times did not \
+change since the last scan is not listed again (its listing is kept in the archive's cache). Reports notes, assets, links by kind, \
 external URLs, unresolved and ambiguous links, composted profiles and files that could not be read. While `vaultkeep watch` runs (it records every change itself), scan reports and records nothing, and looks only at the paths the daemon says changed (it vouches for the rest; --every-file looks at every file)."
     )]
     Scan(ScanArgs),
