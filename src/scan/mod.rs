@@ -828,7 +828,15 @@ fn examine_and_store(
         .then(|| sink_for(store, looks))
         .transpose()
         .map_err(|e| Error::Store(store::Error::io("start a pack in", store.root())(e)))?;
-    let examined = examine_batch(vault_dir, options, index, files, sink.as_ref(), notes, bar)?;
+    let examined = examine_batch(
+        vault_dir,
+        options,
+        index,
+        (files, looks),
+        sink.as_ref(),
+        notes,
+        bar,
+    )?;
     if let Some(sink) = sink {
         sink.finish()
             .map_err(|e| Error::Store(store::Error::io("finish a pack in", store.root())(e)))?;
@@ -844,7 +852,7 @@ fn examine_batch(
     vault_dir: &Path,
     options: &ScanOptions,
     index: &store::Index,
-    batch: &mut [vault::VaultFile],
+    (batch, looks): (&mut [vault::VaultFile], &[Look]),
     sink: Option<&store::Sink<'_>>,
     notes: Option<&cache::Appender>,
     bar: &ProgressBar,
@@ -860,20 +868,34 @@ fn examine_batch(
     let failed = std::sync::atomic::AtomicBool::new(false);
     // Few files bring news: collected aside, so the files go straight into `files`.
     let news = std::sync::Mutex::new(Vec::new());
-    // In path order, each task reads the index alongside its files.
-    let files_with_entries = batch
+    // In path order, each task reads the index alongside the files it must look at (an
+    // unchanged file's content address came with its look).
+    let files: Vec<ScannedFile> = batch
         .par_iter_mut()
+        .zip(looks)
         .enumerate()
         .with_min_len(LOOKUP_CHUNK)
         .map_init(
             || index.alongside(),
-            |recorded, (i, file)| {
-                let previous = recorded.get(&file.path);
-                (i, file, previous)
+            |recorded, (i, (file, look))| {
+                let previous = match look {
+                    Look::Unchanged(_) => None,
+                    Look::New | Look::Changed => recorded.get(&file.path),
+                };
+                (i, file, look, previous)
             },
-        );
-    let files: Vec<ScannedFile> = files_with_entries
-        .map(|(i, file, previous)| {
+        )
+        .map(|(i, file, look, previous)| {
+            if let Look::Unchanged(sha256) = look {
+                if options.progress {
+                    bar.inc(1);
+                }
+                return ScannedFile {
+                    sha256: Some(*sha256),
+                    path: std::mem::take(&mut file.path),
+                    kind: file.kind,
+                };
+            }
             let mut done = ScannedFile {
                 sha256: previous.map(|e| e.sha256),
                 path: String::new(),
@@ -1087,7 +1109,7 @@ fn batch_end(looks: &[Look], batch: usize) -> usize {
     let most = batch.saturating_mul(4).min(looks.len());
     let mut to_read = 0;
     for (i, look) in looks.iter().enumerate().take(most) {
-        if *look != Look::Unchanged {
+        if !matches!(look, Look::Unchanged(_)) {
             if to_read == batch {
                 return i;
             }
@@ -1104,15 +1126,17 @@ enum Look {
     New,
     /// Its stat data differ from the index's: read it.
     Changed,
-    /// Its stat data match: not read again.
-    Unchanged,
+    /// Its stat data match: not read again, nor looked up again (its content address).
+    Unchanged(crate::digest::Digest),
 }
 
 impl Look {
     fn of(recorded: Option<Entry>, file: &vault::VaultFile, racy_after: i128) -> Look {
         match recorded {
             None => Look::New,
-            Some(prev) if examine::unchanged(&prev, &file.stat, racy_after) => Look::Unchanged,
+            Some(prev) if examine::unchanged(&prev, &file.stat, racy_after) => {
+                Look::Unchanged(prev.sha256)
+            }
             Some(_) => Look::Changed,
         }
     }
@@ -1127,7 +1151,7 @@ const PACK_FROM: usize = 256;
 fn sink_for<'a>(store: &'a Store, looks: &[Look]) -> std::io::Result<store::Sink<'a>> {
     let to_read = looks
         .iter()
-        .filter(|l| **l != Look::Unchanged)
+        .filter(|l| !matches!(l, Look::Unchanged(_)))
         .take(PACK_FROM)
         .count();
     if to_read < PACK_FROM || std::env::var_os("VAULTKEEP_NO_PACKS").is_some() {
@@ -1243,14 +1267,15 @@ mod tests {
 
     #[test]
     fn a_batch_holds_a_number_of_files_to_read_and_any_unchanged_between() {
-        use Look::{Changed as C, New as N, Unchanged as U};
-        let looks = [U, N, U, U, C, N, U];
+        use Look::{Changed as C, New as N};
+        let u = Look::Unchanged(crate::digest::Digest::of(b""));
+        let looks = [u, N, u, u, C, N, u];
         assert_eq!(batch_end(&looks, 2), 5);
         assert_eq!(batch_end(&looks[5..], 2), 2);
         assert_eq!(batch_end(&looks, usize::MAX), 7);
         // At most four times the batch in all, unchanged files included.
-        assert_eq!(batch_end(&[U; 10], 2), 8);
-        assert_eq!(batch_end(&[U; 2], 2), 2);
+        assert_eq!(batch_end(&[u; 10], 2), 8);
+        assert_eq!(batch_end(&[u; 2], 2), 2);
     }
 
     #[test]
