@@ -135,6 +135,12 @@ fn gc_removes_only_unreferenced_objects_and_stale_temp_files() {
             .unwrap();
     }
 
+    let (verify, _) = s.json(&["archive", "verify"]);
+    let warned = verify["warnings"].to_string();
+    assert!(
+        warned.contains(".vaultkeep-index.tmp") && warned.contains("cache/.vaultkeep-fresh.tmp"),
+        "{verify}"
+    );
     let (dry, code) = s.json(&["archive", "gc", "--dry-run"]);
     assert_eq!(code, 0);
     assert_eq!(

@@ -37,7 +37,11 @@ pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
     let mut report = VerifyReport::default();
     let mut present = std::collections::HashSet::new();
     let mut to_hash = Vec::new();
-    for entry in entries {
+    let derived_temps = store
+        .derived_temp_files()
+        .into_iter()
+        .map(ObjectEntry::Temp);
+    for entry in entries.into_iter().chain(derived_temps) {
         match entry {
             ObjectEntry::Object(d, path) => {
                 present.insert(d);
