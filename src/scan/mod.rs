@@ -313,13 +313,21 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             let index = kept.map_or_else(|| store.load_index(), Ok)?;
             match look_again(vault_dir, &exclude, &index, changed) {
                 Some(looked) => (Source::looked(looked.listing), index, Some(looked.gone)),
-                None => (Source::walk(vault_dir, store, options), index, None),
+                None => (
+                    Source::walk(vault_dir, &exclude, store, options),
+                    index,
+                    None,
+                ),
             }
         }
-        (None, Some(index)) => (Source::walk(vault_dir, store, options), index, None),
+        (None, Some(index)) => (
+            Source::walk(vault_dir, &exclude, store, options),
+            index,
+            None,
+        ),
         (None, None) => {
             // The first folders are read on the pool while the index is read here.
-            let source = Source::walk(vault_dir, store, options);
+            let source = Source::walk(vault_dir, &exclude, store, options);
             let index = store.load_index();
             (source, index?, None)
         }
@@ -477,10 +485,10 @@ enum Source {
 impl Source {
     /// The walk of the whole vault, listing unchanged folders as the last recording scan kept
     /// them, and keeping this one's when it records.
-    fn walk(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Source {
+    fn walk(vault_dir: &Path, exclude: &[PathBuf], store: &Store, options: &ScanOptions) -> Source {
         Source::Walk(vault::Walker::remembering(
             vault_dir,
-            &[store.root().to_path_buf()],
+            exclude,
             &store.folder_listings(),
             options.reread_folders,
             options.record,
@@ -879,77 +887,73 @@ fn examine_batch(
             || index.alongside(),
             |recorded, (i, (file, look))| {
                 let previous = match look {
-                    Look::Unchanged(_) => None,
+                    Look::Unchanged(sha256) => {
+                        if options.progress {
+                            bar.inc(1);
+                        }
+                        return ScannedFile {
+                            sha256: Some(*sha256),
+                            path: std::mem::take(&mut file.path),
+                            kind: file.kind,
+                        };
+                    }
                     Look::New | Look::Changed => recorded.get(&file.path),
                 };
-                (i, file, look, previous)
-            },
-        )
-        .map(|(i, file, look, previous)| {
-            if let Look::Unchanged(sha256) = look {
+                let mut done = ScannedFile {
+                    sha256: previous.map(|e| e.sha256),
+                    path: String::new(),
+                    kind: file.kind,
+                };
+                if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return done;
+                }
+                let outcome = examine(
+                    vault_dir,
+                    file,
+                    previous.as_ref(),
+                    racy_after,
+                    sink,
+                    options.max_note_bytes,
+                );
+                let new = match outcome {
+                    Ok(Outcome::Seen {
+                        entry,
+                        facts,
+                        new_bytes,
+                    }) => {
+                        if let (Some(facts), Some(notes)) = (facts, notes) {
+                            notes.add(&entry.sha256, &facts);
+                        }
+                        done.sha256 = Some(entry.sha256);
+                        (previous != Some(entry)).then_some(News::Entry {
+                            entry,
+                            previous,
+                            new_bytes,
+                        })
+                    }
+                    Ok(Outcome::Failed(p)) => Some(News::Problem(p)),
+                    Err(e) => {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        None
+                    }
+                };
+                if let Some(new) = new {
+                    news.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, new));
+                }
+                done.path = std::mem::take(&mut file.path);
                 if options.progress {
                     bar.inc(1);
                 }
-                return ScannedFile {
-                    sha256: Some(*sha256),
-                    path: std::mem::take(&mut file.path),
-                    kind: file.kind,
-                };
-            }
-            let mut done = ScannedFile {
-                sha256: previous.map(|e| e.sha256),
-                path: String::new(),
-                kind: file.kind,
-            };
-            if failed.load(std::sync::atomic::Ordering::Relaxed) || cancelled() {
-                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                return done;
-            }
-            let outcome = examine(
-                vault_dir,
-                file,
-                previous.as_ref(),
-                racy_after,
-                sink,
-                options.max_note_bytes,
-            );
-            let new = match outcome {
-                Ok(Outcome::Seen {
-                    entry,
-                    facts,
-                    new_bytes,
-                }) => {
-                    if let (Some(facts), Some(notes)) = (facts, notes) {
-                        notes.add(&entry.sha256, &facts);
-                    }
-                    done.sha256 = Some(entry.sha256);
-                    (previous != Some(entry)).then_some(News::Entry {
-                        entry,
-                        previous,
-                        new_bytes,
-                    })
-                }
-                Ok(Outcome::Failed(p)) => Some(News::Problem(p)),
-                Err(e) => {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
-                    None
-                }
-            };
-            if let Some(new) = new {
-                news.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((i, new));
-            }
-            done.path = std::mem::take(&mut file.path);
-            if options.progress {
-                bar.inc(1);
-            }
-            done
-        })
+                done
+            },
+        )
         .collect();
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(Error::Store(e));

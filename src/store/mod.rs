@@ -411,17 +411,21 @@ impl Store {
         self.root.join(layout::FOLDERS)
     }
 
-    /// Temp files of derived files (the index, caches, the daemon's state) left in the archive's
-    /// folder and its cache by a writer that stopped before renaming them into place.
-    pub fn derived_temp_files(&self) -> Vec<PathBuf> {
-        [self.root.clone(), self.root.join(layout::CACHE)]
-            .iter()
+    /// What `archive verify` and `gc` go through: every file under the object folders (see
+    /// [`Objects::entries`]), and the temp files of derived files (the index, caches, the
+    /// daemon's state) that a writer stopped before renaming into place left in the archive's
+    /// folder or its cache.
+    pub fn entries(&self) -> io::Result<Vec<ObjectEntry>> {
+        let mut entries = self.objects.entries()?;
+        let derived_temps = [self.root.clone(), self.root.join(layout::CACHE)]
+            .into_iter()
             .filter_map(|dir| fs::read_dir(dir).ok())
             .flatten()
             .filter_map(Result::ok)
             .filter(|e| crate::fsutil::is_temp_name(&e.file_name().to_string_lossy()))
-            .map(|e| e.path())
-            .collect()
+            .map(|e| ObjectEntry::Temp(e.path()));
+        entries.extend(derived_temps);
+        Ok(entries)
     }
 
     /// The running daemon's folder: its socket and cookies (see `watch::vouch`).

@@ -80,7 +80,6 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
     };
     let now = SystemTime::now();
     let entries = store
-        .objects()
         .entries()
         .map_err(store::Error::io("list the objects of", store.root()))?;
     let mut packs: BTreeMap<Arc<Path>, Pack> = BTreeMap::new();
@@ -139,11 +138,7 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, GcError> {
     if !dry_run && !rewriting.is_empty() {
         rewrite(store, &rewriting, &refs.objects)?;
     }
-    let derived_temps = store
-        .derived_temp_files()
-        .into_iter()
-        .map(ObjectEntry::Temp);
-    for entry in entries.into_iter().chain(derived_temps) {
+    for entry in entries {
         let (path, is_object) = match entry {
             ObjectEntry::Object(d, path) if !refs.objects.contains(&d) => {
                 if writer_busy && age(&path, now) < TEMP_GRACE {

@@ -31,17 +31,12 @@ pub struct VerifyReport {
 pub fn verify(store: &Store) -> Result<VerifyReport, store::Error> {
     let root = store.root();
     let entries = store
-        .objects()
         .entries()
         .map_err(store::Error::io("list the objects of", root))?;
     let mut report = VerifyReport::default();
     let mut present = std::collections::HashSet::new();
     let mut to_hash = Vec::new();
-    let derived_temps = store
-        .derived_temp_files()
-        .into_iter()
-        .map(ObjectEntry::Temp);
-    for entry in entries.into_iter().chain(derived_temps) {
+    for entry in entries {
         match entry {
             ObjectEntry::Object(d, path) => {
                 present.insert(d);

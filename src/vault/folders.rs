@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 pub(super) const SETTLED: i64 = 2_000_000_000;
 
 /// The file's first line; the vault's real path follows on the second.
-const MAGIC: &[u8] = b"vaultkeep folders 1\n";
+pub(super) const MAGIC: &[u8] = b"vaultkeep folders 1\n";
 
 /// What identifies a folder's state: any change of its entries changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -233,30 +233,15 @@ pub fn is_content_path(path: &str) -> bool {
 /// caller merges them with others and sorts once); the caller drops paths under others.
 pub fn look_at(vault: &Path, exclude: &[PathBuf], paths: &[&str]) -> Listing {
     let walk = Walk::new(vault, exclude);
-    let looked: Vec<Listing> = paths.par_iter().map(|rel| walk.look(rel)).collect();
-    let mut out = Listing::default();
-    for l in looked {
-        out.extend(l);
+    let looked: Vec<(Vec<VaultFile>, Trouble)> =
+        paths.par_iter().map(|rel| walk.look(rel)).collect();
+    let (mut files, mut trouble) = (Vec::new(), Trouble::default());
+    for (more, found) in looked {
+        files.extend(more);
+        trouble.extend(found);
     }
-    out.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
-impl Listing {
-    /// Adds what another listing found (files unsorted, as [`look_at`] gathers them).
-    fn extend(&mut self, other: Listing) {
-        // Every field, named: a field added later cannot be forgotten here.
-        let Listing {
-            files,
-            problems,
-            unseen,
-            linked,
-        } = other;
-        self.files.extend(files);
-        self.problems.extend(problems);
-        self.unseen.extend(unseen);
-        self.linked.extend(linked);
-    }
+    trouble.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    trouble.into_listing(files)
 }
 
 /// The vault's real path, and the excluded folders as vault-relative paths.
@@ -371,7 +356,7 @@ impl Walker {
     /// first folders are read on the pool from now on.
     #[cfg(test)]
     pub fn new(vault: &Path, exclude: &[PathBuf]) -> Walker {
-        Walk::new(vault, exclude).walker(CWD, vault, "")
+        Walk::new(vault, exclude).walker(CWD, vault, "", None)
     }
 
     /// Starts a walk of `vault`, skipping `exclude` (the archive, when it is inside), that
@@ -399,21 +384,13 @@ impl Walker {
         walk.settled = settled;
         if let Some(fs) = crate::fsutil::network_file_system(&walk.root) {
             tracing::debug!("the vault is on {fs}: every folder is read");
-            return walk.walker(CWD, vault, "");
+            return walk.walker(CWD, vault, "", None);
         }
         if !reread {
             walk.known = Known::open(kept, &walk.root).map(Arc::new);
         }
         let keeper = keep.then(|| Box::new(Keeper::create(kept, &walk.root, walk.known.clone())));
-        walk.keeping = keeper.is_some();
-        let mut walker = Walker {
-            keeper,
-            ..walk.walker(CWD, vault, "")
-        };
-        if let Some(folder) = walker.open.last_mut() {
-            Walker::keep_listing(&mut walker.keeper, "", folder);
-        }
-        walker
+        walk.walker(CWD, vault, "", keeper)
     }
 
     /// Keeps the listings of every folder for the next walk, once the walk is over (a walk
@@ -442,6 +419,7 @@ impl Walker {
     }
 
     /// Every file at once, and what could not be listed.
+    #[cfg(test)]
     pub fn into_listing(mut self) -> Listing {
         let files: Vec<VaultFile> = self.by_ref().collect();
         debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
@@ -656,20 +634,29 @@ impl Walk {
         }
     }
 
-    /// A walk of the folder at `path` (seen from `at`), at vault-relative `rel`.
-    fn walker<Fd: AsFd>(self, at: Fd, path: &Path, rel: &str) -> Walker {
+    /// A walk of the folder at `path` (seen from `at`), at vault-relative `rel`, keeping its
+    /// folders' listings with `keeper`.
+    fn walker<Fd: AsFd>(
+        mut self,
+        at: Fd,
+        path: &Path,
+        rel: &str,
+        keeper: Option<Box<Keeper>>,
+    ) -> Walker {
+        self.keeping = keeper.is_some();
         let mut walker = Walker {
             walk: Arc::new(self),
             open: Vec::new(),
             ahead: FxHashMap::default(),
             ahead_files: Arc::default(),
             trouble: Trouble::default(),
-            keeper: None,
+            keeper,
         };
         match open_dir(at, path) {
             Ok(fd) => {
-                let (folder, trouble) = walker.walk.read(fd, rel);
+                let (mut folder, trouble) = walker.walk.read(fd, rel);
                 walker.trouble = trouble;
+                Walker::keep_listing(&mut walker.keeper, rel, &mut folder);
                 walker.open.push(folder);
                 walker.read_ahead();
             }
@@ -847,7 +834,7 @@ impl Walk {
     }
 
     /// One path as [`look_at`] sees it.
-    fn look(&self, rel: &str) -> Listing {
+    fn look(&self, rel: &str) -> (Vec<VaultFile>, Trouble) {
         let (mut files, mut trouble) = (Vec::new(), Trouble::default());
         let inside_excluded = self.excluded.iter().any(|x| {
             rel == x
@@ -856,7 +843,7 @@ impl Walk {
                     .is_some_and(|r| r.starts_with('/'))
         });
         if rel.is_empty() || !is_content_path(rel) || inside_excluded {
-            return Listing::default();
+            return (files, trouble);
         }
         let full = self.vault.join(rel);
         // The walk never enters a symlinked folder: neither does a look. A folder above that
@@ -864,25 +851,29 @@ impl Walk {
         if let Some((parent, _)) = rel.rsplit_once('/') {
             match fs::canonicalize(self.vault.join(parent)) {
                 Ok(real) if real == self.root.join(parent) => {}
-                Ok(_) => return Listing::default(),
+                Ok(_) => return (files, trouble),
                 Err(e)
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
                     ) =>
                 {
-                    return Listing::default();
+                    return (files, trouble);
                 }
                 Err(e) => {
                     trouble.unseen(rel, format!("cannot read: {e}"));
-                    return trouble.into_listing(files);
+                    return (files, trouble);
                 }
             }
         }
         match fs::symlink_metadata(&full) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => trouble.unseen(rel, format!("cannot read: {e}")),
-            Ok(m) if m.is_dir() => return self.clone().walker(CWD, &full, rel).into_listing(),
+            Ok(m) if m.is_dir() => {
+                let mut walker = self.clone().walker(CWD, &full, rel, None);
+                let files = walker.by_ref().collect();
+                return (files, walker.trouble);
+            }
             Ok(m) if m.is_file() => files.push(self.file(rel.to_string(), Stat::of(&m))),
             Ok(m) if m.file_type().is_symlink() => match self.symlink(rel) {
                 Ok(Some(stat)) => {
@@ -894,7 +885,7 @@ impl Walk {
             },
             Ok(_) => trouble.problem(rel, NOT_REGULAR),
         }
-        trouble.into_listing(files)
+        (files, trouble)
     }
 
     fn file(&self, path: String, stat: Stat) -> VaultFile {
@@ -1253,14 +1244,16 @@ mod tests {
             ))
         };
         assert_eq!(walk(&kept), (fresh.clone(), 2));
-        // Cut short, or any other vault's: nothing is trusted.
+        // Cut short, or kept for another vault (its header names another folder, every
+        // folder's key and entries being the same): nothing is trusted.
         fs::write(&kept, &good[..good.len() - 3]).unwrap();
         assert_eq!(walk(&kept), (fresh.clone(), 0));
-        let other = dir.path().join("other");
-        fs::create_dir_all(&other).unwrap();
-        let foreign = dir.path().join("foreign");
-        settle();
-        walked(remembering(&other, &foreign, false, 50));
-        assert_eq!(walk(&foreign), (fresh, 0));
+        let mut foreign = good.clone();
+        let root = fs::canonicalize(&vault).unwrap();
+        foreign[folders::MAGIC.len() + root.as_os_str().len() - 1] ^= 1;
+        fs::write(&kept, &foreign).unwrap();
+        assert_eq!(walk(&kept), (fresh.clone(), 0));
+        fs::write(&kept, &good).unwrap();
+        assert_eq!(walk(&kept), (fresh, 3), "the file as kept is trusted");
     }
 }
