@@ -294,10 +294,7 @@ impl Compost<'_> {
             match copies.get(&url) {
                 Some(copy) => out.preserved.push(Preserved {
                     url: url.clone(),
-                    captured: copy
-                        .captured
-                        .to_zoned_datetime(jiff::tz::TimeZone::system())
-                        .date(),
+                    captured: crate::localtime::date(copy.captured),
                     snapshot: copy.snapshot.clone(),
                     copy: CopyLink::to(&copy.entry, self.vault).as_property(),
                 }),

@@ -256,10 +256,7 @@ pub async fn last_look(
     snapshot: &Snapshot,
     keep: Keep<'_>,
 ) -> Result<String, String> {
-    let date = snapshot
-        .started
-        .to_zoned_datetime(jiff::tz::TimeZone::system())
-        .date();
+    let date = crate::localtime::date(snapshot.started);
     let picture = picture_path(note, Some(date));
     if vault.join(&picture).is_file() {
         return Ok(picture);

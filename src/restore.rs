@@ -170,11 +170,7 @@ pub fn restore(
                 dead.insert(
                     url,
                     Replacement {
-                        date: copy
-                            .captured
-                            .to_zoned_datetime(jiff::tz::TimeZone::system())
-                            .date()
-                            .to_string(),
+                        date: crate::localtime::date(copy.captured).to_string(),
                         link: CopyLink::to(&copy.entry, vault),
                     },
                 );

@@ -8,7 +8,14 @@ use std::path::Path;
 
 /// The layers, bottom first, as `src/lib.rs` declares them.
 const LAYERS: &[&[&str]] = &[
-    &["config", "digest", "failpoint", "fsutil", "report"],
+    &[
+        "config",
+        "digest",
+        "failpoint",
+        "fsutil",
+        "localtime",
+        "report",
+    ],
     &["frontmatter", "links", "note", "warc"],
     &["browser", "fetch", "store", "vault"],
     &["annotate", "copies", "history", "scan", "snapshot"],

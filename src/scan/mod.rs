@@ -160,7 +160,7 @@ impl Default for ScanOptions {
         ScanOptions {
             max_note_bytes: 10 * 1024 * 1024,
             progress: false,
-            today: today(),
+            today: crate::localtime::today(),
             accept_deletions: false,
             record: true,
             cancel: None,
@@ -169,12 +169,6 @@ impl Default for ScanOptions {
             reread_folders: false,
         }
     }
-}
-
-/// Today in the system's time zone: the day `end` dates are judged against. Taken afresh by
-/// every command and by the daemon at each scan and job, so time moves while it runs.
-pub fn today() -> jiff::civil::Date {
-    jiff::ZonedDateTime::now().date()
 }
 
 /// A content file as the scan left it.
@@ -294,8 +288,9 @@ enum News {
 
 /// Scans `vault_dir` into `store` (whose lock the caller holds): records every new version.
 ///
-/// Files come from the walk a round at a time (up to four batches), and the index is met
-/// alongside them, so that memory follows the round, not the vault (issue 14). Two things are
+/// Files come from the walk a step at a time, up to a round (four batches), and meet the
+/// index as they come, so that memory follows the round, not the vault (issue 14), and an
+/// unchanged rescan examines its files while the walk goes on. Two things are
 /// known only once every file is listed: which recorded files are gone (so which new files
 /// were renamed from them), and whether the scan is a mass deletion. Until then a scan holds
 /// back the records of new files, and every record while fewer than half of the known files
@@ -348,10 +343,14 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         (0, std::collections::BTreeMap::new(), false);
     let log_from = index.log_end;
     loop {
-        let dry = source.fill(&mut listed, round);
+        let most = (listed.len() + LISTING_STEP).min(round);
+        let dry = source.fill(&mut listed, most);
         let new = &listed[looks.len()..];
         looks.extend(holding.look(&index, new, whole, dry.then(|| source.unseen())));
-        let end = batch_end(&looks, batch);
+        let end = ready(&looks, batch, dry);
+        if end == 0 && !dry {
+            continue;
+        }
         let last = dry && end == listed.len();
         holding.known += looks[..end].iter().filter(|l| **l != Look::New).count();
         let examined = examine_and_store(
@@ -1105,6 +1104,25 @@ fn with_index(
     Ok(files)
 }
 
+/// Files listed at a time before they meet the index: few enough that the looks and the
+/// examining of unchanged files go on while the pool reads the next folders, rather than
+/// after the walk.
+const LISTING_STEP: usize = 4096;
+
+/// How many of the files looked at to examine now: the first batch once it is whole or the
+/// listing is over (see [`batch_end`]); before that, the unchanged files that lead, which
+/// need no read and no sync (none: list more first).
+fn ready(looks: &[Look], batch: usize, dry: bool) -> usize {
+    let end = batch_end(looks, batch);
+    if dry || end < looks.len() || end == batch.saturating_mul(4) {
+        return end;
+    }
+    looks
+        .iter()
+        .take_while(|l| matches!(l, Look::Unchanged(_)))
+        .count()
+}
+
 /// Where the batch that begins the listed files ends: after `batch` files to read, so that the few
 /// changes of a daemon's scan, spread over the vault, are one batch and one sync; and after
 /// four times as many files in all, so that a rescan's unchanged files (which cost no sync)
@@ -1280,6 +1298,23 @@ mod tests {
         // At most four times the batch in all, unchanged files included.
         assert_eq!(batch_end(&[u; 10], 2), 8);
         assert_eq!(batch_end(&[u; 2], 2), 2);
+    }
+
+    #[test]
+    fn while_the_walk_goes_on_only_whole_batches_or_the_unchanged_files_that_lead_are_examined() {
+        use Look::{Changed as C, New as N};
+        let u = Look::Unchanged(crate::digest::Digest::of(b""));
+        // A whole batch (two files to read) is examined as batch_end says.
+        assert_eq!(ready(&[u, N, u, C, N], 2, false), 4);
+        // Four batches' worth of unchanged files in all.
+        assert_eq!(ready(&[u; 9], 2, false), 8);
+        // Not whole yet: the unchanged files before the first to read, which need no sync.
+        assert_eq!(ready(&[u, u, N, u], 2, false), 2);
+        // None of those: list more first.
+        assert_eq!(ready(&[C, u], 2, false), 0);
+        // The listing is over: whatever is there.
+        assert_eq!(ready(&[C, u], 2, true), 2);
+        assert_eq!(ready(&[], 2, true), 0);
     }
 
     #[test]

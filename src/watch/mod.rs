@@ -392,7 +392,7 @@ impl Run<'_> {
     fn scan_options(&self) -> ScanOptions {
         ScanOptions {
             keep_index: Some(self.kept.clone()),
-            today: scan::today(),
+            today: crate::localtime::today(),
             ..self.d.scan.clone()
         }
     }
