@@ -341,8 +341,16 @@ struct Folder {
 /// Where a folder read on the pool is left for the walk.
 #[derive(Default)]
 struct Slot {
-    read: Mutex<Option<(Folder, Trouble)>>,
+    state: Mutex<SlotState>,
     done: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    read: Option<(Folder, Trouble)>,
+    /// Whether the walk waits for it: only then is it woken (a wake is a system call, and
+    /// most folders are read before the walk reaches them).
+    waiting: bool,
 }
 
 /// Folders read ahead at most: enough to keep every core busy on folders of a few files.
@@ -508,8 +516,8 @@ impl Walker {
             *window -= 1;
             match self.ahead.get(path) {
                 Some(slot) => {
-                    let read = slot.read.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some((sub, _)) = read.as_ref()
+                    let state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((sub, _)) = state.read.as_ref()
                         && self.look_ahead(sub, window, wanted)
                     {
                         return true;
@@ -564,33 +572,40 @@ impl Folder {
 
 impl Slot {
     fn put(&self, read: (Folder, Trouble)) {
-        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some(read);
-        self.done.notify_all();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.read = Some(read);
+        let waiting = state.waiting;
+        drop(state);
+        if waiting {
+            self.done.notify_all();
+        }
     }
 
     /// The folder once read. A thread of the pool runs other work meanwhile (the read may be
     /// queued behind it); any other thread sleeps until it is done.
     fn wait(&self) -> (Folder, Trouble) {
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(done) = read.take() {
+            if let Some(done) = state.read.take() {
                 return done;
             }
             if rayon::current_thread_index().is_some() {
-                drop(read);
+                drop(state);
                 let ran_other_work = rayon::yield_now() == Some(rayon::Yield::Executed);
-                read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-                if !ran_other_work && read.is_none() {
+                state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if !ran_other_work && state.read.is_none() {
                     // Nothing else to run: the read is under way on another thread. Sleep a
                     // little rather than spin, and look for other work again.
-                    read = self
+                    state.waiting = true;
+                    state = self
                         .done
-                        .wait_timeout(read, std::time::Duration::from_millis(1))
+                        .wait_timeout(state, std::time::Duration::from_millis(1))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
             } else {
-                read = self.done.wait(read).unwrap_or_else(|e| e.into_inner());
+                state.waiting = true;
+                state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         }
     }
