@@ -6,9 +6,9 @@
 //! checks this), from pure parsing at the bottom, through the edges that touch the world, to
 //! the engines that tie them together and the command line on top:
 //!
-//! 1. **Foundations**: [`digest`] (sha256 names), [`fsutil`] (atomic writes), [`localtime`]
-//!    (the local date), [`report`] (problems and messages), [`failpoint`] (test stops),
-//!    [`config`] (typed settings).
+//! 1. **Foundations**: [`digest`] (sha256 names), [`fsutil`] (atomic writes), [`bytes`]
+//!    (reading binary files), [`localtime`] (the local date), [`report`] (problems and
+//!    messages), [`failpoint`] (test stops), [`config`] (typed settings).
 //! 2. **Reading, pure**: [`frontmatter`] (the YAML block), [`links`] (extraction and Obsidian's
 //!    resolution), [`note`] (what a note says, and whether its organization ended), [`warc`]
 //!    (the WARC format: records, HTTP blocks, SURT keys).
@@ -31,6 +31,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 // 1. Foundations
+pub(crate) mod bytes;
 pub(crate) mod config;
 pub(crate) mod digest;
 mod failpoint;

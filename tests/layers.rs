@@ -9,6 +9,7 @@ use std::path::Path;
 /// The layers, bottom first, as `src/lib.rs` declares them.
 const LAYERS: &[&[&str]] = &[
     &[
+        "bytes",
         "config",
         "digest",
         "failpoint",

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashSet;
 
 use super::{Error, Event, Journal, VersionRecord};
+use crate::bytes::Reader;
 use crate::digest::Digest;
 use crate::fsutil::{Replace, replace_streaming};
 
@@ -398,16 +399,16 @@ impl Index {
         let Some(rest) = bytes.strip_prefix(magic) else {
             return;
         };
-        let mut r = Reader(rest);
+        let mut r = Reader::new(rest);
         if r.header() != self.disk.base {
             return;
         }
-        let mut good = bytes.len() - r.0.len();
+        let mut good = bytes.len() - r.left();
         while let Some(block) = next_block(&mut r) {
             if apply_changes(self, block).is_none() {
                 break;
             }
-            good = bytes.len() - r.0.len();
+            good = bytes.len() - r.left();
         }
         // The next block goes where the last whole one ended: a torn tail is overwritten.
         self.disk.changes_bytes = good as u64;
@@ -604,7 +605,7 @@ impl<'a> Records<'a> {
     /// The entry last peeked.
     fn entry(&self) -> Entry {
         let bytes = &self.buf[self.pos + self.len - ENTRY_BYTES..self.pos + self.len];
-        Reader(bytes)
+        Reader::new(bytes)
             .entry()
             .expect("an entry's bytes are buffered whole")
     }
@@ -838,7 +839,7 @@ fn check(file: fs::File) -> io::Result<Option<Index>> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let Some(header) = Reader(&head).header() else {
+    let Some(header) = Reader::new(&head).header() else {
         return Ok(None);
     };
     let file = Arc::new(file);
@@ -1007,14 +1008,14 @@ fn append_changes(path: &Path, base: (u64, u64, i128), at: u64, block: &[u8]) ->
 /// The next whole block whose checksum matches, if any.
 fn next_block<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
     let len = u32::from_le_bytes(r.take()?) as usize;
-    let block = r.slice(len)?;
+    let block = r.bytes(len)?;
     let sum: [u8; 32] = r.take()?;
     (Digest::of(block).as_bytes() == &sum).then_some(block)
 }
 
 /// Applies one block; `None`, with nothing applied, when it does not parse.
 fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
-    let mut r = Reader(block);
+    let mut r = Reader::new(block);
     let (log_end, log_lines, scan_started_ns) = r.header()?;
     // A first-format block does not say how many files the index holds: its index is all in
     // memory, which counts them.
@@ -1034,7 +1035,7 @@ fn apply_changes(index: &mut Index, block: &[u8]) -> Option<()> {
         };
         changes.push((path, entry));
     }
-    if !r.0.is_empty() {
+    if r.left() != 0 {
         return None;
     }
     for (path, entry) in changes {
@@ -1089,34 +1090,21 @@ trait Source {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn slice(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-}
-
 impl Source for Reader<'_> {
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.slice(N)?.try_into().ok()
+        self.array()
     }
 
     fn string(&mut self, len: usize) -> Option<String> {
-        Some(std::str::from_utf8(self.slice(len)?).ok()?.to_string())
+        Some(std::str::from_utf8(self.bytes(len)?).ok()?.to_string())
     }
 
     fn left(&self) -> usize {
-        self.0.len()
+        Reader::left(self)
     }
 
     fn at_end(&mut self) -> bool {
-        self.0.is_empty()
+        Reader::left(self) == 0
     }
 }
 

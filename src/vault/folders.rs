@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::bytes::Reader;
+
 /// How old a folder's ctime must be for its listing to be kept, in ns: far more than a tick of
 /// the kernel's file time clock.
 pub(super) const SETTLED: i64 = 2_000_000_000;
@@ -181,7 +183,7 @@ impl Known {
         if start != head || crc32fast::hash(&table) != table_crc {
             return None;
         }
-        let mut r = Reader(&table);
+        let mut r = Reader::new(&table);
         let count = r.u64()?;
         let mut folders = FxHashMap::default();
         folders.reserve(usize::try_from(count).ok()?.min(1 << 20));
@@ -341,23 +343,4 @@ fn header(root: &Path) -> Vec<u8> {
     head.extend_from_slice(root.as_os_str().as_encoded_bytes());
     head.push(b'\n');
     head
-}
-
-/// Little-endian numbers and byte runs from a slice.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (taken, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(taken)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
-    }
 }
