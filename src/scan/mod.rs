@@ -337,7 +337,8 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let mut looks: Vec<Look> = Vec::new();
     let bar = progress_bar(options.progress, holding.known_before);
     let notes = note_appender(store, options);
-    let flusher = options.record.then(|| EarlyFlush::start(store));
+    // Started with the first batch that has files to read: an unchanged rescan writes none.
+    let mut flusher = None;
     let mut gathered = Gathered::new(options.record && whole);
     let (mut recorded, mut events, mut recorded_any) =
         (0, std::collections::BTreeMap::new(), false);
@@ -353,6 +354,14 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
         }
         let last = dry && end == listed.len();
         holding.known += looks[..end].iter().filter(|l| **l != Look::New).count();
+        if options.record
+            && flusher.is_none()
+            && looks[..end]
+                .iter()
+                .any(|l| !matches!(l, Look::Unchanged(_)))
+        {
+            flusher = Some(EarlyFlush::start(store));
+        }
         let examined = examine_and_store(
             vault_dir,
             store,

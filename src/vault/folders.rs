@@ -97,9 +97,8 @@ impl Entries {
         let mut rest = self.0.as_slice();
         std::iter::from_fn(move || {
             let (&kind, after) = rest.split_first()?;
-            let end = memchr::memchr(0, after)?;
-            let name = CStr::from_bytes_with_nul(&after[..=end]).ok()?;
-            rest = &after[end + 1..];
+            let name = CStr::from_bytes_until_nul(after).ok()?;
+            rest = &after[name.count_bytes() + 1..];
             Some((
                 if kind == b'd' {
                     Kind::Folder
