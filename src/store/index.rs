@@ -545,6 +545,22 @@ struct Records<'a> {
     error: Option<io::Error>,
 }
 
+thread_local! {
+    /// The buffer of the last reader this thread dropped, for its next: a scan makes a reader
+    /// per 256 files, and a new buffer each time cost its page faults and zeroing again.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Drop for Records<'_> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let _ = SPARE.try_with(|spare| {
+            let kept = spare.take();
+            spare.set(if buf.len() > kept.len() { buf } else { kept });
+        });
+    }
+}
+
 impl<'a> Records<'a> {
     /// Entries of `file` from `at`, which ends at `end`, read up to `buffer` bytes at a time.
     fn new(file: Option<&'a fs::File>, at: u64, end: u64, buffer: usize) -> Self {
@@ -554,7 +570,7 @@ impl<'a> Records<'a> {
             end,
             buffer,
             next: LOOKUP_BUFFER.min(buffer),
-            buf: Vec::new(),
+            buf: SPARE.take(),
             pos: 0,
             filled: 0,
             len: 0,
@@ -658,7 +674,8 @@ impl<'a> Records<'a> {
         }
         while self.filled < n {
             let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
-            let room = (self.buf.len() - self.filled).min(left);
+            // Up to `size`, whatever a buffer taken over from another reader holds.
+            let room = (size - self.filled).min(left);
             if room == 0 {
                 return false;
             }

@@ -92,6 +92,17 @@ pub(super) enum Kind {
 pub(super) struct Entries(Vec<u8>);
 
 impl Entries {
+    /// How many entries there are.
+    pub(super) fn count(&self) -> usize {
+        memchr::memchr_iter(0, &self.0).count()
+    }
+
+    /// The entries as the listing to keep again: a folder whose key did not change lists the
+    /// same entries (any change to them changes the key).
+    pub(super) fn into_listing(self) -> Listing {
+        Listing(self.0)
+    }
+
     /// The entries, each with its name as the C string a stat takes.
     pub(super) fn iter(&self) -> impl Iterator<Item = (Kind, &CStr)> {
         let mut rest = self.0.as_slice();
@@ -205,8 +216,18 @@ impl Known {
     /// still `key`.
     pub(super) fn entries(&self, rel: &str, key: FolderKey) -> Option<Entries> {
         let place = self.folders.get(rel).filter(|p| p.key == key)?;
-        let mut bytes = vec![0u8; place.len as usize];
-        self.file.read_exact_at(&mut bytes, place.offset).ok()?;
+        // Read into the vector's spare room, not a zeroed one: jemalloc zeroes a large
+        // allocation by giving its pages back to the kernel (a system call, then a page fault
+        // for each page), once per large folder.
+        let len = place.len as usize;
+        let mut bytes = Vec::with_capacity(len);
+        while bytes.len() < len {
+            let at = place.offset + bytes.len() as u64;
+            let spare = rustix::buffer::spare_capacity(&mut bytes);
+            if rustix::io::pread(&self.file, spare, at).ok()? == 0 {
+                return None;
+            }
+        }
         (crc32fast::hash(&bytes) == place.crc).then_some(Entries(bytes))
     }
 }

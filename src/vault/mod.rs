@@ -711,7 +711,7 @@ impl Walk {
         let mut reading = Reading {
             fd: &fd,
             rel,
-            order: Vec::new(),
+            order: Vec::with_capacity(known.as_ref().map_or(0, |e| e.count())),
             trouble: Trouble::default(),
             unlisted: self.keeping.then(folders::Listing::default),
         };
@@ -743,7 +743,11 @@ impl Walk {
             (Some(key), Some(unlisted))
                 if trouble.problems.is_empty() && key.settled(self.started_ns, self.settled) =>
             {
-                Some((key, folders::Listing::of(&order, unlisted)))
+                let listing = match known {
+                    Some(entries) => entries.into_listing(),
+                    None => folders::Listing::of(&order, unlisted),
+                };
+                Some((key, listing))
             }
             _ => None,
         };
