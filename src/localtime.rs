@@ -2,6 +2,8 @@
 //! written into notes say.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -10,16 +12,31 @@ use jiff::tz::TimeZone;
 /// Where Unix systems keep the zone's rules (a TZif file, or a link to one).
 const LOCALTIME: &str = "/etc/localtime";
 
+/// How long a zone read from the system is used before it is read again: a command dating
+/// many copies reads it once, and a daemon follows a change of zone within a minute.
+const REREAD: Duration = Duration::from_secs(60);
+
+/// The zone last read, and when.
+static READ: Mutex<Option<(Instant, TimeZone)>> = Mutex::new(None);
+
 /// The system's time zone. With `TZ` unset, read from `/etc/localtime` itself: jiff's
 /// `TimeZone::system` first looks the zone's name up in the zoneinfo database, which lists
 /// every zone on the first lookup (0.6 ms, a sixth of an unchanged rescan's fixed cost), and
 /// only the offsets matter for a date. Anything else (`TZ`, Windows, an unreadable file)
 /// goes to jiff.
 pub fn zone() -> TimeZone {
-    match std::env::var_os("TZ") {
+    let mut read = READ.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, zone)) = &*read
+        && at.elapsed() < REREAD
+    {
+        return zone.clone();
+    }
+    let zone = match std::env::var_os("TZ") {
         None => zone_in(Path::new(LOCALTIME)),
         Some(_) => TimeZone::system(),
-    }
+    };
+    *read = Some((Instant::now(), zone.clone()));
+    zone
 }
 
 /// The zone whose rules `tzif` holds, else jiff's system zone.

@@ -713,7 +713,8 @@ impl Walk {
             rel,
             order: Vec::with_capacity(known.as_ref().map_or(0, |e| e.count())),
             trouble: Trouble::default(),
-            unlisted: self.keeping.then(folders::Listing::default),
+            // What the order will lack, for a listing built anew (a kept one is kept as is).
+            unlisted: (self.keeping && known.is_none()).then(folders::Listing::default),
         };
         match &known {
             Some(entries) => {
@@ -739,13 +740,15 @@ impl Walk {
         // every path. A kept listing is in this order already, which the sort sees at once.
         order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         // A listing with trouble is not kept: what it could not list is reported each time.
-        let kept = match (key, unlisted) {
-            (Some(key), Some(unlisted))
-                if trouble.problems.is_empty() && key.settled(self.started_ns, self.settled) =>
+        let kept = match key {
+            Some(key)
+                if self.keeping
+                    && trouble.problems.is_empty()
+                    && key.settled(self.started_ns, self.settled) =>
             {
                 let listing = match known {
                     Some(entries) => entries.into_listing(),
-                    None => folders::Listing::of(&order, unlisted),
+                    None => folders::Listing::of(&order, unlisted.unwrap_or_default()),
                 };
                 Some((key, listing))
             }
