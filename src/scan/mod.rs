@@ -303,6 +303,8 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
     let batch = batch_size();
     let round = batch.saturating_mul(4);
     let kept = options.keep_index.as_deref().and_then(|k| k.take(store));
+    // Files listed and not yet examined, in path order.
+    let mut listed: Vec<vault::VaultFile> = Vec::new();
     let (mut source, mut index, looked_gone) = match (&options.changed_paths, kept) {
         (Some(changed), kept) => {
             let index = kept.map_or_else(|| store.load_index(), Ok)?;
@@ -321,15 +323,30 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             None,
         ),
         (None, None) => {
-            // The first folders are read on the pool while the index is read here.
-            let source = Source::walk(vault_dir, &exclude, store, options);
-            let index = store.load_index();
+            // The index is read on a thread of its own while the walk starts here: the walk
+            // hands the pool the folders ahead of it as it reaches them, so a walk that
+            // waited for the index would leave the pool the first few folders only.
+            let loading = {
+                let store = store.clone();
+                std::thread::Builder::new()
+                    .name("vaultkeep-index".into())
+                    .spawn(move || store.load_index())
+            };
+            let mut source = Source::walk(vault_dir, &exclude, store, options);
+            let index = match loading {
+                Ok(loading) => {
+                    source.fill(&mut listed, LISTING_STEP);
+                    loading
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                }
+                // No thread to spare: read here.
+                Err(_) => store.load_index(),
+            };
             (source, index?, None)
         }
     };
     let whole = looked_gone.is_none();
-    // Files listed and not yet examined, in path order, and what the index says of each.
-    let mut listed: Vec<vault::VaultFile> = Vec::new();
     tracing::debug!(whole, elapsed = ?clock.elapsed(), "started the listing and read the index");
     crate::failpoint::pause_at("scan:listed");
 

@@ -251,9 +251,11 @@ impl Index {
     pub fn visit_from(
         &self,
         from: &str,
-        visit: impl FnMut(&str, &Entry) -> ControlFlow<()>,
+        mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>,
     ) -> io::Result<()> {
-        self.visit_with(from, PASS_BUFFER, visit)
+        self.visit_with(from, PASS_BUFFER, |path, entry| {
+            visit(std::str::from_utf8(path).unwrap_or_default(), entry)
+        })
     }
 
     /// Meets `paths` (in ascending order, each after `after`) with the index in one pass: the
@@ -273,15 +275,18 @@ impl Index {
         if paths.peek().is_none() && !to_end {
             return;
         }
+        let mut gone = |path: &[u8], entry: &Entry| {
+            gone(std::str::from_utf8(path).unwrap_or_default(), entry);
+        };
         let met = self.visit_with(after.unwrap_or(""), CURSOR_BUFFER, |path, entry| {
-            if after == Some(path) {
+            if after.map(str::as_bytes) == Some(path) {
                 return ControlFlow::Continue(());
             }
-            while paths.next_if(|p| *p < path).is_some() {
+            while paths.next_if(|p| p.as_bytes() < path).is_some() {
                 found(None);
             }
             match paths.peek() {
-                Some(listed) if *listed == path => {
+                Some(listed) if listed.as_bytes() == path => {
                     paths.next();
                     found(Some(*entry));
                 }
@@ -299,11 +304,14 @@ impl Index {
         }
     }
 
+    /// Visits the present files from `from` on, reading `buffer` bytes at a time. Paths are
+    /// given as bytes: those of the file were checked to be UTF-8 when it was opened, and
+    /// bytes compare as strings do.
     fn visit_with(
         &self,
         from: &str,
         buffer: usize,
-        mut visit: impl FnMut(&str, &Entry) -> ControlFlow<()>,
+        mut visit: impl FnMut(&[u8], &Entry) -> ControlFlow<()>,
     ) -> io::Result<()> {
         let mut overlay = self
             .overlay
@@ -313,21 +321,19 @@ impl Index {
         base.skip_before(from);
         loop {
             // Which side comes next: the base, the overlay, or both (the overlay's wins).
-            let on_disk = base
-                .ready()
-                .then(|| std::str::from_utf8(base.path()).unwrap_or_default());
+            let on_disk = base.ready().then(|| base.path());
             let (flow, step_base, step_overlay) = match (on_disk, overlay.peek()) {
                 (None, None) => return base.error.take().map_or(Ok(()), Err),
                 (Some(path), None) => (visit(path, &base.entry()), true, false),
-                (Some(path), Some((held, _))) if path < held.as_str() => {
+                (Some(path), Some((held, _))) if path < held.as_bytes() => {
                     (visit(path, &base.entry()), true, false)
                 }
                 (on_disk, Some((path, held))) => {
                     let flow = match held {
-                        Some(entry) => visit(path, entry),
+                        Some(entry) => visit(path.as_bytes(), entry),
                         None => ControlFlow::Continue(()),
                     };
-                    (flow, on_disk == Some(path.as_str()), true)
+                    (flow, on_disk == Some(path.as_bytes()), true)
                 }
             };
             if flow.is_break() {

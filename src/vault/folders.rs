@@ -97,12 +97,6 @@ impl Entries {
         memchr::memchr_iter(0, &self.0).count()
     }
 
-    /// The entries as the listing to keep again: a folder whose key did not change lists the
-    /// same entries (any change to them changes the key).
-    pub(super) fn into_listing(self) -> Listing {
-        Listing(self.0)
-    }
-
     /// The entries, each with its name as the C string a stat takes.
     pub(super) fn iter(&self) -> impl Iterator<Item = (Kind, &CStr)> {
         let mut rest = self.0.as_slice();
@@ -125,6 +119,15 @@ impl Entries {
 /// A folder's listing as a walk writes it down.
 #[derive(Default)]
 pub(super) struct Listing(Vec<u8>);
+
+/// What a walk keeps of a folder for the next walk.
+pub(super) enum ToKeep {
+    /// The listing the last walk kept: the folder's key did not change, so neither did its
+    /// entries. Its bytes are read again only if the kept file must be rewritten.
+    Same,
+    /// A listing read from the folder.
+    Read(Listing),
+}
 
 impl Listing {
     /// Adds the entry named `name` (no NUL in it, as in any file name).
@@ -267,17 +270,24 @@ impl Keeper {
     }
 
     /// Keeps the listing of the folder at vault-relative `rel`, whose key was `key`.
-    pub(super) fn add(&mut self, rel: &str, key: FolderKey, listing: &Listing) {
-        let crc = crc32fast::hash(&listing.0);
+    pub(super) fn add(&mut self, rel: &str, key: FolderKey, listing: &ToKeep) {
         let kept = self.known.as_ref().and_then(|k| k.folders.get(rel));
-        if self.out.is_none() && kept.is_some_and(|p| p.key == key && p.crc == crc) {
+        let crc = match listing {
+            ToKeep::Same => None,
+            ToKeep::Read(listing) => Some(crc32fast::hash(&listing.0)),
+        };
+        let same = kept.is_some_and(|p| p.key == key && crc.is_none_or(|crc| p.crc == crc));
+        if self.out.is_none() && same {
             self.same.push((rel.into(), key));
             return;
         }
         if let Err(e) = self.start() {
             self.failed.get_or_insert(e);
         }
-        self.write(rel, key, &listing.0, crc);
+        match (listing, crc) {
+            (ToKeep::Read(listing), Some(crc)) => self.write(rel, key, &listing.0, crc),
+            _ => self.copy(rel, key),
+        }
     }
 
     /// Starts the new file, with the listings named so far.
@@ -294,15 +304,20 @@ impl Keeper {
         self.out = Some(out);
         self.offset = head.len() as u64;
         for (rel, key) in std::mem::take(&mut self.same) {
-            let known = self.known.as_ref().and_then(|k| k.entries(&rel, key));
-            let Some(Entries(bytes)) = known else {
-                return Err(io::Error::other(format!(
-                    "cannot read the kept listing of {rel}"
-                )));
-            };
-            self.write(&rel, key, &bytes, crc32fast::hash(&bytes));
+            self.copy(&rel, key);
         }
-        Ok(())
+        self.failed.take().map_or(Ok(()), Err)
+    }
+
+    /// Writes the listing of `rel` as the last walk kept it.
+    fn copy(&mut self, rel: &str, key: FolderKey) {
+        match self.known.as_ref().and_then(|k| k.entries(rel, key)) {
+            Some(Entries(bytes)) => self.write(rel, key, &bytes, crc32fast::hash(&bytes)),
+            None => {
+                let e = io::Error::other(format!("cannot read the kept listing of {rel}"));
+                self.failed.get_or_insert(e);
+            }
+        }
     }
 
     fn write(&mut self, rel: &str, key: FolderKey, bytes: &[u8], crc: u32) {

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, openat, statat};
 
 use crate::report::Problem;
@@ -267,7 +266,8 @@ const DIRENT_BUFFER: usize = 16 * 1024;
 /// Why a pipe, socket or device in the vault is not listed.
 const NOT_REGULAR: &str = "not a regular file (a pipe, socket or device); skipped";
 
-/// An entry of a folder being listed, with where its name starts in its path.
+/// An entry of a folder being listed, with where its name starts in its path (a folder's
+/// path moves to its [`Subfolder`] once the folder is read).
 enum Listed {
     File(VaultFile, usize),
     Dir(String, usize),
@@ -315,8 +315,6 @@ pub struct Walker {
     walk: Arc<Walk>,
     /// The folders being listed, innermost last, with what each has left to give.
     open: Vec<Folder>,
-    /// Folders handed to the pool, by path, until the walk reaches them.
-    ahead: FxHashMap<String, Arc<Slot>>,
     /// Files in the folders read ahead and not reached yet.
     ahead_files: Arc<AtomicUsize>,
     trouble: Trouble,
@@ -329,13 +327,22 @@ struct Folder {
     /// Open while subfolders are left to open in it (`None`: none, or it could not be read).
     fd: Option<Arc<OwnedFd>>,
     items: std::vec::IntoIter<Listed>,
-    /// Its subfolders (path, where the name starts), and how many the walk has reached.
-    folders: Vec<(String, usize)>,
+    /// Its subfolders, in path order, and how many the walk has reached.
+    folders: Vec<Subfolder>,
     reached: usize,
     /// Files it lists.
     files: usize,
     /// Its listing, to keep for the next walk (see [`folders`]).
-    kept: Option<(FolderKey, folders::Listing)>,
+    kept: Option<(FolderKey, folders::ToKeep)>,
+}
+
+/// A subfolder of a folder read, until the walk reaches it.
+struct Subfolder {
+    path: String,
+    /// Where its name starts in `path`.
+    name_at: usize,
+    /// Where it is left once handed to the pool to be read ahead.
+    ahead: Option<Arc<Slot>>,
 }
 
 /// Where a folder read on the pool is left for the walk.
@@ -456,22 +463,30 @@ impl Walker {
         std::mem::take(&mut self.trouble.linked)
     }
 
-    /// The folder at `path` in the innermost open folder, which the walk has reached: as
-    /// read ahead (waiting for it if it is being read), or read now.
-    fn reach(&mut self, path: &str, name_at: usize) -> Folder {
-        let (mut folder, trouble) = match self.ahead.remove(path) {
+    /// The innermost open folder's next subfolder, which the walk has reached: as read ahead
+    /// (waiting for it if it is being read), or read now.
+    fn reach(&mut self) -> Folder {
+        let Some(parent) = self.open.last_mut() else {
+            return Folder::unread();
+        };
+        let Some(sub) = parent.folders.get_mut(parent.reached) else {
+            return Folder::unread();
+        };
+        parent.reached += 1;
+        let path = std::mem::take(&mut sub.path);
+        let (mut folder, trouble) = match sub.ahead.take() {
             Some(slot) => {
                 let read = slot.wait();
                 self.ahead_files.fetch_sub(read.0.files, Ordering::Relaxed);
                 read
             }
-            None => match self.open.last().and_then(|f| f.fd.clone()) {
-                Some(parent) => self.walk.open(&parent, path, name_at),
+            None => match &parent.fd {
+                Some(fd) => self.walk.open(fd, &path, sub.name_at),
                 None => (Folder::unread(), Trouble::default()),
             },
         };
         self.trouble.extend(trouble);
-        Walker::keep_listing(&mut self.keeper, path, &mut folder);
+        Walker::keep_listing(&mut self.keeper, &path, &mut folder);
         folder
     }
 
@@ -480,14 +495,13 @@ impl Walker {
     fn read_ahead(&mut self) {
         let mut wanted = Vec::new();
         let mut window = READ_AHEAD;
-        for folder in self.open.iter().rev() {
-            if self.look_ahead(folder, &mut window, &mut wanted) {
+        let files = &self.ahead_files;
+        for folder in self.open.iter_mut().rev() {
+            if look_ahead(folder, files, &mut window, &mut wanted) {
                 break;
             }
         }
-        for (parent, path, name_at) in wanted {
-            let slot = Arc::new(Slot::default());
-            self.ahead.insert(path.clone(), slot.clone());
+        for (parent, path, name_at, slot) in wanted {
             let (walk, files) = (self.walk.clone(), self.ahead_files.clone());
             rayon::spawn(move || {
                 let read = walk.open(&parent, &path, name_at);
@@ -496,43 +510,49 @@ impl Walker {
             });
         }
     }
+}
 
-    /// Goes through the subfolders `folder` has left in path order (and into those read
-    /// ahead), adding those not read yet to `wanted`, until `window` folders were seen or
-    /// enough files are read ahead; whether it stopped.
-    fn look_ahead(
-        &self,
-        folder: &Folder,
-        window: &mut usize,
-        wanted: &mut Vec<(Arc<OwnedFd>, String, usize)>,
-    ) -> bool {
-        let Some(fd) = &folder.fd else {
-            return false;
-        };
-        for (path, at) in &folder.folders[folder.reached..] {
-            if *window == 0 {
-                return true;
+/// A folder to read ahead: in its parent, at its path, its name starting where, and where to
+/// leave it.
+type Wanted = (Arc<OwnedFd>, String, usize, Arc<Slot>);
+
+/// Goes through the subfolders `folder` has left in path order (and into those read ahead),
+/// handing those not read yet to `wanted`, until `window` folders were seen or enough files
+/// (counted by `files`) are read ahead; whether it stopped.
+fn look_ahead(
+    folder: &mut Folder,
+    files: &AtomicUsize,
+    window: &mut usize,
+    wanted: &mut Vec<Wanted>,
+) -> bool {
+    let Some(fd) = &folder.fd else {
+        return false;
+    };
+    for sub in &mut folder.folders[folder.reached..] {
+        if *window == 0 {
+            return true;
+        }
+        *window -= 1;
+        match &sub.ahead {
+            Some(slot) => {
+                let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((read, _)) = state.read.as_mut()
+                    && look_ahead(read, files, window, wanted)
+                {
+                    return true;
+                }
             }
-            *window -= 1;
-            match self.ahead.get(path) {
-                Some(slot) => {
-                    let state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some((sub, _)) = state.read.as_ref()
-                        && self.look_ahead(sub, window, wanted)
-                    {
-                        return true;
-                    }
+            None => {
+                if files.load(Ordering::Relaxed) >= READ_AHEAD_FILES {
+                    return true;
                 }
-                None => {
-                    if self.ahead_files.load(Ordering::Relaxed) >= READ_AHEAD_FILES {
-                        return true;
-                    }
-                    wanted.push((fd.clone(), path.clone(), *at));
-                }
+                let slot = Arc::new(Slot::default());
+                sub.ahead = Some(slot.clone());
+                wanted.push((fd.clone(), sub.path.clone(), sub.name_at, slot));
             }
         }
-        false
     }
+    false
 }
 
 impl Iterator for Walker {
@@ -546,9 +566,8 @@ impl Iterator for Walker {
                     self.open.pop();
                 }
                 Some(Listed::File(file, _)) => return Some(file),
-                Some(Listed::Dir(path, name_at)) => {
-                    innermost.reached += 1;
-                    let folder = self.reach(&path, name_at);
+                Some(Listed::Dir(..)) => {
+                    let folder = self.reach();
                     self.open.push(folder);
                     self.read_ahead();
                 }
@@ -662,7 +681,6 @@ impl Walk {
         let mut walker = Walker {
             walk: Arc::new(self),
             open: Vec::new(),
-            ahead: FxHashMap::default(),
             ahead_files: Arc::default(),
             trouble: Trouble::default(),
             keeper,
@@ -746,19 +764,30 @@ impl Walk {
                     && trouble.problems.is_empty()
                     && key.settled(self.started_ns, self.settled) =>
             {
+                // Kept entries are dropped here, on the thread that read them, whose next
+                // folder reuses their memory.
                 let listing = match known {
-                    Some(entries) => entries.into_listing(),
-                    None => folders::Listing::of(&order, unlisted.unwrap_or_default()),
+                    Some(_) => folders::ToKeep::Same,
+                    None => folders::ToKeep::Read(folders::Listing::of(
+                        &order,
+                        unlisted.unwrap_or_default(),
+                    )),
                 };
                 Some((key, listing))
             }
             _ => None,
         };
         // The descriptor is kept only while subfolders are left to open with it.
-        let folders: Vec<(String, usize)> = order
-            .iter()
+        // Their paths move there: the walk takes a subfolder from `folders` when its turn
+        // comes in `items`.
+        let folders: Vec<Subfolder> = order
+            .iter_mut()
             .filter_map(|l| match l {
-                Listed::Dir(path, at) => Some((path.clone(), *at)),
+                Listed::Dir(path, at) => Some(Subfolder {
+                    path: std::mem::take(path),
+                    name_at: *at,
+                    ahead: None,
+                }),
                 Listed::File(..) => None,
             })
             .collect();
@@ -1228,6 +1257,15 @@ mod tests {
         walked(remembering(&vault, &kept, false, 50));
         let (fourth, remembered) = walked(remembering(&vault, &kept, false, 50));
         assert_eq!((fourth, remembered), (fresh(), 5));
+        // One folder changed among kept ones: its listing is written anew, and those kept
+        // before and after it are copied into the new file.
+        write(&vault, "a/another.md", "another");
+        settle();
+        let (fifth, remembered) = walked(remembering(&vault, &kept, false, 50));
+        assert_eq!((fifth, remembered), (fresh(), 4));
+        assert_ne!(written(), before);
+        let (sixth, remembered) = walked(remembering(&vault, &kept, false, 50));
+        assert_eq!((sixth, remembered), (fresh(), 5));
         // `reread` trusts nothing kept.
         assert_eq!(walked(remembering(&vault, &kept, true, 50)).1, 0);
     }
