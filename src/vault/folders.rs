@@ -92,6 +92,11 @@ pub(super) enum Kind {
 pub(super) struct Entries(Vec<u8>);
 
 impl Entries {
+    /// Bytes of the entries as kept: more than their names.
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// How many entries there are.
     pub(super) fn count(&self) -> usize {
         memchr::memchr_iter(0, &self.0).count()
@@ -139,15 +144,13 @@ impl Listing {
 
     /// The listing of a folder whose entries are `order` (sorted as a walk takes them) and
     /// `unlisted` (those it does not list, stat'ed again each time).
-    pub(super) fn of(order: &[super::Listed], unlisted: Listing) -> Listing {
+    pub(super) fn of<'n>(
+        order: impl Iterator<Item = (Kind, &'n str)>,
+        unlisted: Listing,
+    ) -> Listing {
         let mut listing = Listing::default();
-        for listed in order {
-            match listed {
-                super::Listed::Dir(path, at) => listing.add(Kind::Folder, &path.as_bytes()[*at..]),
-                super::Listed::File(file, at) => {
-                    listing.add(Kind::Stat, &file.path.as_bytes()[*at..])
-                }
-            }
+        for (kind, name) in order {
+            listing.add(kind, name.as_bytes());
         }
         listing.0.extend_from_slice(&unlisted.0);
         listing

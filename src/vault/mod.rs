@@ -266,21 +266,26 @@ const DIRENT_BUFFER: usize = 16 * 1024;
 /// Why a pipe, socket or device in the vault is not listed.
 const NOT_REGULAR: &str = "not a regular file (a pipe, socket or device); skipped";
 
-/// An entry of a folder being listed, with where its name starts in its path (a folder's
-/// path moves to its [`Subfolder`] once the folder is read).
-enum Listed {
-    File(VaultFile, usize),
-    Dir(String, usize),
+/// An entry of a folder read: a file with its kind and what its stat said, or a subfolder
+/// (`None`). Its name lies in the folder's names (see [`Item::name`]): the walk makes a
+/// file's path only as it gives the file, so a folder read ahead holds one string of names,
+/// not a path per file.
+struct Item {
+    at: u32,
+    len: u32,
+    file: Option<(FileKind, Stat)>,
 }
 
-impl Listed {
+impl Item {
+    /// Its name, in the names of its folder.
+    fn name<'n>(&self, names: &'n str) -> &'n str {
+        &names[self.at as usize..(self.at + self.len) as usize]
+    }
+
     /// What orders entries as their paths sort: a folder's files all follow `name/`, so a
     /// folder sorts as its name with a `/` (by byte, `-` < `.` < `/`: `a-b/` < `a.md` < `a/`).
-    fn sort_key(&self) -> SortKey<'_> {
-        match self {
-            Listed::File(f, at) => SortKey(&f.path[*at..], false),
-            Listed::Dir(p, at) => SortKey(&p[*at..], true),
-        }
+    fn sort_key<'n>(&self, names: &'n str) -> SortKey<'n> {
+        SortKey(self.name(names), self.file.is_none())
     }
 }
 
@@ -326,7 +331,10 @@ pub struct Walker {
 struct Folder {
     /// Open while subfolders are left to open in it (`None`: none, or it could not be read).
     fd: Option<Arc<OwnedFd>>,
-    items: std::vec::IntoIter<Listed>,
+    /// Its vault-relative path (empty for the vault), and the names of its entries.
+    rel: String,
+    names: String,
+    items: std::vec::IntoIter<Item>,
     /// Its subfolders, in path order, and how many the walk has reached.
     folders: Vec<Subfolder>,
     reached: usize,
@@ -561,12 +569,16 @@ impl Iterator for Walker {
     fn next(&mut self) -> Option<VaultFile> {
         loop {
             let innermost = self.open.last_mut()?;
-            match innermost.items.next() {
-                None => {
-                    self.open.pop();
+            let Some(item) = innermost.items.next() else {
+                self.open.pop();
+                continue;
+            };
+            match item.file {
+                Some((kind, stat)) => {
+                    let path = join(&innermost.rel, item.name(&innermost.names));
+                    return Some(VaultFile { path, kind, stat });
                 }
-                Some(Listed::File(file, _)) => return Some(file),
-                Some(Listed::Dir(..)) => {
+                None => {
                     let folder = self.reach();
                     self.open.push(folder);
                     self.read_ahead();
@@ -580,6 +592,8 @@ impl Folder {
     fn unread() -> Folder {
         Folder {
             fd: None,
+            rel: String::new(),
+            names: String::new(),
             items: Vec::new().into_iter(),
             folders: Vec::new(),
             reached: 0,
@@ -729,6 +743,7 @@ impl Walk {
         let mut reading = Reading {
             fd: &fd,
             rel,
+            names: String::with_capacity(known.as_ref().map_or(0, |e| e.len())),
             order: Vec::with_capacity(known.as_ref().map_or(0, |e| e.count())),
             trouble: Trouble::default(),
             // What the order will lack, for a listing built anew (a kept one is kept as is).
@@ -748,6 +763,7 @@ impl Walk {
             None => self.read_entries(&mut reading),
         }
         let Reading {
+            names,
             mut order,
             trouble,
             unlisted,
@@ -756,7 +772,7 @@ impl Walk {
         // Files and folders in the order their paths sort (a folder's name counts with its
         // `/`), so that walking in this order lists the whole vault sorted, with no sort of
         // every path. A kept listing is in this order already, which the sort sees at once.
-        order.sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        order.sort_unstable_by(|a, b| a.sort_key(&names).cmp(&b.sort_key(&names)));
         // A listing with trouble is not kept: what it could not list is reported each time.
         let kept = match key {
             Some(key)
@@ -769,7 +785,13 @@ impl Walk {
                 let listing = match known {
                     Some(_) => folders::ToKeep::Same,
                     None => folders::ToKeep::Read(folders::Listing::of(
-                        &order,
+                        order.iter().map(|item| {
+                            let kind = match item.file {
+                                Some(_) => folders::Kind::Stat,
+                                None => folders::Kind::Folder,
+                            };
+                            (kind, item.name(&names))
+                        }),
                         unlisted.unwrap_or_default(),
                     )),
                 };
@@ -777,22 +799,24 @@ impl Walk {
             }
             _ => None,
         };
-        // The descriptor is kept only while subfolders are left to open with it.
-        // Their paths move there: the walk takes a subfolder from `folders` when its turn
-        // comes in `items`.
+        // The walk takes a subfolder from `folders` when its turn comes in `items`; the
+        // descriptor is kept only while subfolders are left to open with it.
         let folders: Vec<Subfolder> = order
-            .iter_mut()
-            .filter_map(|l| match l {
-                Listed::Dir(path, at) => Some(Subfolder {
-                    path: std::mem::take(path),
-                    name_at: *at,
+            .iter()
+            .filter(|item| item.file.is_none())
+            .map(|item| {
+                let path = join(rel, item.name(&names));
+                Subfolder {
+                    name_at: path.len() - item.len as usize,
+                    path,
                     ahead: None,
-                }),
-                Listed::File(..) => None,
+                }
             })
             .collect();
         let folder = Folder {
             fd: (!folders.is_empty()).then(|| Arc::new(fd)),
+            rel: rel.to_string(),
+            names,
             files: order.len() - folders.len(),
             items: order.into_iter(),
             folders,
@@ -832,8 +856,6 @@ impl Walk {
             (reading.trouble).problem(path, "the file name is not valid UTF-8; skipped");
             return;
         };
-        let path = reading.join(name);
-        let name_at = path.len() - name.len();
         let mut stat = None;
         if file_type == FileType::Unknown || file_type == FileType::RegularFile {
             match statat(reading.fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
@@ -842,46 +864,53 @@ impl Walk {
                     stat = Some(Stat::of_raw(&st));
                 }
                 Err(rustix::io::Errno::NOENT) => {
+                    let path = reading.join(name);
                     (reading.trouble).problem(path, "vanished during the scan");
                     return;
                 }
                 Err(e) => {
+                    let path = reading.join(name);
                     (reading.trouble).unseen(path, format!("cannot read: {e}"));
                     return;
                 }
             }
         }
-        let Reading {
-            order,
-            trouble,
-            unlisted,
-            ..
-        } = reading;
-        // What the order will lack is kept aside, to be stat'ed again next time.
-        let mut unlisted = |kind| {
-            if let Some(unlisted) = unlisted {
-                unlisted.add(kind, bytes);
-            }
-        };
         match file_type {
-            FileType::Directory if self.excluded.contains(&path) => {
-                unlisted(folders::Kind::Folder);
+            FileType::Directory if self.is_excluded(reading.rel, name) => {
+                reading.unlisted(folders::Kind::Folder, bytes);
             }
-            FileType::Directory => order.push(Listed::Dir(path, name_at)),
-            FileType::RegularFile => order.push(Listed::File(
-                self.file(path, stat.unwrap_or_default()),
-                name_at,
-            )),
-            FileType::Symlink => match self.symlink(&path) {
-                Ok(Some(stat)) => {
-                    trouble.linked.push(path.clone());
-                    order.push(Listed::File(self.file(path, stat), name_at));
+            FileType::Directory => reading.add(name, None),
+            FileType::RegularFile => {
+                let kind = FileKind::of(name);
+                reading.add(name, Some((kind, stat.unwrap_or_default())));
+            }
+            FileType::Symlink => {
+                let path = reading.join(name);
+                match self.symlink(&path) {
+                    Ok(Some(stat)) => {
+                        reading.trouble.linked.push(path);
+                        reading.add(name, Some((FileKind::of(name), stat)));
+                    }
+                    Ok(None) => reading.unlisted(folders::Kind::Stat, bytes),
+                    Err(why) => reading.trouble.unfollowed(path, why),
                 }
-                Ok(None) => unlisted(folders::Kind::Stat),
-                Err(why) => trouble.unfollowed(path, why),
-            },
-            _ => trouble.problem(path, NOT_REGULAR),
+            }
+            _ => {
+                let path = reading.join(name);
+                reading.trouble.problem(path, NOT_REGULAR);
+            }
         }
+    }
+
+    /// Whether the entry `name` of the folder at `rel` is an excluded folder.
+    fn is_excluded(&self, rel: &str, name: &str) -> bool {
+        self.excluded.iter().any(|x| match rel {
+            "" => x == name,
+            _ => x
+                .strip_prefix(rel)
+                .and_then(|x| x.strip_prefix('/'))
+                .is_some_and(|x| x == name),
+        })
     }
 
     /// One path as [`look_at`] sees it.
@@ -992,7 +1021,9 @@ struct Reading<'a> {
     fd: &'a OwnedFd,
     /// Its vault-relative path.
     rel: &'a str,
-    order: Vec<Listed>,
+    /// The names of its entries, one after another, and the entries.
+    names: String,
+    order: Vec<Item>,
     trouble: Trouble,
     /// The entries it lists that the order lacks (a symlink to a folder, an excluded
     /// folder), to keep for the next walk.
@@ -1002,14 +1033,43 @@ struct Reading<'a> {
 impl Reading<'_> {
     /// The vault-relative path of the entry `name`.
     fn join(&self, name: &str) -> String {
-        let mut path = String::with_capacity(self.rel.len() + 1 + name.len());
-        if !self.rel.is_empty() {
-            path.push_str(self.rel);
-            path.push('/');
-        }
-        path.push_str(name);
-        path
+        join(self.rel, name)
     }
+
+    /// Lists the entry `name`: a file, or a folder (`None`).
+    fn add(&mut self, name: &str, file: Option<(FileKind, Stat)>) {
+        let end = self.names.len() + name.len();
+        let (Ok(at), Ok(len), Ok(_)) = (
+            u32::try_from(self.names.len()),
+            u32::try_from(name.len()),
+            u32::try_from(end),
+        ) else {
+            let path = self.join(name);
+            self.trouble
+                .problem(path, "too many names in one folder; skipped");
+            return;
+        };
+        self.names.push_str(name);
+        self.order.push(Item { at, len, file });
+    }
+
+    /// Keeps aside an entry the order lacks, to be stat'ed again next time.
+    fn unlisted(&mut self, kind: folders::Kind, name: &[u8]) {
+        if let Some(unlisted) = &mut self.unlisted {
+            unlisted.add(kind, name);
+        }
+    }
+}
+
+/// The vault-relative path of the entry `name` of the folder at `rel`.
+fn join(rel: &str, name: &str) -> String {
+    let mut path = String::with_capacity(rel.len() + 1 + name.len());
+    if !rel.is_empty() {
+        path.push_str(rel);
+        path.push('/');
+    }
+    path.push_str(name);
+    path
 }
 
 /// Why a symlink was not followed.
