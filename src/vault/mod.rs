@@ -274,6 +274,8 @@ struct Item {
     at: u32,
     len: u32,
     file: Option<(FileKind, Stat)>,
+    /// Its place in the order the walk stat'ed the folder's entries (their inodes' order).
+    listed: u32,
 }
 
 impl Item {
@@ -747,17 +749,29 @@ impl Walk {
             order: Vec::with_capacity(known.as_ref().map_or(0, |e| e.count())),
             trouble: Trouble::default(),
             // What the order will lack, for a listing built anew (a kept one is kept as is).
-            unlisted: (self.keeping && known.is_none()).then(folders::Listing::default),
+            unlisted: (self.keeping && known.is_none()).then(folders::Unlisted::default),
         };
         match &known {
             Some(entries) => {
                 self.remembered.fetch_add(1, Ordering::Relaxed);
-                for (kind, name) in entries.iter() {
+                let listed: Vec<(folders::Kind, &CStr)> = entries.iter().collect();
+                // Stat'ed in the order the walk that kept them did (see the `folders` module),
+                // then listed in the order they sort.
+                let mut stats: Vec<Option<Stated>> = Vec::new();
+                stats.resize_with(listed.len(), || None);
+                for i in entries.listed_order() {
+                    if let (Some((folders::Kind::Stat, raw)), Some(stat)) =
+                        (listed.get(i), stats.get_mut(i))
+                    {
+                        *stat = Some(stat_at(&fd, raw));
+                    }
+                }
+                for ((kind, raw), stat) in listed.into_iter().zip(stats) {
                     let file_type = match kind {
                         folders::Kind::Folder => FileType::Directory,
                         folders::Kind::Stat => FileType::Unknown,
                     };
-                    self.list(&mut reading, name, file_type);
+                    self.list(&mut reading, raw, file_type, stat);
                 }
             }
             None => self.read_entries(&mut reading),
@@ -790,7 +804,7 @@ impl Walk {
                                 Some(_) => folders::Kind::Stat,
                                 None => folders::Kind::Folder,
                             };
-                            (kind, item.name(&names))
+                            (kind, item.name(&names), item.listed as usize)
                         }),
                         unlisted.unwrap_or_default(),
                     )),
@@ -832,9 +846,20 @@ impl Walk {
         // descriptor per folder (as `Dir::read_from` opens), and few `getdents` calls.
         let mut buf = Vec::with_capacity(DIRENT_BUFFER);
         let mut entries = RawDir::new(reading.fd, buf.spare_capacity_mut());
+        // Each entry's inode, type and where its name (with its NUL) lies in `names`.
+        let mut found: Vec<(u64, FileType, std::ops::Range<usize>)> = Vec::new();
+        let mut names = Vec::new();
         while let Some(entry) = entries.next() {
             match entry {
-                Ok(entry) => self.list(reading, entry.file_name(), entry.file_type()),
+                Ok(entry) => {
+                    let name = entry.file_name().to_bytes_with_nul();
+                    found.push((
+                        entry.ino(),
+                        entry.file_type(),
+                        names.len()..names.len() + name.len(),
+                    ));
+                    names.extend_from_slice(name);
+                }
                 Err(e) => {
                     let rel = reading.rel;
                     (reading.trouble).unseen(rel, format!("cannot read the folder: {e}"));
@@ -842,11 +867,26 @@ impl Walk {
                 }
             }
         }
+        // Stat'ed in the order of their inodes: the order of the file system's inode table on
+        // disk, and about the order of the kernel's records of them in memory (see the
+        // `folders` module). A large folder lists its entries in the order of a hash.
+        found.sort_unstable_by_key(|(ino, ..)| *ino);
+        for (_, file_type, at) in found {
+            if let Ok(raw) = CStr::from_bytes_with_nul(&names[at]) {
+                self.list(reading, raw, file_type, None);
+            }
+        }
     }
 
     /// Lists the entry `raw` of the folder being read, of the type the folder says
-    /// (`Unknown`: a stat tells).
-    fn list(&self, reading: &mut Reading<'_>, raw: &CStr, mut file_type: FileType) {
+    /// (`Unknown`: a stat tells), given what its stat said if it was stat'ed already.
+    fn list(
+        &self,
+        reading: &mut Reading<'_>,
+        raw: &CStr,
+        mut file_type: FileType,
+        stated: Option<Stated>,
+    ) {
         let bytes = raw.to_bytes();
         if bytes.first() == Some(&b'.') {
             return;
@@ -858,10 +898,10 @@ impl Walk {
         };
         let mut stat = None;
         if file_type == FileType::Unknown || file_type == FileType::RegularFile {
-            match statat(reading.fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => {
-                    file_type = FileType::from_raw_mode(st.st_mode);
-                    stat = Some(Stat::of_raw(&st));
+            match stated.unwrap_or_else(|| stat_at(reading.fd, raw)) {
+                Ok((stated_type, stated)) => {
+                    file_type = stated_type;
+                    stat = Some(stated);
                 }
                 Err(rustix::io::Errno::NOENT) => {
                     let path = reading.join(name);
@@ -1027,7 +1067,7 @@ struct Reading<'a> {
     trouble: Trouble,
     /// The entries it lists that the order lacks (a symlink to a folder, an excluded
     /// folder), to keep for the next walk.
-    unlisted: Option<folders::Listing>,
+    unlisted: Option<folders::Unlisted>,
 }
 
 impl Reading<'_> {
@@ -1050,7 +1090,13 @@ impl Reading<'_> {
             return;
         };
         self.names.push_str(name);
-        self.order.push(Item { at, len, file });
+        let listed = self.order.len() as u32;
+        self.order.push(Item {
+            at,
+            len,
+            file,
+            listed,
+        });
     }
 
     /// Keeps aside an entry the order lacks, to be stat'ed again next time.
@@ -1059,6 +1105,15 @@ impl Reading<'_> {
             unlisted.add(kind, name);
         }
     }
+}
+
+/// What a stat of an entry said: its type and what a scan compares.
+type Stated = Result<(FileType, Stat), rustix::io::Errno>;
+
+/// Stats the entry `raw` of the folder open as `fd`, not following a symlink.
+fn stat_at(fd: &OwnedFd, raw: &CStr) -> Stated {
+    statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW)
+        .map(|st| (FileType::from_raw_mode(st.st_mode), Stat::of_raw(&st)))
 }
 
 /// The vault-relative path of the entry `name` of the folder at `rel`.
@@ -1337,6 +1392,37 @@ mod tests {
         write(&vault, "a/x.md", "x");
         walked(remembering(&vault, &kept, false, 60_000));
         assert_eq!(walked(remembering(&vault, &kept, false, 60_000)).1, 0);
+    }
+
+    #[test]
+    fn files_are_stated_in_the_order_of_their_inodes_and_listed_by_name() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, kept) = (dir.path().join("vault"), dir.path().join("folders"));
+        // Made in an order their names do not sort in.
+        let made = ["m.md", "b.md", "sub/x.md", "z.png", "a.md"];
+        for p in made {
+            write(&vault, p, p);
+        }
+        settle();
+        let (first, _) = walked(remembering(&vault, &kept, false, 50));
+        let paths: Vec<&str> = first.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["a.md", "b.md", "m.md", "sub/x.md", "z.png"]);
+        let root = fs::canonicalize(&vault).unwrap();
+        let known = Known::open(&kept, &root).unwrap();
+        let fd = open_dir(CWD, &vault).unwrap();
+        let entries = known.entries("", FolderKey::of(&fd).unwrap()).unwrap();
+        let names: Vec<String> = entries
+            .iter()
+            .map(|(_, n)| n.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["a.md", "b.md", "m.md", "sub", "z.png"]);
+        let stated: Vec<&str> = entries.listed_order().map(|i| names[i].as_str()).collect();
+        let mut by_inode = names.clone();
+        by_inode.sort_by_key(|n| fs::symlink_metadata(vault.join(n)).unwrap().ino());
+        assert_eq!(stated, by_inode);
+        // The next walk, from the kept listing, lists the same files.
+        assert_eq!(walked(remembering(&vault, &kept, false, 50)), (first, 2));
     }
 
     #[test]
