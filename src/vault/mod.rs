@@ -364,6 +364,9 @@ struct Slot {
 
 #[derive(Default)]
 struct SlotState {
+    /// Whether a thread began to read it: the pool, or the walk, which reads a folder it
+    /// reaches before the pool began it rather than wait.
+    begun: bool,
     read: Option<(Folder, Trouble)>,
     /// Whether the walk waits for it: only then is it woken (a wake is a system call, and
     /// most folders are read before the walk reaches them).
@@ -485,12 +488,13 @@ impl Walker {
         parent.reached += 1;
         let path = std::mem::take(&mut sub.path);
         let (mut folder, trouble) = match sub.ahead.take() {
-            Some(slot) => {
+            Some(slot) if !slot.begin() => {
                 let read = slot.wait();
                 self.ahead_files.fetch_sub(read.0.files, Ordering::Relaxed);
                 read
             }
-            None => match &parent.fd {
+            // Not handed to the pool, or handed and not begun: read here.
+            _ => match &parent.fd {
                 Some(fd) => self.walk.open(fd, &path, sub.name_at),
                 None => (Folder::unread(), Trouble::default()),
             },
@@ -514,6 +518,9 @@ impl Walker {
         for (parent, path, name_at, slot) in wanted {
             let (walk, files) = (self.walk.clone(), self.ahead_files.clone());
             rayon::spawn(move || {
+                if !slot.begin() {
+                    return;
+                }
                 let read = walk.open(&parent, &path, name_at);
                 files.fetch_add(read.0.files, Ordering::Relaxed);
                 slot.put(read);
@@ -606,6 +613,12 @@ impl Folder {
 }
 
 impl Slot {
+    /// Claims the read of the folder: false when another thread began it.
+    fn begin(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        !std::mem::replace(&mut state.begun, true)
+    }
+
     fn put(&self, read: (Folder, Trouble)) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.read = Some(read);
