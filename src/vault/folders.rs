@@ -186,7 +186,8 @@ impl Listing {
         order: impl ExactSizeIterator<Item = (Kind, &'n str, usize)>,
         unlisted: Unlisted,
     ) -> Listing {
-        let count = order.len() + unlisted.count();
+        let unlisted_count = unlisted.count();
+        let count = order.len() + unlisted_count;
         let mut names = Vec::new();
         let mut listed = vec![u32::MAX; count];
         for (sorted, (kind, name, at)) in order.enumerate() {
@@ -196,7 +197,7 @@ impl Listing {
             }
         }
         // The unlisted entries follow the others, in both orders.
-        let unlisted_from = count - unlisted.count();
+        let unlisted_from = count - unlisted_count;
         for (slot, sorted) in listed
             .iter_mut()
             .filter(|s| **s == u32::MAX)
@@ -333,11 +334,12 @@ impl Keeper {
     /// Keeps the listing of the folder at vault-relative `rel`, whose key was `key`.
     pub(super) fn add(&mut self, rel: &str, key: FolderKey, listing: &ToKeep) {
         let kept = self.known.as_ref().and_then(|k| k.folders.get(rel));
-        let crc = match listing {
+        // A listing read anew may still be the one kept (a folder touched, its entries not).
+        let read = match listing {
             ToKeep::Same => None,
-            ToKeep::Read(listing) => Some(crc32fast::hash(&listing.0)),
+            ToKeep::Read(listing) => Some((&listing.0, crc32fast::hash(&listing.0))),
         };
-        let same = kept.is_some_and(|p| p.key == key && crc.is_none_or(|crc| p.crc == crc));
+        let same = kept.is_some_and(|p| p.key == key && read.is_none_or(|(_, crc)| p.crc == crc));
         if self.out.is_none() && same {
             self.same.push((rel.into(), key));
             return;
@@ -345,9 +347,9 @@ impl Keeper {
         if let Err(e) = self.start() {
             self.failed.get_or_insert(e);
         }
-        match (listing, crc) {
-            (ToKeep::Read(listing), Some(crc)) => self.write(rel, key, &listing.0, crc),
-            _ => self.copy(rel, key),
+        match read {
+            Some((bytes, crc)) => self.write(rel, key, bytes, crc),
+            None => self.copy(rel, key),
         }
     }
 
@@ -370,10 +372,12 @@ impl Keeper {
         self.failed.take().map_or(Ok(()), Err)
     }
 
-    /// Writes the listing of `rel` as the last walk kept it.
+    /// Writes the listing of `rel` as the last walk kept it (its CRC checked as it was read).
     fn copy(&mut self, rel: &str, key: FolderKey) {
-        match self.known.as_ref().and_then(|k| k.entries(rel, key)) {
-            Some(Entries(bytes)) => self.write(rel, key, &bytes, crc32fast::hash(&bytes)),
+        let known = self.known.as_ref();
+        let kept = known.and_then(|k| Some((k.entries(rel, key)?, k.folders.get(rel)?.crc)));
+        match kept {
+            Some((Entries(bytes), crc)) => self.write(rel, key, &bytes, crc),
             None => {
                 let e = io::Error::other(format!("cannot read the kept listing of {rel}"));
                 self.failed.get_or_insert(e);

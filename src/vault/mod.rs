@@ -767,19 +767,18 @@ impl Walk {
         match &known {
             Some(entries) => {
                 self.remembered.fetch_add(1, Ordering::Relaxed);
-                let listed: Vec<(folders::Kind, &CStr)> = entries.iter().collect();
                 // Stat'ed in the order the walk that kept them did (see the `folders` module),
                 // then listed in the order they sort.
-                let mut stats: Vec<Option<Stated>> = Vec::new();
-                stats.resize_with(listed.len(), || None);
+                let mut listed: Vec<(folders::Kind, &CStr, Option<Stated>)> = entries
+                    .iter()
+                    .map(|(kind, raw)| (kind, raw, None))
+                    .collect();
                 for i in entries.listed_order() {
-                    if let (Some((folders::Kind::Stat, raw)), Some(stat)) =
-                        (listed.get(i), stats.get_mut(i))
-                    {
+                    if let Some((folders::Kind::Stat, raw, stat)) = listed.get_mut(i) {
                         *stat = Some(stat_at(&fd, raw));
                     }
                 }
-                for ((kind, raw), stat) in listed.into_iter().zip(stats) {
+                for (kind, raw, stat) in listed {
                     let file_type = match kind {
                         folders::Kind::Folder => FileType::Directory,
                         folders::Kind::Stat => FileType::Unknown,
@@ -1091,17 +1090,14 @@ impl Reading<'_> {
 
     /// Lists the entry `name`: a file, or a folder (`None`).
     fn add(&mut self, name: &str, file: Option<(FileKind, Stat)>) {
-        let end = self.names.len() + name.len();
-        let (Ok(at), Ok(len), Ok(_)) = (
-            u32::try_from(self.names.len()),
-            u32::try_from(name.len()),
-            u32::try_from(end),
-        ) else {
+        // Names are placed by u32: every one must end within reach of one.
+        if u32::try_from(self.names.len() + name.len()).is_err() {
             let path = self.join(name);
             self.trouble
                 .problem(path, "too many names in one folder; skipped");
             return;
-        };
+        }
+        let (at, len) = (self.names.len() as u32, name.len() as u32);
         self.names.push_str(name);
         let listed = self.order.len() as u32;
         self.order.push(Item {
@@ -1408,7 +1404,7 @@ mod tests {
     }
 
     #[test]
-    fn files_are_stated_in_the_order_of_their_inodes_and_listed_by_name() {
+    fn a_kept_listing_holds_its_files_in_inode_order_to_stat_and_by_name_to_list() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let (vault, kept) = (dir.path().join("vault"), dir.path().join("folders"));
