@@ -11,6 +11,7 @@ mod summary;
 mod view;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::TryRecvError;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
@@ -326,19 +327,38 @@ pub fn scan(vault_dir: &Path, store: &Store, options: &ScanOptions) -> Result<Sc
             // The index is read on a thread of its own while the walk starts here: the walk
             // hands the pool the folders ahead of it as it reaches them, so a walk that
             // waited for the index would leave the pool the first few folders only.
+            let (sender, loaded) = std::sync::mpsc::sync_channel(1);
             let loading = {
                 let store = store.clone();
                 std::thread::Builder::new()
                     .name("vaultkeep-index".into())
-                    .spawn(move || store.load_index())
+                    .spawn(move || {
+                        // Nobody left to take it when the scan failed meanwhile.
+                        let _ = sender.send(store.load_index());
+                    })
             };
             let mut source = Source::walk(vault_dir, &exclude, store, options);
             let index = match loading {
                 Ok(loading) => {
-                    source.fill(&mut listed, LISTING_STEP);
-                    loading
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    // Until the index comes, the walk goes on (up to a round): a core would
+                    // otherwise wait idle on a machine busy reading the vault.
+                    let mut most = LISTING_STEP;
+                    let came = loop {
+                        if source.fill(&mut listed, most) || most >= round {
+                            break None;
+                        }
+                        match loaded.try_recv() {
+                            Ok(index) => break Some(index),
+                            Err(TryRecvError::Empty) => most += WAITING_STEP,
+                            Err(TryRecvError::Disconnected) => break None,
+                        }
+                    };
+                    // Taken as soon as it is sent, without waiting for the thread to end.
+                    came.or_else(|| loaded.recv().ok())
+                        .unwrap_or_else(|| match loading.join() {
+                            Err(panic) => std::panic::resume_unwind(panic),
+                            Ok(_) => store.load_index(),
+                        })
                 }
                 // No thread to spare: read here.
                 Err(_) => store.load_index(),
@@ -1134,6 +1154,10 @@ fn with_index(
 /// examining of unchanged files go on while the pool reads the next folders, rather than
 /// after the walk.
 const LISTING_STEP: usize = 4096;
+
+/// Files listed at a time while the index is still being read: a few hundred microseconds of
+/// walking between looks at whether it has come.
+const WAITING_STEP: usize = 512;
 
 /// How many of the files looked at to examine now: the first batch once it is whole or the
 /// listing is over (see [`batch_end`]); before that, the unchanged files that lead, which
