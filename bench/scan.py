@@ -15,7 +15,9 @@ beside the vault (GIT_DIR), vaultkeep's archive too. Peak memory is each process
 Prints one Markdown table: medians with the spread (min-max) of time and peak RSS, and the
 ratio of the medians. The unchanged rescan runs twice: alone (a `stat` of every file), and
 beside the running daemon (`vaultkeep watch`, which says which paths changed and vouches for
-the rest, as git's fsmonitor would; the baseline stays plain `git status`). Targets (issue
+the rest, as git's fsmonitor would; the baseline stays plain `git status`). With
+--after-itself, each rescan and `git status` is timed right after an untimed run of the same
+command, so that neither pays for the other's after-effects. Targets (issue
 14): first scan at most 0.5x `git add -A`, unchanged rescan at most 0.5x `git status`;
 first-scan peak RSS at most 150 MB and rescan at most 60 MB at 84,000 files.
 """
@@ -38,6 +40,14 @@ def timed(cmd, cwd=None, env=None):
     if rc not in (0, 1):  # vaultkeep exits 1 when it lists problem files (the kepano templates)
         sys.exit(f"{cmd} failed with exit code {rc}")
     return elapsed, usage.ru_maxrss / 1024
+
+
+def timed_after_itself(cmd, cwd=None, env=None):
+    """Runs cmd once untimed, then times it: each command right after a run of its own, as
+    hyperfine's warm-up runs do. On this machine a short command runs slower right after
+    another program, or after the processor was idle (see the README's benchmarks)."""
+    subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return timed(cmd, cwd=cwd, env=env)
 
 
 def warm(path):
@@ -72,7 +82,7 @@ def spread(values, fmt):
     return m, f"{fmt(m)} ({fmt(min(values))}-{fmt(max(values))})"
 
 
-def measure(work, notes, runs):
+def measure(work, notes, runs, after_itself=False):
     vault, made = vault_of(work, notes)
     files = sum(len(names) for _, _, names in os.walk(vault))
     print(f"{notes}: {made}", file=sys.stderr)
@@ -88,10 +98,11 @@ def measure(work, notes, runs):
         first.append(timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
     env = dict(os.environ, GIT_DIR=os.path.join(runs_dir, "git-0"), GIT_WORK_TREE=vault)
     archive = os.path.join(runs_dir, "archive-0")
+    rescan_timed = timed_after_itself if after_itself else timed
     status, rescan = [], []
     for _ in range(runs + 1):
-        status.append(timed(git + ["status", "--porcelain"], cwd=vault, env=env))
-        rescan.append(timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
+        status.append(rescan_timed(git + ["status", "--porcelain"], cwd=vault, env=env))
+        rescan.append(rescan_timed([BIN, "--vault", vault, "--archive", archive, "-q", "scan"]))
     # Beside the running daemon, which vouches for the files it saw not change (as git's
     # fsmonitor does); its snapshots and jobs are off, so that it only watches.
     config = os.path.join(runs_dir, "quiet.toml")
@@ -120,8 +131,8 @@ def measure(work, notes, runs):
             time.sleep(0.2)
         status2, beside = [], []
         for _ in range(runs):
-            status2.append(timed(git + ["status", "--porcelain"], cwd=vault, env=env))
-            beside.append(timed(vk + ["-q", "scan"]))
+            status2.append(rescan_timed(git + ["status", "--porcelain"], cwd=vault, env=env))
+            beside.append(rescan_timed(vk + ["-q", "scan"]))
     finally:
         daemon.terminate()
         daemon.wait()
@@ -136,6 +147,8 @@ def main():
     p.add_argument("--sizes", default="6000,22000,84000", help="notes per vault, comma-separated")
     p.add_argument("--runs", type=int, default=3, help="runs of each command (median and spread)")
     p.add_argument("--dir", help="where to build vaults (kept for the next run) and write archives")
+    p.add_argument("--after-itself", action="store_true",
+                   help="time each rescan and `git status` right after an untimed run of the same command")
     a = p.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
@@ -144,7 +157,7 @@ def main():
     rows, made = [], []
     try:
         for notes in [int(s) for s in a.sizes.split(",")]:
-            files, runs_dir, results = measure(work, notes, a.runs)
+            files, runs_dir, results = measure(work, notes, a.runs, a.after_itself)
             made.append(runs_dir)
             for what, base, ours, theirs, target in results:
                 t, t_s = spread([x[0] for x in ours], seconds)
