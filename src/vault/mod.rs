@@ -8,6 +8,7 @@
 
 mod folders;
 
+use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -324,6 +325,8 @@ pub struct Walker {
     open: Vec<Folder>,
     /// Files in the folders read ahead and not reached yet.
     ahead_files: Arc<AtomicUsize>,
+    /// The folders handed to the pool, nearest first, until one is seen begun.
+    handed: VecDeque<Arc<Ahead>>,
     trouble: Trouble,
     /// Where the folders' listings are kept for the next walk, as the walk reaches them.
     keeper: Option<Box<Keeper>>,
@@ -489,6 +492,9 @@ impl Walker {
         let path = std::mem::take(&mut sub.path);
         let (mut folder, trouble) = match sub.ahead.take() {
             Some(slot) if !slot.begin() => {
+                // Being read on the pool: meanwhile the walk reads the nearest folders the
+                // pool has not begun, rather than leave a core idle.
+                while !slot.is_read() && self.help() {}
                 let read = slot.wait();
                 self.ahead_files.fetch_sub(read.0.files, Ordering::Relaxed);
                 read
@@ -515,23 +521,58 @@ impl Walker {
                 break;
             }
         }
-        for (parent, path, name_at, slot) in wanted {
+        // The pool begins them in the order they are handed: those at the front that it
+        // began are the walk's no more.
+        while self
+            .handed
+            .front()
+            .is_some_and(|ahead| ahead.slot.is_begun())
+        {
+            self.handed.pop_front();
+        }
+        for ahead in wanted {
+            let ahead = Arc::new(ahead);
+            self.handed.push_back(ahead.clone());
             let (walk, files) = (self.walk.clone(), self.ahead_files.clone());
             rayon::spawn(move || {
-                if !slot.begin() {
-                    return;
-                }
-                let read = walk.open(&parent, &path, name_at);
-                files.fetch_add(read.0.files, Ordering::Relaxed);
-                slot.put(read);
+                ahead.read(&walk, &files);
             });
         }
+    }
+
+    /// Reads the nearest folder handed to the pool that no thread began; false when there is
+    /// none left.
+    fn help(&mut self) -> bool {
+        while let Some(ahead) = self.handed.pop_front() {
+            if ahead.read(&self.walk, &self.ahead_files) {
+                return true;
+            }
+        }
+        false
     }
 }
 
 /// A folder to read ahead: in its parent, at its path, its name starting where, and where to
 /// leave it.
-type Wanted = (Arc<OwnedFd>, String, usize, Arc<Slot>);
+struct Ahead {
+    parent: Arc<OwnedFd>,
+    path: String,
+    name_at: usize,
+    slot: Arc<Slot>,
+}
+
+impl Ahead {
+    /// Reads the folder into its slot, unless another thread began it; whether this one did.
+    fn read(&self, walk: &Walk, files: &AtomicUsize) -> bool {
+        if !self.slot.begin() {
+            return false;
+        }
+        let read = walk.open(&self.parent, &self.path, self.name_at);
+        files.fetch_add(read.0.files, Ordering::Relaxed);
+        self.slot.put(read);
+        true
+    }
+}
 
 /// Goes through the subfolders `folder` has left in path order (and into those read ahead),
 /// handing those not read yet to `wanted`, until `window` folders were seen or enough files
@@ -540,7 +581,7 @@ fn look_ahead(
     folder: &mut Folder,
     files: &AtomicUsize,
     window: &mut usize,
-    wanted: &mut Vec<Wanted>,
+    wanted: &mut Vec<Ahead>,
 ) -> bool {
     let Some(fd) = &folder.fd else {
         return false;
@@ -565,7 +606,12 @@ fn look_ahead(
                 }
                 let slot = Arc::new(Slot::default());
                 sub.ahead = Some(slot.clone());
-                wanted.push((fd.clone(), sub.path.clone(), sub.name_at, slot));
+                wanted.push(Ahead {
+                    parent: fd.clone(),
+                    path: sub.path.clone(),
+                    name_at: sub.name_at,
+                    slot,
+                });
             }
         }
     }
@@ -617,6 +663,14 @@ impl Slot {
     fn begin(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         !std::mem::replace(&mut state.begun, true)
+    }
+
+    fn is_begun(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).begun
+    }
+
+    fn is_read(&self) -> bool {
+        (self.state.lock().unwrap_or_else(|e| e.into_inner()).read).is_some()
     }
 
     fn put(&self, read: (Folder, Trouble)) {
@@ -711,6 +765,7 @@ impl Walk {
             walk: Arc::new(self),
             open: Vec::new(),
             ahead_files: Arc::default(),
+            handed: VecDeque::new(),
             trouble: Trouble::default(),
             keeper,
         };
@@ -1251,6 +1306,28 @@ mod tests {
             .map(|_| Walker::new(dir.path(), &[]).map(|f| f.path).collect())
             .collect();
         assert!(from_pool.iter().all(|l| *l == paths));
+        // The walk reading the folders handed to the pool itself, as it does while it waits
+        // for one the pool began: inside a pool of one thread, the walk's own, the pool
+        // begins none of them meanwhile.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (helped, read_here) = pool.install(|| {
+            let (mut walker, mut listed, mut read_here) = (Walker::new(dir.path(), &[]), vec![], 0);
+            while let Some(file) = walker.next() {
+                listed.push(file.path);
+                while walker.help() {
+                    read_here += 1;
+                }
+            }
+            (listed, read_here)
+        });
+        assert_eq!(helped, paths);
+        assert!(
+            read_here > 100,
+            "the walk read {read_here} folders handed to the pool"
+        );
     }
 
     #[test]
