@@ -534,7 +534,7 @@ impl Walker {
             let ahead = Arc::new(ahead);
             self.handed.push_back(ahead.clone());
             let (walk, files) = (self.walk.clone(), self.ahead_files.clone());
-            rayon::spawn(move || {
+            rayon::spawn_fifo(move || {
                 ahead.read(&walk, &files);
             });
         }
