@@ -24,7 +24,7 @@ use crate::digest::Digest;
 use crate::fsutil::{write_atomic, write_derived};
 
 pub(crate) use index::warn_unread;
-pub use index::{Entry, Index};
+pub use index::{Alongside, Entry, Index};
 pub use journal::Journal;
 pub use layout::{Doc, Log};
 pub use lock::{Lock, LockHolder};
