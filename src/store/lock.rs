@@ -194,7 +194,8 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(len < long.len() as u64, "the longer record was cut");
         drop(first);
-        // A shorter record over a longer one leaves nothing of it, and the same length.
+        // Over a shorter record (an older version's), the padded one leaves nothing of it,
+        // and the file keeps its length.
         std::fs::write(
             &path,
             r#"{"pid":1,"command":"a-much-longer-command","since":"then"}"#,
