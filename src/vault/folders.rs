@@ -280,6 +280,11 @@ impl Known {
     /// The entries of the folder at vault-relative `rel` when it was read, if its key is
     /// still `key`.
     pub(super) fn entries(&self, rel: &str, key: FolderKey) -> Option<Entries> {
+        self.kept(rel, key).map(|(entries, _)| entries)
+    }
+
+    /// [`Known::entries`], with the CRC-32 they were checked against.
+    fn kept(&self, rel: &str, key: FolderKey) -> Option<(Entries, u32)> {
         let place = self.folders.get(rel).filter(|p| p.key == key)?;
         // Read into the vector's spare room, not a zeroed one: jemalloc zeroes a large
         // allocation by giving its pages back to the kernel (a system call, then a page fault
@@ -293,7 +298,8 @@ impl Known {
                 return None;
             }
         }
-        (crc32fast::hash(&bytes) == place.crc).then(|| Entries::checked(bytes))?
+        let entries = (crc32fast::hash(&bytes) == place.crc).then(|| Entries::checked(bytes))?;
+        Some((entries?, place.crc))
     }
 }
 
@@ -374,9 +380,7 @@ impl Keeper {
 
     /// Writes the listing of `rel` as the last walk kept it (its CRC checked as it was read).
     fn copy(&mut self, rel: &str, key: FolderKey) {
-        let known = self.known.as_ref();
-        let kept = known.and_then(|k| Some((k.entries(rel, key)?, k.folders.get(rel)?.crc)));
-        match kept {
+        match self.known.as_ref().and_then(|k| k.kept(rel, key)) {
             Some((Entries(bytes), crc)) => self.write(rel, key, &bytes, crc),
             None => {
                 let e = io::Error::other(format!("cannot read the kept listing of {rel}"));

@@ -275,7 +275,9 @@ struct Item {
     at: u32,
     len: u32,
     file: Option<(FileKind, Stat)>,
-    /// Its place in the order the walk stat'ed the folder's entries (their inodes' order).
+    /// Its place in the order the walk stat'ed the folder's entries: their inodes' order for
+    /// a folder read anew (what a listing kept for the next walk records), the kept names'
+    /// order for a folder listed as kept (whose listing is not written again).
     listed: u32,
 }
 
