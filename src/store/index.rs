@@ -24,15 +24,23 @@ use std::io;
 use std::iter::Peekable;
 use std::ops::{Bound, ControlFlow};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
+use super::marks::{self, Checked, Identity};
 use super::{Error, Event, Journal, VersionRecord};
 use crate::bytes::Reader;
 use crate::digest::Digest;
 use crate::fsutil::{Replace, replace_streaming};
+
+/// The files kept beside the index file: its change log, and its marks (see [`marks`]).
+#[derive(Debug, Clone)]
+pub(super) struct Sidecars {
+    pub changes: PathBuf,
+    pub marks: PathBuf,
+}
 
 /// The recorded state of the vault and what each file looked like on disk.
 #[derive(Debug, Clone, Default)]
@@ -100,11 +108,11 @@ impl Entry {
 
 impl Index {
     /// Reads the index at `path` and its change log at `changes`, then brings it up to `log`.
-    pub(super) fn load(path: &Path, changes: &Path, log: &Journal) -> Result<Index, Error> {
+    pub(super) fn load(path: &Path, files: &Sidecars, log: &Journal) -> Result<Index, Error> {
         let mut index = match fs::File::open(path) {
-            Ok(file) => match read_file(file) {
+            Ok(file) => match read_file(file, &files.marks) {
                 Ok(Some(mut index)) => {
-                    index.read_changes(changes);
+                    index.read_changes(&files.changes);
                     index
                 }
                 Ok(None) => {
@@ -139,7 +147,8 @@ impl Index {
     /// index to `path` (atomically) and the change log removed. Few means at most
     /// [`MOST_APPENDED`] entries changed since the index was written whole (every load reads
     /// them into memory) and a change log under a quarter of the index's size.
-    pub(super) fn save(&mut self, path: &Path, changes: &Path) -> Result<(), Error> {
+    pub(super) fn save(&mut self, path: &Path, files: &Sidecars) -> Result<(), Error> {
+        let changes = files.changes.as_path();
         let few = self.overlay.len() <= MOST_APPENDED;
         if let (true, false, Some(touched), Some(base)) =
             (few, self.legacy, &self.touched, self.disk.base)
@@ -168,11 +177,24 @@ impl Index {
             Ok(())
         })
         .map_err(Error::io("write", path))?;
-        let Written { marks, count, end } =
+        let checked =
             written.ok_or_else(|| Error::io("write", path)(io::Error::other("not written")))?;
-        debug_assert_eq!(count, self.len, "the index miscounted its files");
+        debug_assert_eq!(checked.count, self.len, "the index miscounted its files");
         // The file just written is the new base; the old one, which it was merged from, goes.
         let file = fs::File::open(path).map_err(Error::io("read", path))?;
+        // Its marks are known: the next load need not check it.
+        let mut head = Vec::with_capacity(marks::HEADER);
+        put_header(&mut head, self.header());
+        let kept = file.metadata().and_then(|meta| {
+            let head = head
+                .try_into()
+                .map_err(|_| io::Error::other("a header of 32 bytes"))?;
+            marks::write(&files.marks, Identity::of(&meta, head), &checked)
+        });
+        if let Err(e) = kept {
+            tracing::debug!("cannot keep the index's marks: {e}");
+        }
+        let Checked { marks, end, count } = checked;
         match fs::remove_file(changes) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -767,18 +789,11 @@ const END: u32 = u32::MAX;
 const END_BYTES: u64 = 4 + 8;
 
 /// What [`encode`] wrote.
-struct Written {
-    marks: Vec<(String, u64)>,
-    count: usize,
-    /// Where the entries end.
-    end: u64,
-}
-
 /// The index on disk. After the magic line: log_end, log_lines (u64) and scan_started_ns
 /// (i128); then per entry, in path order (by byte), the path length (u32), the path, sha256
 /// (32 bytes), size (u64), mtime_ns (i128) and inode (u64); then [`END`] and the number of
 /// entries (u64). All little-endian.
-fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
+fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Checked> {
     // Entry by entry through a small buffer: saving never holds the whole index.
     let mut bytes = 0;
     let mut put = |data: &[u8]| -> io::Result<u64> {
@@ -819,7 +834,7 @@ fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
     buf.extend_from_slice(&END.to_le_bytes());
     buf.extend_from_slice(&(count as u64).to_le_bytes());
     put(&buf)?;
-    Ok(Written {
+    Ok(Checked {
         marks,
         count,
         end: at,
@@ -827,9 +842,10 @@ fn encode(index: &Index, out: &mut dyn io::Write) -> io::Result<Written> {
 }
 
 /// Reads an index file: checks every entry of the current format (whole, in order, UTF-8)
-/// and notes where some start, leaving them on disk; a file of the first format is read
-/// whole. `None` when it is damaged or not an index.
-fn read_file(file: fs::File) -> io::Result<Option<Index>> {
+/// and notes where some start, leaving them on disk, unless the marks kept at `marks` were
+/// found in this very file; a file of the first format is read whole. `None` when it is
+/// damaged or not an index.
+fn read_file(file: fs::File, marks: &Path) -> io::Result<Option<Index>> {
     let mut magic = [0; MAGIC.len()];
     match file.read_exact_at(&mut magic, 0) {
         Ok(()) => {}
@@ -837,7 +853,7 @@ fn read_file(file: fs::File) -> io::Result<Option<Index>> {
         Err(e) => return Err(e),
     }
     if magic == *MAGIC {
-        return check(file);
+        return open(file, marks);
     }
     if magic != *MAGIC_1 {
         return Ok(None);
@@ -853,10 +869,11 @@ fn read_file(file: fs::File) -> io::Result<Option<Index>> {
     }
 }
 
-/// The current format: every entry checked, every [`MARK_EVERY`]th noted.
-fn check(file: fs::File) -> io::Result<Option<Index>> {
-    let size = file.metadata()?.len();
-    let mut head = [0; 32];
+/// The current format: its header, and its marks as kept or found by [`check`] (then kept).
+fn open(file: fs::File, marks: &Path) -> io::Result<Option<Index>> {
+    let meta = file.metadata()?;
+    let size = meta.len();
+    let mut head = [0; marks::HEADER];
     match file.read_exact_at(&mut head, MAGIC.len() as u64) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -865,8 +882,46 @@ fn check(file: fs::File) -> io::Result<Option<Index>> {
     let Some(header) = Reader::new(&head).header() else {
         return Ok(None);
     };
-    let file = Arc::new(file);
-    let mut r = Records::new(Some(&file), HEADER_BYTES, size, PASS_BUFFER);
+    let identity = Identity::of(&meta, head);
+    let kept = marks::read(marks, identity, MARK_EVERY, HEADER_BYTES)
+        .filter(|kept| kept.end + END_BYTES == size);
+    let checked = match kept {
+        Some(kept) => kept,
+        None => {
+            let Some(found) = check(&file, size)? else {
+                return Ok(None);
+            };
+            if let Err(e) = marks::write(marks, identity, &found) {
+                tracing::debug!("cannot keep the index's marks: {e}");
+            }
+            found
+        }
+    };
+    let Checked { marks, end, count } = checked;
+    Ok(Some(Index {
+        log_end: header.0,
+        log_lines: header.1 as usize,
+        scan_started_ns: header.2,
+        base: Base {
+            file: Some(Arc::new(file)),
+            marks,
+            end,
+            count,
+        },
+        len: count,
+        disk: OnDisk {
+            base: Some(header),
+            base_bytes: size,
+            changes_bytes: 0,
+        },
+        ..Index::default()
+    }))
+}
+
+/// Checks every entry of an index file of `size` bytes (whole, in order, UTF-8, as many as
+/// its end says) and notes every [`MARK_EVERY`]th; `None` when it is damaged.
+fn check(file: &fs::File, size: u64) -> io::Result<Option<Checked>> {
+    let mut r = Records::new(Some(file), HEADER_BYTES, size, PASS_BUFFER);
     let damaged = |r: &mut Records| r.error.take().map_or(Ok(None), Err);
     let (mut marks, mut count, mut last) = (Vec::new(), 0, Vec::new());
     let end = loop {
@@ -904,25 +959,7 @@ fn check(file: fs::File) -> io::Result<Option<Index>> {
     if u64::from_le_bytes(stated) != count as u64 || end + END_BYTES != size {
         return Ok(None);
     }
-    drop(r);
-    Ok(Some(Index {
-        log_end: header.0,
-        log_lines: header.1 as usize,
-        scan_started_ns: header.2,
-        base: Base {
-            file: Some(file),
-            marks,
-            end,
-            count,
-        },
-        len: count,
-        disk: OnDisk {
-            base: Some(header),
-            base_bytes: size,
-            changes_bytes: 0,
-        },
-        ..Index::default()
-    }))
+    Ok(Some(Checked { marks, end, count }))
 }
 
 /// The first format, after its magic line: the entry count, then the entries in any order.
@@ -1226,10 +1263,13 @@ mod tests {
         }
     }
 
-    fn files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Journal) {
+    fn files(dir: &Path) -> (PathBuf, Sidecars, Journal) {
         (
             dir.join("index"),
-            dir.join("index.changes"),
+            Sidecars {
+                changes: dir.join("index.changes"),
+                marks: dir.join("cache/index-marks"),
+            },
             Journal::new(dir.join("versions.jsonl")),
         )
     }
@@ -1284,9 +1324,12 @@ mod tests {
         assert_eq!(back.get("d0/missing.md"), None);
 
         // Short, longer, or out of order: unreadable, and the index is rebuilt from the log.
+        // (Written in place, as vaultkeep never writes it: its marks are dropped each time, so
+        // that a file of the same size written within the same clock tick is checked.)
         let read = |bytes: &[u8]| {
             fs::write(&path, bytes).unwrap();
-            read_file(fs::File::open(&path).unwrap()).unwrap()
+            let _ = fs::remove_file(&changes.marks);
+            read_file(fs::File::open(&path).unwrap(), &changes.marks).unwrap()
         };
         assert!(read(&bytes).is_some());
         assert!(read(&bytes[..bytes.len() - 1]).is_none());
@@ -1308,6 +1351,63 @@ mod tests {
         .concat();
         assert_eq!(swapped.len(), bytes.len());
         assert!(read(&swapped).is_none(), "entries out of order are refused");
+    }
+
+    #[test]
+    fn a_load_trusts_the_marks_kept_for_the_same_file_and_checks_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, files, log) = files(dir.path());
+        let mut index = Index::default();
+        for n in 0..=255u8 {
+            index.create(&format!("n{n:03}.md"), entry(n));
+        }
+        index.save(&path, &files).unwrap();
+        let identity = || {
+            let mut head = [0; marks::HEADER];
+            fs::File::open(&path)
+                .unwrap()
+                .read_exact_at(&mut head, MAGIC.len() as u64)
+                .unwrap();
+            Identity::of(&fs::metadata(&path).unwrap(), head)
+        };
+        // The save kept the marks of the file it wrote.
+        let kept = marks::read(&files.marks, identity(), MARK_EVERY, HEADER_BYTES).unwrap();
+        assert_eq!(kept.count, 256);
+        assert_eq!(kept.marks.len(), 8);
+        assert_eq!(kept.marks[1], ("n032.md".to_string(), kept.marks[1].1));
+
+        // Marks kept for this very file are trusted as they are (here, one entry fewer than
+        // the file holds, which only a load that did not check it again would believe).
+        let fewer = Checked {
+            count: 255,
+            ..kept.clone()
+        };
+        marks::write(&files.marks, identity(), &fewer).unwrap();
+        assert_eq!(Index::load(&path, &files, &log).unwrap().len(), 255);
+
+        // The same bytes in another file (a copy renamed into place): checked again, and its
+        // own marks kept.
+        let copy = dir.path().join("index.copy");
+        fs::copy(&path, &copy).unwrap();
+        fs::rename(&copy, &path).unwrap();
+        let back = Index::load(&path, &files, &log).unwrap();
+        assert_eq!(back.len(), 256);
+        assert_eq!(entries(&back), entries(&index));
+        let again = marks::read(&files.marks, identity(), MARK_EVERY, HEADER_BYTES);
+        assert_eq!(again, Some(kept));
+
+        // Without its marks (lost, or damaged), the index is checked and read as before.
+        fs::write(&files.marks, b"not marks").unwrap();
+        assert_eq!(
+            entries(&Index::load(&path, &files, &log).unwrap()),
+            entries(&index)
+        );
+        fs::remove_file(&files.marks).unwrap();
+        assert_eq!(
+            entries(&Index::load(&path, &files, &log).unwrap()),
+            entries(&index)
+        );
+        assert!(files.marks.exists(), "kept again");
     }
 
     /// An index of 200 files, `n000.md` to `n199.md`, written whole and read back from `dir`.
@@ -1452,7 +1552,7 @@ mod tests {
         }
         index.save(&path, &changes).unwrap();
         let whole = fs::read(&path).unwrap();
-        assert!(!changes.exists());
+        assert!(!changes.changes.exists());
 
         // A few changes: the index file stays as it was, the changes are appended.
         let mut index = Index::load(&path, &changes, &log).unwrap();
@@ -1464,7 +1564,7 @@ mod tests {
         index.set("n4.md", entry(204));
         index.save(&path, &changes).unwrap();
         assert_eq!(fs::read(&path).unwrap(), whole);
-        assert!(changes.exists());
+        assert!(changes.changes.exists());
         let back = Index::load(&path, &changes, &log).unwrap();
         assert_eq!(entries(&back), entries(&index));
         assert_eq!(back.len(), 199);
@@ -1472,8 +1572,11 @@ mod tests {
         assert!(back.get("n2.md").is_none() && back.get("moved.md").is_some());
 
         // A torn last block is ignored, and the next block overwrites it.
-        let len = fs::metadata(&changes).unwrap().len();
-        let file = fs::OpenOptions::new().write(true).open(&changes).unwrap();
+        let len = fs::metadata(&changes.changes).unwrap().len();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&changes.changes)
+            .unwrap();
         file.set_len(len - 5).unwrap();
         drop(file);
         let mut torn = Index::load(&path, &changes, &log).unwrap();
@@ -1494,7 +1597,7 @@ mod tests {
 
         // Many changes: the index is written whole and the change log removed; a change log
         // left over from another index is never applied to this one.
-        let stale = fs::read(&changes).unwrap();
+        let stale = fs::read(&changes.changes).unwrap();
         let mut many = Index::load(&path, &changes, &log).unwrap();
         for n in 0..100u8 {
             if many.get(&format!("n{n}.md")).is_some() {
@@ -1503,9 +1606,9 @@ mod tests {
         }
         many.scan_started_ns = 99;
         many.save(&path, &changes).unwrap();
-        assert!(!changes.exists());
+        assert!(!changes.changes.exists());
         assert_ne!(fs::read(&path).unwrap(), whole);
-        fs::write(&changes, stale).unwrap();
+        fs::write(&changes.changes, stale).unwrap();
         let fresh = Index::load(&path, &changes, &log).unwrap();
         assert_eq!(entries(&fresh), entries(&many));
     }

@@ -28,6 +28,8 @@ pub(crate) const PEERS: &str = "peers";
 pub(crate) const CACHE: &str = "cache";
 /// What each vault folder listed at the last recording scan (see `vault::folders`).
 pub(crate) const FOLDERS: &str = "cache/folders";
+/// Where the entries of the index file start, found when it was last checked.
+pub(crate) const INDEX_MARKS: &str = "cache/index-marks";
 /// The running daemon's socket and cookies (see `watch::vouch`).
 pub(crate) const WATCH: &str = "watch";
 /// The note for people.
@@ -131,6 +133,10 @@ pub fn table() -> Vec<Entry> {
         e(
             FOLDERS.into(),
             "what each vault folder listed at the last scan, with its inode and times: the next scan stats the files of a folder whose times did not change without listing it again. Binary, checked by CRC-32. Derived: `scan --every-file` reads every folder.",
+        ),
+        e(
+            INDEX_MARKS.into(),
+            "where every 32nd entry of the scan index starts, found when a scan last checked that index file (named by its inode, size and times): the next scan of an unchanged index skips checking it. Binary, checked by CRC-32. Derived.",
         ),
         e(
             Doc::NoteCache.file().into(),

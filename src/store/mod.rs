@@ -9,6 +9,7 @@ mod index;
 mod journal;
 pub mod layout;
 mod lock;
+mod marks;
 mod objects;
 mod packs;
 
@@ -392,7 +393,7 @@ impl Store {
     pub fn load_index(&self) -> Result<Index, Error> {
         Index::load(
             &self.root.join(layout::INDEX),
-            &self.root.join(layout::INDEX_CHANGES),
+            &self.index_sidecars(),
             &self.versions(),
         )
     }
@@ -400,10 +401,14 @@ impl Store {
     /// Saves the scan index: its changes appended to its change log, or the whole index
     /// atomically.
     pub fn save_index(&self, index: &mut Index) -> Result<(), Error> {
-        index.save(
-            &self.root.join(layout::INDEX),
-            &self.root.join(layout::INDEX_CHANGES),
-        )
+        index.save(&self.root.join(layout::INDEX), &self.index_sidecars())
+    }
+
+    fn index_sidecars(&self) -> index::Sidecars {
+        index::Sidecars {
+            changes: self.root.join(layout::INDEX_CHANGES),
+            marks: self.root.join(layout::INDEX_MARKS),
+        }
     }
 
     /// Where a scan keeps the vault's folder listings for the next (see `vault::Walker`).
