@@ -9,12 +9,19 @@ use vaultkeep::cli::{Cli, Command, init_logging, run};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, read at start. Pages freed during a scan (the bytes of each file read
-/// to be hashed) go back to the system after 1 s instead of 10 s, so a first scan's peak is
-/// what it holds rather than what it read: 90 MB instead of 100 MB at 89,000 files, no slower.
+/// jemalloc's options, read at start.
+/// - Pages freed during a scan (the bytes of each file read to be hashed) go back to the
+///   system after 1 s instead of 10 s, so a first scan's peak is what it holds rather than
+///   what it read: 90 MB instead of 100 MB at 89,000 files, no slower.
+/// - One arena for every thread instead of four per core: memory one thread frees (a folder
+///   the pool read, dropped by the walk) is what the next allocation of any thread reuses,
+///   rather than fresh pages to fault in and, at exit, to free. An unchanged rescan of 23,161
+///   files: 0.45-0.85 ms faster in four runs of 100 in random order (about 3%), its first
+///   scan as fast with a peak of 27 MB instead of 33. Each thread's cache of small blocks
+///   stays, so threads take the arena's lock only to refill it.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"dirty_decay_ms:1000\0";
+pub static malloc_conf: &[u8] = b"dirty_decay_ms:1000,narenas:1\0";
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
