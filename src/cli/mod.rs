@@ -48,6 +48,7 @@ const EXIT_CODES: &str = "Exit codes: 0 all done; 1 finished, but some items fai
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Record new versions of notes and assets, and report links, composted profiles and problems
     #[command(
@@ -126,8 +127,9 @@ read-only bucket, or an unreachable server, with what to do."
     },
 }
 
-/// `vaultkeep remote ...`
+// `vaultkeep remote ...`
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RemoteCommand {
     /// Upload the objects and records the remote lacks
     Push {
@@ -168,8 +170,9 @@ pub enum RemoteCommand {
     },
 }
 
-/// `vaultkeep profiles ...`
+// `vaultkeep profiles ...`
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ProfilesCommand {
     /// Take each profile's homepage picture into the vault
     #[command(
@@ -183,7 +186,7 @@ The next scan records the pictures as new assets."
     Screenshot(ProfileScreenshotArgs),
 }
 
-/// `vaultkeep profiles screenshot`
+// `vaultkeep profiles screenshot`
 #[derive(Debug, Args)]
 pub struct ProfileScreenshotArgs {
     /// Profiles (paths in the vault); default: every profile
@@ -203,7 +206,7 @@ pub struct ProfileScreenshotArgs {
     pub json: bool,
 }
 
-/// `vaultkeep scan`
+// `vaultkeep scan`
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// Record the deletion of more than half of the vault's files at once (refused otherwise:
@@ -221,7 +224,7 @@ pub struct ScanArgs {
     pub json: bool,
 }
 
-/// `vaultkeep history`
+// `vaultkeep history`
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The file, relative to the vault (e.g. `ecosystem/cohere/profiles/Ouishare.md`)
@@ -231,7 +234,7 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
-/// `vaultkeep recover`
+// `vaultkeep recover`
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// The file, relative to the vault
@@ -247,7 +250,7 @@ pub struct RecoverArgs {
     pub force: bool,
 }
 
-/// `vaultkeep watch`
+// `vaultkeep watch`
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Append logs to this file instead of stderr
@@ -258,7 +261,7 @@ pub struct WatchArgs {
     pub allow_private: bool,
 }
 
-/// `vaultkeep compost`
+// `vaultkeep compost`
 #[derive(Debug, Args)]
 pub struct CompostArgs {
     /// Show the edits as a unified diff; change nothing, capture nothing (works beside a
@@ -273,8 +276,9 @@ pub struct CompostArgs {
     pub json: bool,
 }
 
-/// `vaultkeep links ...`
+// `vaultkeep links ...`
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum LinksCommand {
     /// Check every external URL of the vault and record the results
     #[command(
@@ -296,7 +300,7 @@ property beside a frontmatter URL. A URL is dead by the same rule the last `link
     Restore(RestoreArgs),
 }
 
-/// `vaultkeep links restore`
+// `vaultkeep links restore`
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Show the edits as a unified diff; change nothing (works beside a running daemon)
@@ -310,7 +314,7 @@ pub struct RestoreArgs {
     pub json: bool,
 }
 
-/// When a URL counts as dead, on the command line.
+// When a URL counts as dead, on the command line.
 #[derive(Debug, Args)]
 pub struct RuleArgs {
     /// Hard failures before a URL counts as dead [default: 2, or `[links] dead_after`]
@@ -321,7 +325,7 @@ pub struct RuleArgs {
     pub min_gap: Option<crate::config::Period>,
 }
 
-/// `vaultkeep links check`
+// `vaultkeep links check`
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Allow loopback and private addresses
@@ -335,8 +339,9 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// `vaultkeep archive ...`
+// `vaultkeep archive ...`
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ArchiveCommand {
     /// Capture web pages with their requisites (or a same-site crawl) as offline copies
     #[command(
@@ -436,7 +441,7 @@ unpack` turns packs back into files of their own."
     },
 }
 
-/// `vaultkeep archive export`
+// `vaultkeep archive export`
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The WACZ file to write
@@ -459,7 +464,7 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
-/// `vaultkeep archive snapshot`
+// `vaultkeep archive snapshot`
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// URLs to capture, or notes (paths in the vault) whose external URLs to capture
@@ -609,4 +614,53 @@ pub fn init_logging(cli: &Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Each subcommand's arguments are built only when it is used (`defer`), after its own
+    /// texts: a doc comment on an `Args` struct or a `Subcommand` enum (or one flattened into
+    /// it) would then replace them, so those carry plain comments.
+    #[test]
+    fn every_command_keeps_its_own_texts_once_its_arguments_are_built() {
+        let texts = |cmd: &clap::Command| {
+            (
+                cmd.get_name().to_string(),
+                cmd.get_about().map(ToString::to_string),
+                cmd.get_long_about().map(ToString::to_string),
+            )
+        };
+        let listed: Vec<_> = Cli::command().get_subcommands().map(texts).collect();
+        let mut cli = Cli::command();
+        cli.build();
+        // (Building adds `help`.)
+        let built: Vec<_> = cli
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .map(texts)
+            .collect();
+        assert_eq!(built, listed);
+        let scan = cli.find_subcommand("scan").unwrap();
+        assert!(
+            scan.get_arguments()
+                .any(|a| a.get_id() == "accept_deletions")
+        );
+        let nested: Vec<_> = cli
+            .get_subcommands()
+            .flat_map(|c| c.get_subcommands())
+            .filter(|c| c.get_name() != "help")
+            .map(texts)
+            .collect();
+        assert!(nested.len() >= 10, "{nested:?}");
+        for (name, about, _) in nested {
+            let about = about.unwrap_or_default();
+            assert!(
+                !about.is_empty() && !about.starts_with('`'),
+                "{name}: {about}"
+            );
+        }
+    }
 }
