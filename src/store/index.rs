@@ -183,14 +183,10 @@ impl Index {
         // The file just written is the new base; the old one, which it was merged from, goes.
         let file = fs::File::open(path).map_err(Error::io("read", path))?;
         // Its marks are known: the next load need not check it.
-        let mut head = Vec::with_capacity(marks::HEADER);
-        put_header(&mut head, self.header());
-        let kept = file.metadata().and_then(|meta| {
-            let head = head
-                .try_into()
-                .map_err(|_| io::Error::other("a header of 32 bytes"))?;
-            marks::write(&files.marks, Identity::of(&meta, head), &checked)
-        });
+        let head = header_bytes(self.header());
+        let kept = file
+            .metadata()
+            .and_then(|meta| marks::write(&files.marks, Identity::of(&meta, head), &checked));
         if let Err(e) = kept {
             tracing::debug!("cannot keep the index's marks: {e}");
         }
@@ -883,9 +879,9 @@ fn open(file: fs::File, marks: &Path) -> io::Result<Option<Index>> {
         return Ok(None);
     };
     let identity = Identity::of(&meta, head);
-    let kept = marks::read(marks, identity, MARK_EVERY, HEADER_BYTES)
-        .filter(|kept| kept.end + END_BYTES == size);
-    let checked = match kept {
+    // The entries end where the file's last bytes (the end marker and the count) begin.
+    let end = size.saturating_sub(END_BYTES);
+    let checked = match marks::read(marks, identity, MARK_EVERY, (HEADER_BYTES, end)) {
         Some(kept) => kept,
         None => {
             let Some(found) = check(&file, size)? else {
@@ -991,10 +987,16 @@ fn decode_1(r: &mut Stream) -> Option<Index> {
 }
 
 /// log_end, log_lines and scan_started_ns, as the index and its change log write them.
-fn put_header(out: &mut Vec<u8>, (log_end, log_lines, started): (u64, u64, i128)) {
-    out.extend_from_slice(&log_end.to_le_bytes());
-    out.extend_from_slice(&log_lines.to_le_bytes());
-    out.extend_from_slice(&started.to_le_bytes());
+fn put_header(out: &mut Vec<u8>, header: (u64, u64, i128)) {
+    out.extend_from_slice(&header_bytes(header));
+}
+
+fn header_bytes((log_end, log_lines, started): (u64, u64, i128)) -> [u8; marks::HEADER] {
+    let mut bytes = [0; marks::HEADER];
+    bytes[..8].copy_from_slice(&log_end.to_le_bytes());
+    bytes[8..16].copy_from_slice(&log_lines.to_le_bytes());
+    bytes[16..].copy_from_slice(&started.to_le_bytes());
+    bytes
 }
 
 fn put_path(out: &mut Vec<u8>, path: &str) {
@@ -1277,11 +1279,11 @@ mod tests {
     #[test]
     fn the_index_catches_up_with_records_it_has_not_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
+        let (path, side, log) = files(dir.path());
         log.append(&[record(Event::Created, "a.md", None, b"a")])
             .unwrap();
-        let mut index = Index::load(&path, &changes, &log).unwrap();
-        index.save(&path, &changes).unwrap();
+        let mut index = Index::load(&path, &side, &log).unwrap();
+        index.save(&path, &side).unwrap();
         // A crash after appending these, before the index was saved:
         log.append(&[
             record(Event::Renamed, "b.md", Some("a.md"), b"a"),
@@ -1289,7 +1291,7 @@ mod tests {
             record(Event::Deleted, "c.md", None, b"c"),
         ])
         .unwrap();
-        let index = Index::load(&path, &changes, &log).unwrap();
+        let index = Index::load(&path, &side, &log).unwrap();
         let paths: Vec<_> = entries(&index).into_iter().map(|(p, _)| p).collect();
         assert_eq!(paths, vec!["b.md"]);
         assert_eq!(index.log_lines, 4);
@@ -1298,7 +1300,7 @@ mod tests {
     #[test]
     fn the_index_round_trips_sorted_and_a_damaged_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
+        let (path, side, log) = files(dir.path());
         let mut index = Index {
             log_end: 0,
             scan_started_ns: -3,
@@ -1308,10 +1310,10 @@ mod tests {
         for n in (0..=255u8).rev() {
             index.create(&format!("d{}/n{n} é.md", n % 7), entry(n));
         }
-        index.save(&path, &changes).unwrap();
+        index.save(&path, &side).unwrap();
         let bytes = fs::read(&path).unwrap();
         assert!(bytes.starts_with(MAGIC));
-        let back = Index::load(&path, &changes, &log).unwrap();
+        let back = Index::load(&path, &side, &log).unwrap();
         assert_eq!(back.scan_started_ns, -3);
         assert_eq!(back.base.count, 256, "the entries stay on disk");
         assert!(back.overlay.is_empty());
@@ -1328,8 +1330,8 @@ mod tests {
         // that a file of the same size written within the same clock tick is checked.)
         let read = |bytes: &[u8]| {
             fs::write(&path, bytes).unwrap();
-            let _ = fs::remove_file(&changes.marks);
-            read_file(fs::File::open(&path).unwrap(), &changes.marks).unwrap()
+            let _ = fs::remove_file(&side.marks);
+            read_file(fs::File::open(&path).unwrap(), &side.marks).unwrap()
         };
         assert!(read(&bytes).is_some());
         assert!(read(&bytes[..bytes.len() - 1]).is_none());
@@ -1371,7 +1373,14 @@ mod tests {
             Identity::of(&fs::metadata(&path).unwrap(), head)
         };
         // The save kept the marks of the file it wrote.
-        let kept = marks::read(&files.marks, identity(), MARK_EVERY, HEADER_BYTES).unwrap();
+        let kept_end = fs::metadata(&path).unwrap().len() - END_BYTES;
+        let kept = marks::read(
+            &files.marks,
+            identity(),
+            MARK_EVERY,
+            (HEADER_BYTES, kept_end),
+        )
+        .unwrap();
         assert_eq!(kept.count, 256);
         assert_eq!(kept.marks.len(), 8);
         assert_eq!(kept.marks[1], ("n032.md".to_string(), kept.marks[1].1));
@@ -1393,7 +1402,12 @@ mod tests {
         let back = Index::load(&path, &files, &log).unwrap();
         assert_eq!(back.len(), 256);
         assert_eq!(entries(&back), entries(&index));
-        let again = marks::read(&files.marks, identity(), MARK_EVERY, HEADER_BYTES);
+        let again = marks::read(
+            &files.marks,
+            identity(),
+            MARK_EVERY,
+            (HEADER_BYTES, kept_end),
+        );
         assert_eq!(again, Some(kept));
 
         // Without its marks (lost, or damaged), the index is checked and read as before.
@@ -1412,13 +1426,13 @@ mod tests {
 
     /// An index of 200 files, `n000.md` to `n199.md`, written whole and read back from `dir`.
     fn two_hundred_on_disk(dir: &Path) -> Index {
-        let (path, changes, log) = files(dir);
+        let (path, side, log) = files(dir);
         let mut index = Index::default();
         for n in 0..200u8 {
             index.create(&format!("n{n:03}.md"), entry(n));
         }
-        index.save(&path, &changes).unwrap();
-        Index::load(&path, &changes, &log).unwrap()
+        index.save(&path, &side).unwrap();
+        Index::load(&path, &side, &log).unwrap()
     }
 
     #[test]
@@ -1509,7 +1523,7 @@ mod tests {
     #[test]
     fn an_index_of_the_first_format_is_read_and_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
+        let (path, side, log) = files(dir.path());
         let mut old = MAGIC_1.to_vec();
         put_header(&mut old, (0, 0, 5));
         old.extend_from_slice(&2u64.to_le_bytes());
@@ -1518,15 +1532,15 @@ mod tests {
             put_entry(&mut old, &entry(n));
         }
         fs::write(&path, &old).unwrap();
-        let mut index = Index::load(&path, &changes, &log).unwrap();
+        let mut index = Index::load(&path, &side, &log).unwrap();
         assert!(index.needs_rewrite());
         assert_eq!(
             entries(&index),
             vec![("a.md".into(), entry(1)), ("b.md".into(), entry(2))]
         );
-        index.save(&path, &changes).unwrap();
+        index.save(&path, &side).unwrap();
         assert!(fs::read(&path).unwrap().starts_with(MAGIC));
-        let back = Index::load(&path, &changes, &log).unwrap();
+        let back = Index::load(&path, &side, &log).unwrap();
         assert!(!back.needs_rewrite());
         assert_eq!(entries(&back), entries(&index));
     }
@@ -1534,52 +1548,52 @@ mod tests {
     #[test]
     fn a_corrupt_index_is_rebuilt_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
+        let (path, side, log) = files(dir.path());
         log.append(&[record(Event::Created, "a.md", None, b"a")])
             .unwrap();
         fs::write(&path, b"{ not json").unwrap();
-        let index = Index::load(&path, &changes, &log).unwrap();
+        let index = Index::load(&path, &side, &log).unwrap();
         assert_eq!(index.get("a.md").unwrap().mtime_ns, 0);
     }
 
     #[test]
     fn few_changes_are_appended_and_read_back_and_many_rewrite_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
-        let mut index = Index::load(&path, &changes, &log).unwrap();
+        let (path, side, log) = files(dir.path());
+        let mut index = Index::load(&path, &side, &log).unwrap();
         for n in 0..200u8 {
             index.create(&format!("n{n}.md"), entry(n));
         }
-        index.save(&path, &changes).unwrap();
+        index.save(&path, &side).unwrap();
         let whole = fs::read(&path).unwrap();
-        assert!(!changes.changes.exists());
+        assert!(!side.changes.exists());
 
         // A few changes: the index file stays as it was, the changes are appended.
-        let mut index = Index::load(&path, &changes, &log).unwrap();
+        let mut index = Index::load(&path, &side, &log).unwrap();
         index.set("n1.md", entry(201));
         index.apply(&record(Event::Deleted, "n2.md", None, b"x"));
         index.apply(&record(Event::Renamed, "moved.md", Some("n3.md"), &[3]));
         index.scan_started_ns = 77;
-        index.save(&path, &changes).unwrap();
+        index.save(&path, &side).unwrap();
         index.set("n4.md", entry(204));
-        index.save(&path, &changes).unwrap();
+        index.save(&path, &side).unwrap();
         assert_eq!(fs::read(&path).unwrap(), whole);
-        assert!(changes.changes.exists());
-        let back = Index::load(&path, &changes, &log).unwrap();
+        assert!(side.changes.exists());
+        let back = Index::load(&path, &side, &log).unwrap();
         assert_eq!(entries(&back), entries(&index));
         assert_eq!(back.len(), 199);
         assert_eq!(back.scan_started_ns, 77);
         assert!(back.get("n2.md").is_none() && back.get("moved.md").is_some());
 
         // A torn last block is ignored, and the next block overwrites it.
-        let len = fs::metadata(&changes.changes).unwrap().len();
+        let len = fs::metadata(&side.changes).unwrap().len();
         let file = fs::OpenOptions::new()
             .write(true)
-            .open(&changes.changes)
+            .open(&side.changes)
             .unwrap();
         file.set_len(len - 5).unwrap();
         drop(file);
-        let mut torn = Index::load(&path, &changes, &log).unwrap();
+        let mut torn = Index::load(&path, &side, &log).unwrap();
         assert_eq!(
             torn.get("n4.md"),
             Some(entry(4)),
@@ -1591,25 +1605,25 @@ mod tests {
             "the whole one before it is"
         );
         torn.set("n5.md", entry(205));
-        torn.save(&path, &changes).unwrap();
-        let again = Index::load(&path, &changes, &log).unwrap();
+        torn.save(&path, &side).unwrap();
+        let again = Index::load(&path, &side, &log).unwrap();
         assert_eq!(entries(&again), entries(&torn));
 
         // Many changes: the index is written whole and the change log removed; a change log
         // left over from another index is never applied to this one.
-        let stale = fs::read(&changes.changes).unwrap();
-        let mut many = Index::load(&path, &changes, &log).unwrap();
+        let stale = fs::read(&side.changes).unwrap();
+        let mut many = Index::load(&path, &side, &log).unwrap();
         for n in 0..100u8 {
             if many.get(&format!("n{n}.md")).is_some() {
                 many.set(&format!("n{n}.md"), entry(n.wrapping_add(100)));
             }
         }
         many.scan_started_ns = 99;
-        many.save(&path, &changes).unwrap();
-        assert!(!changes.changes.exists());
+        many.save(&path, &side).unwrap();
+        assert!(!side.changes.exists());
         assert_ne!(fs::read(&path).unwrap(), whole);
-        fs::write(&changes.changes, stale).unwrap();
-        let fresh = Index::load(&path, &changes, &log).unwrap();
+        fs::write(&side.changes, stale).unwrap();
+        let fresh = Index::load(&path, &side, &log).unwrap();
         assert_eq!(entries(&fresh), entries(&many));
     }
 
@@ -1618,9 +1632,9 @@ mod tests {
     #[test]
     fn the_index_agrees_with_a_model_through_changes_saves_and_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, changes, log) = files(dir.path());
+        let (path, side, log) = files(dir.path());
         let mut model: BTreeMap<String, Entry> = BTreeMap::new();
-        let mut index = Index::load(&path, &changes, &log).unwrap();
+        let mut index = Index::load(&path, &side, &log).unwrap();
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = |n: u64| {
             seed ^= seed << 13;
@@ -1651,9 +1665,9 @@ mod tests {
                     model.insert(name.clone(), entry(n));
                 }
                 (4, _) => {
-                    index.save(&path, &changes).unwrap();
+                    index.save(&path, &side).unwrap();
                     if next(3) == 0 {
-                        index = Index::load(&path, &changes, &log).unwrap();
+                        index = Index::load(&path, &side, &log).unwrap();
                     }
                 }
                 _ => {}
@@ -1690,8 +1704,8 @@ mod tests {
                 }
             }
         }
-        index.save(&path, &changes).unwrap();
-        let back = Index::load(&path, &changes, &log).unwrap();
+        index.save(&path, &side).unwrap();
+        let back = Index::load(&path, &side, &log).unwrap();
         assert_eq!(entries(&back), model.into_iter().collect::<Vec<_>>());
     }
 }

@@ -17,14 +17,14 @@ use std::path::Path;
 
 use crate::bytes::Reader;
 
-const MAGIC: &[u8] = b"vaultkeep index marks 1\n";
+const MAGIC: &[u8] = b"vaultkeep index marks 2\n";
 
 /// Bytes of the index file's header that its identity includes.
 pub(super) const HEADER: usize = 32;
 
-/// Bytes of a cache before its marks: the magic line, the identity, `end`, `count`, and the
-/// number of marks.
-const HEAD_BYTES: usize = MAGIC.len() + IDENTITY_BYTES + 3 * 8;
+/// Bytes of a cache before its marks: the magic line, the identity, `count`, and the number
+/// of marks.
+const HEAD_BYTES: usize = MAGIC.len() + IDENTITY_BYTES + 2 * 8;
 
 const IDENTITY_BYTES: usize = 7 * 8 + HEADER;
 
@@ -49,10 +49,6 @@ impl Identity {
             ],
             header,
         }
-    }
-
-    fn size(&self) -> u64 {
-        self.stat[2] as u64
     }
 
     fn put(&self, out: &mut Vec<u8>) {
@@ -85,9 +81,15 @@ pub(super) struct Checked {
     pub count: usize,
 }
 
-/// The marks kept at `path` for the index file `identity`, when they are for that file and
-/// read whole: one mark per `every` entries, in order, within the entries.
-pub(super) fn read(path: &Path, identity: Identity, every: usize, first: u64) -> Option<Checked> {
+/// The marks kept at `path` for the index file `identity`, whose entries lie from `first` to
+/// `end`, when they are for that file and read whole: one mark per `every` entries, in order,
+/// the first at `first`, each within the entries.
+pub(super) fn read(
+    path: &Path,
+    identity: Identity,
+    every: usize,
+    (first, end): (u64, u64),
+) -> Option<Checked> {
     let bytes = fs::read(path).ok()?;
     let (body, crc) = bytes.split_last_chunk::<4>()?;
     if !body.starts_with(MAGIC) || crc32fast::hash(body) != u32::from_le_bytes(*crc) {
@@ -97,10 +99,9 @@ pub(super) fn read(path: &Path, identity: Identity, every: usize, first: u64) ->
     if Identity::take(&mut r)? != identity {
         return None;
     }
-    let end = r.u64()?;
     let count = usize::try_from(r.u64()?).ok()?;
     let marked = usize::try_from(r.u64()?).ok()?;
-    if marked != count.div_ceil(every) || end > identity.size() {
+    if marked != count.div_ceil(every) {
         return None;
     }
     let mut marks: Vec<(String, u64)> = Vec::with_capacity(marked);
@@ -120,13 +121,13 @@ pub(super) fn read(path: &Path, identity: Identity, every: usize, first: u64) ->
 }
 
 /// Keeps `checked`, found in the index file `identity`, at `path` (atomically; a derived file
-/// that the next load writes again if it is lost).
+/// that the next load writes again if it is lost). Where its entries end follows from the
+/// file's size, which the identity holds: it is not kept.
 pub(super) fn write(path: &Path, identity: Identity, checked: &Checked) -> io::Result<()> {
     let paths: usize = checked.marks.iter().map(|(p, _)| p.len() + 12).sum();
     let mut out = Vec::with_capacity(HEAD_BYTES + paths + 4);
     out.extend_from_slice(MAGIC);
     identity.put(&mut out);
-    out.extend_from_slice(&checked.end.to_le_bytes());
     out.extend_from_slice(&(checked.count as u64).to_le_bytes());
     out.extend_from_slice(&(checked.marks.len() as u64).to_le_bytes());
     for (mark, at) in &checked.marks {
@@ -147,26 +148,37 @@ pub(super) fn write(path: &Path, identity: Identity, checked: &Checked) -> io::R
 mod tests {
     use super::*;
 
+    /// Where the entries of the index file of [`fixture`] lie.
+    const ENTRIES: (u64, u64) = (48, 1500);
+
     fn checked() -> Checked {
         Checked {
             marks: vec![("a.md".into(), 48), ("d/é.md".into(), 900)],
-            end: 1500,
+            end: ENTRIES.1,
             count: 40,
         }
+    }
+
+    /// An index file of 1,520 bytes in `dir`, its identity with a header of sevens, and where
+    /// its marks are kept, written there.
+    fn fixture(dir: &Path) -> (std::path::PathBuf, Identity, std::path::PathBuf) {
+        let index = dir.join("index");
+        fs::write(&index, vec![0; 1520]).unwrap();
+        let identity = Identity::of(&fs::metadata(&index).unwrap(), [7; HEADER]);
+        let path = dir.join("cache/index-marks");
+        write(&path, identity, &checked()).unwrap();
+        (index, identity, path)
     }
 
     #[test]
     fn marks_come_back_for_the_same_file_only() {
         let dir = tempfile::tempdir().unwrap();
-        let index = dir.path().join("index");
-        fs::write(&index, vec![0; 1520]).unwrap();
-        let identity = Identity::of(&fs::metadata(&index).unwrap(), [7; HEADER]);
-        let path = dir.path().join("cache/index-marks");
-        write(&path, identity, &checked()).unwrap();
-        assert_eq!(read(&path, identity, 32, 48), Some(checked()));
-        // Another mark spacing, another first entry: not these marks.
-        assert_eq!(read(&path, identity, 16, 48), None);
-        assert_eq!(read(&path, identity, 32, 40), None);
+        let (index, identity, path) = fixture(dir.path());
+        assert_eq!(read(&path, identity, 32, ENTRIES), Some(checked()));
+        // Another mark spacing, other entries: not these marks.
+        assert_eq!(read(&path, identity, 16, ENTRIES), None);
+        assert_eq!(read(&path, identity, 32, (40, 1500)), None);
+        assert_eq!(read(&path, identity, 32, (48, 900)), None);
 
         // The index replaced (a new inode), or written in place (a new change time).
         let other = dir.path().join("index.new");
@@ -174,7 +186,7 @@ mod tests {
         fs::rename(&other, &index).unwrap();
         let replaced = Identity::of(&fs::metadata(&index).unwrap(), [7; HEADER]);
         assert_ne!(replaced, identity);
-        assert_eq!(read(&path, replaced, 32, 48), None);
+        assert_eq!(read(&path, replaced, 32, ENTRIES), None);
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&index, vec![1; 1520]).unwrap();
         assert_ne!(
@@ -184,32 +196,33 @@ mod tests {
         // Another header: another index.
         let identity = Identity::of(&fs::metadata(&index).unwrap(), [7; HEADER]);
         write(&path, identity, &checked()).unwrap();
-        assert!(read(&path, identity, 32, 48).is_some());
+        assert!(read(&path, identity, 32, ENTRIES).is_some());
         let other = Identity::of(&fs::metadata(&index).unwrap(), [8; HEADER]);
-        assert_eq!(read(&path, other, 32, 48), None);
+        assert_eq!(read(&path, other, 32, ENTRIES), None);
     }
 
     #[test]
     fn a_damaged_cache_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let index = dir.path().join("index");
-        fs::write(&index, vec![0; 1520]).unwrap();
-        let identity = Identity::of(&fs::metadata(&index).unwrap(), [7; HEADER]);
-        let path = dir.path().join("index-marks");
-        write(&path, identity, &checked()).unwrap();
+        let (_, identity, path) = fixture(dir.path());
         let bytes = fs::read(&path).unwrap();
         for at in [0, MAGIC.len() + 3, HEAD_BYTES + 5, bytes.len() - 1] {
             let mut damaged = bytes.clone();
             damaged[at] ^= 1;
             fs::write(&path, &damaged).unwrap();
-            assert_eq!(read(&path, identity, 32, 48), None, "byte {at} flipped");
+            assert_eq!(
+                read(&path, identity, 32, ENTRIES),
+                None,
+                "byte {at} flipped"
+            );
         }
         fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
-        assert_eq!(read(&path, identity, 32, 48), None, "torn");
-        // Marks past the end of the entries, or out of order, even with a good checksum.
+        assert_eq!(read(&path, identity, 32, ENTRIES), None, "torn");
+        // Marks past the end of the entries, out of order, or too few for the count, even
+        // with a good checksum.
         for bad in [
             Checked {
-                end: 900,
+                marks: vec![("a.md".into(), 48), ("d/é.md".into(), 1500)],
                 ..checked()
             },
             Checked {
@@ -222,7 +235,7 @@ mod tests {
             },
         ] {
             write(&path, identity, &bad).unwrap();
-            assert_eq!(read(&path, identity, 32, 48), None, "{bad:?}");
+            assert_eq!(read(&path, identity, 32, ENTRIES), None, "{bad:?}");
         }
     }
 }

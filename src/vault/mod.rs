@@ -424,7 +424,7 @@ fn readers() -> Option<Arc<rayon::ThreadPool>> {
 
 impl Walker {
     /// Starts a walk of `vault`, skipping `exclude` (the archive, when it is inside): its
-    /// first folders are read on the pool from now on.
+    /// first folders are read by the readers (see [`readers`]) from now on.
     #[cfg(test)]
     pub fn new(vault: &Path, exclude: &[PathBuf]) -> Walker {
         Walk::new(vault, exclude).walker(CWD, vault, "", None)
@@ -726,8 +726,9 @@ impl Slot {
         }
     }
 
-    /// The folder once read. A thread of the pool runs other work meanwhile (the read may be
-    /// queued behind it); any other thread sleeps until it is done.
+    /// The folder once read. A walk on a thread of rayon's pool (a daemon's looks) runs the
+    /// pool's other work meanwhile, looking again at least every millisecond; any other
+    /// thread sleeps until it is done.
     fn wait(&self) -> (Folder, Trouble) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
